@@ -1,0 +1,3 @@
+from ppo_bench.cli import main
+
+main()

@@ -1,0 +1,68 @@
+"""`ppo-bench` / `python -m ppo_bench`: the Hydra app that trains one run or a population."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from ppo_bench.config import CONF_DIR, register_configs, validate
+from ppo_bench.errors import ConfigError
+from ppo_bench.population import RunSpec, expand
+from ppo_bench.train import PopulationTrainer, read_status
+
+register_configs()
+
+
+def population_specs(cfg: DictConfig) -> list[RunSpec]:
+    """Validate the config and name every run it asks for: objective settings × seeds."""
+    settings = validate(cfg)
+    seeds = list(cfg.population.seeds) if cfg.population.seeds is not None else [cfg.seed]
+    return expand(cfg.env.id, settings, seeds, cfg.run_root)
+
+
+def train_from_config(cfg: DictConfig) -> dict[str, dict]:
+    """Validate, build and train every run the config names; returns a summary per run."""
+    specs = population_specs(cfg)
+    summary: dict[str, dict] = {}
+    if cfg.resume:
+        for s in specs:
+            st = read_status(s.dir)
+            if st and st["status"] == "finished":
+                summary[s.name] = {"status": "finished (skipped)", "score_last100": st["score_last100"],
+                                   "global_step": st["global_step"], "dir": str(s.dir)}
+        specs = [s for s in specs if s.name not in summary]
+    if specs:
+        torch.set_num_threads(cfg.torch_threads)
+        trainer = PopulationTrainer(cfg, specs)
+        trainer.start(cfg.resume)
+        summary.update(trainer.train())
+    return summary
+
+
+def report(summary: dict[str, dict], run_root: str) -> None:
+    width = max(len(k) for k in summary)
+    print(f"{'run':<{width}}  {'status':<18} {'steps':>9}  score (mean return, last 100 episodes)")
+    for name, s in summary.items():
+        print(f"{name:<{width}}  {s['status']:<18} {s['global_step']:>9}  {s['score_last100']:.2f}")
+    print(f"\nTensorBoard logs: {run_root}\n  open them with:  tensorboard --logdir {run_root}")
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        summary = train_from_config(cfg)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    report(summary, cfg.run_root)
+    failed = [k for k, s in summary.items() if s["status"] == "failed"]
+    if failed:
+        # raised, not exited, so that the other jobs of a Hydra multirun still run
+        raise RuntimeError(f"{len(failed)} run(s) failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()

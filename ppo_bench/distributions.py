@@ -1,0 +1,84 @@
+"""Action distributions with a run axis: diagonal Gaussian (Box) and categorical (Discrete).
+
+A policy head returns distribution parameters shaped (R, B, P): for the Gaussian the mean (P = A)
+and a state-independent log-std broadcast from (R, 1, A); for the categorical the logits (P = K).
+Sampling takes pre-drawn noise, so randomness is owned by each run's counter-based stream
+(``ppo_bench.rng``), not by a global generator.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+class ActionDistribution(Protocol):
+    def sample(self, params: Tensor, noise: Tensor) -> Tensor: ...
+    def log_prob(self, params: Tensor, actions: Tensor) -> Tensor: ...
+    def entropy(self, params: Tensor) -> Tensor: ...
+    def kl(self, old: Tensor, new: Tensor) -> Tensor: ...
+
+
+class DiagGaussian:
+    """params = concat(mean, log_std) on the last axis: (R, B, 2A)."""
+
+    def __init__(self, action_dim: int):
+        self.action_dim = action_dim
+        self.noise_dim = action_dim
+
+    def split(self, params: Tensor) -> tuple[Tensor, Tensor]:
+        return params[..., : self.action_dim], params[..., self.action_dim :]
+
+    def sample(self, params: Tensor, noise: Tensor) -> Tensor:
+        mean, log_std = self.split(params)
+        return mean + log_std.exp() * noise
+
+    def log_prob(self, params: Tensor, actions: Tensor) -> Tensor:
+        mean, log_std = self.split(params)
+        z = (actions - mean) * torch.exp(-log_std)
+        return (-0.5 * z.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1)
+
+    def entropy(self, params: Tensor) -> Tensor:
+        _, log_std = self.split(params)
+        return (log_std + 0.5 * (1.0 + _LOG_2PI)).sum(-1)
+
+    def kl(self, old: Tensor, new: Tensor) -> Tensor:
+        # closed form KL[N(μ0, σ0²) ‖ N(μ1, σ1²)] summed over independent action dimensions
+        mu0, ls0 = self.split(old)
+        mu1, ls1 = self.split(new)
+        var_ratio = torch.exp(2 * (ls0 - ls1))
+        t = (mu0 - mu1) * torch.exp(-ls1)
+        return 0.5 * (var_ratio + t.pow(2) - 1.0 - 2 * (ls0 - ls1)).sum(-1)
+
+
+class Categorical:
+    """params = unnormalised logits (R, B, K); noise is one uniform number per sample."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.noise_dim = 1
+
+    def sample(self, params: Tensor, noise: Tensor) -> Tensor:
+        # inverse-CDF sampling with the run's own uniform draw
+        cdf = torch.softmax(params, -1).cumsum(-1)
+        idx = torch.searchsorted(cdf, noise.contiguous(), right=True)
+        return idx.clamp_(max=self.n - 1).squeeze(-1)
+
+    def log_prob(self, params: Tensor, actions: Tensor) -> Tensor:
+        logp = torch.log_softmax(params, -1)
+        return logp.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+    def entropy(self, params: Tensor) -> Tensor:
+        logp = torch.log_softmax(params, -1)
+        return -(logp.exp() * logp).sum(-1)
+
+    def kl(self, old: Tensor, new: Tensor) -> Tensor:
+        # exact KL[p_old ‖ p_new] = Σ_k p_old(k) (log p_old(k) − log p_new(k))
+        lp0 = torch.log_softmax(old, -1)
+        lp1 = torch.log_softmax(new, -1)
+        return (lp0.exp() * (lp0 - lp1)).sum(-1)

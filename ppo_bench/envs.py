@@ -1,0 +1,105 @@
+"""The actors: R runs × N environments each, stepped through one Gymnasium vector env.
+
+Sub-environment ``r * N + n`` belongs to run r and is seeded with ``seed_r + n``, so a run meets
+the same episodes alone or inside a population. Autoreset is Gymnasium's NEXT_STEP mode (see
+``ppo_bench.gae`` for how reset rows are handled). ``env_state`` / ``set_env_state`` snapshot a
+sub-environment exactly (MuJoCo's full integration state, or the pickled state of a pure-Python
+env), so a resumed run continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import difflib
+import pickle
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from gymnasium.wrappers import TimeLimit
+
+from ppo_bench.errors import ConfigError
+
+
+def check_env_id(env_id: str, presets: Sequence[str] = ()) -> None:
+    if env_id in gym.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    presets_txt = f" Presets: env={'|'.join(presets)}." if presets else ""
+    raise ConfigError(f"env.id={env_id!r} is not a registered Gymnasium id{hint}.{presets_txt}")
+
+
+def check_spaces(env_id: str, obs_space: gym.Space, act_space: gym.Space) -> None:
+    if not isinstance(act_space, (gym.spaces.Box, gym.spaces.Discrete)):
+        raise ConfigError(f"env.id={env_id!r} has action space {act_space}; supported: Box, Discrete")
+    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+        raise ConfigError(f"env.id={env_id!r} has observation space {obs_space}; supported: 1-D Box")
+
+
+def make_vector_env(env_id: str, seeds: Sequence[int], kwargs: dict[str, Any] | None = None) -> SyncVectorEnv:
+    kwargs = dict(kwargs or {})
+    fns = [lambda: gym.make(env_id, disable_env_checker=True, **kwargs) for _ in seeds]
+    envs = SyncVectorEnv(fns, autoreset_mode=AutoresetMode.NEXT_STEP)
+    check_spaces(env_id, envs.single_observation_space, envs.single_action_space)
+    return envs
+
+
+def reset(envs: SyncVectorEnv, seeds: Sequence[int]) -> np.ndarray:
+    obs, _ = envs.reset(seed=[int(s) for s in seeds])
+    return obs
+
+
+def _time_limit(env: gym.Env) -> TimeLimit | None:
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, TimeLimit):
+            return env
+        env = env.env
+    return None
+
+
+def _mujoco_state_spec():
+    import mujoco
+
+    return mujoco.mjtState.mjSTATE_INTEGRATION
+
+
+def env_state(envs: SyncVectorEnv, i: int) -> dict:
+    """Everything needed to continue sub-env i exactly where it is."""
+    env = envs.envs[i]
+    u = env.unwrapped
+    tl = _time_limit(env)
+    state = {
+        "autoreset": bool(envs._autoreset_envs[i]),
+        "elapsed": None if tl is None else tl._elapsed_steps,
+        "np_random": None if u._np_random is None else u._np_random.bit_generator.state,
+    }
+    if hasattr(u, "model") and hasattr(u, "data"):  # MuJoCo
+        import mujoco
+
+        spec = _mujoco_state_spec()
+        buf = np.empty(mujoco.mj_stateSize(u.model, spec))
+        mujoco.mj_getState(u.model, u.data, buf, spec)
+        state["mujoco"] = buf
+    else:
+        state["pickled"] = pickle.dumps({k: v for k, v in vars(u).items() if k not in ("spec", "_np_random")})
+    return state
+
+
+def set_env_state(envs: SyncVectorEnv, i: int, state: dict) -> None:
+    env = envs.envs[i]
+    u = env.unwrapped
+    envs._autoreset_envs[i] = state["autoreset"]
+    tl = _time_limit(env)
+    if tl is not None:
+        tl._elapsed_steps = state["elapsed"]
+    if state["np_random"] is not None:
+        u._np_random, _ = gym.utils.seeding.np_random(0)
+        u._np_random.bit_generator.state = state["np_random"]
+    if "mujoco" in state:
+        import mujoco
+
+        mujoco.mj_setState(u.model, u.data, state["mujoco"], _mujoco_state_spec())
+        mujoco.mj_forward(u.model, u.data)
+    else:
+        vars(u).update(pickle.loads(state["pickled"]))

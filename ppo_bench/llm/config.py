@@ -1,0 +1,184 @@
+"""Structured configs of the LLM app (validated by Hydra's ConfigStore) and the checks Hydra cannot express.
+
+Config groups mirror the code: ``conf/llm/model`` → :mod:`models`, ``conf/llm/task`` → :mod:`tasks`,
+``conf/llm/algo`` → :mod:`grpo`. GRPO defaults follow DeepSeekMath (per-sequence mean, group std,
+ε = 0.2); where TRL's ``GRPOConfig`` differs the comment says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
+
+from ppo_bench.errors import ConfigError
+
+LLM_CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "llm"
+SCHEMA_NAME = "ppo_bench_llm_schema"
+
+LOSS_TYPES = ("grpo", "dapo", "dr_grpo")
+REWARD_SCALINGS = ("group", "batch", "none")
+DEVICES = ("cpu", "cuda", "auto")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "smollm2"  # smollm2 | tiny | hf | gguf  (models.MODEL_SOURCES)
+    path: Optional[str] = None  # hf: a model directory; gguf: a .gguf file
+    freeze_embeddings: bool = False  # keep the (tied) token embeddings fixed: fewer trainable parameters
+    # tiny: a randomly initialised Llama-style model over the project's character tokenizer (tests)
+    tiny_hidden: int = 64
+    tiny_layers: int = 2
+    tiny_heads: int = 4
+    tiny_context: int = 256
+
+
+@dataclass
+class TaskConfig:
+    name: str = "addition"  # addition | reverse | countdown  (tasks.TASKS)
+    digits: int = 2  # addition: operands with exactly this many digits
+    min_len: int = 3  # reverse: word length range
+    max_len: int = 6
+    numbers: int = 3  # countdown: how many numbers to combine
+    template: Optional[str] = None  # user message; null = the task's plain question
+    system_prompt: Optional[str] = None  # null = the tokenizer's own default (if any)
+    chat: bool = True  # apply the tokenizer's chat template
+    n_eval: int = 200  # held-out problems, disjoint from every training prompt
+    split_seed: int = 1234  # which problems are held out (fixed across training seeds)
+    rewards: Dict[str, float] = field(default_factory=lambda: {"correct": 1.0})  # name → weight, summed
+
+
+@dataclass
+class GRPOConfig:
+    name: str = "grpo"
+    steps: int = 100  # generation rounds (one policy update per round and inner iteration)
+    prompts_per_step: int = 4  # distinct prompts q per step
+    num_generations: int = 8  # G, outputs per prompt (DeepSeekMath used 64)
+    epsilon: float = 0.2  # lower clip ε (PPO eq. 7)
+    epsilon_high: Optional[float] = None  # upper clip (DAPO "clip-higher"); null = ε
+    beta: float = 0.0  # KL coefficient; 0 loads no reference model (TRL's default since v0.19)
+    num_iterations: int = 1  # μ, policy updates per generation (DeepSeekMath Alg. 1)
+    temperature: float = 1.0
+    max_completion_length: int = 32
+    loss_type: str = "grpo"  # grpo (per-sequence mean) | dapo (token-level) | dr_grpo (constant)
+    scale_rewards: str = "group"  # group | batch | none (Dr. GRPO)
+    adv_eps: float = 1.0e-4  # in (r − mean) / (std + eps)
+    lr: float = 1.0e-6  # TRL's default; small models on short runs need more (see experiment/)
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    adam_betas: List[float] = field(default_factory=lambda: [0.9, 0.99])
+    max_grad_norm: Optional[float] = 1.0
+    micro_batch_size: int = 16  # sequences per forward/backward; gradients accumulate to one step
+
+
+@dataclass
+class EvalConfig:
+    every: int = 10  # steps between held-out greedy evaluations (0 = only before and after)
+    batch_size: int = 64
+    max_new_tokens: int = 64  # greedy budget, the same before and after training
+    before: bool = True
+
+
+@dataclass
+class LLMConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    algo: GRPOConfig = field(default_factory=GRPOConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+    device: str = "cpu"  # cpu | cuda | auto (a GPU when present)
+    dtype: str = "auto"  # auto: float32 on CPU, bfloat16 on a GPU that supports it
+    torch_threads: int = 0  # 0 = torch's default
+    run_root: str = "runs/llm"
+    run_name: Optional[str] = None  # null = <task>-<model>/<algo>_G<G>_lr<lr>_beta<β>/seed<k>
+    resume: bool = True  # continue from run_dir/checkpoint.pt when it exists
+    checkpoint_every: int = 10
+    save_model: bool = True  # write the final weights as a Hugging Face directory
+    log_completions: int = 2  # sample completions written to TensorBoard text per step
+    progress: str = "auto"  # auto | always | never
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=LLMConfig)
+
+
+def _choice(key: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not one of: {', '.join(map(str, allowed))}")
+
+
+def _int_at_least(key: str, value, low: int) -> None:
+    if not isinstance(value, int) or value < low:
+        raise ConfigError(f"{key}={value} must be an integer >= {low}")
+
+
+def _positive(key: str, value) -> None:
+    if value is None or not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{key}={value} must be > 0")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Every check that needs no tokenizer or model (SPEC §7): raise ConfigError naming the option."""
+    from ppo_bench.llm.models import MODEL_SOURCES
+    from ppo_bench.llm.tasks import TASKS
+
+    a = cfg.algo
+    _choice("model.name", cfg.model.name, sorted(MODEL_SOURCES))
+    _choice("task.name", cfg.task.name, sorted(TASKS))
+    if cfg.model.name in ("hf", "gguf") and not cfg.model.path:
+        raise ConfigError(f"model.path is required for model.name={cfg.model.name} (a {'directory' if cfg.model.name == 'hf' else '.gguf file'})")
+    _choice("algo.name", a.name, ("grpo",))
+    if not isinstance(a.num_generations, int) or a.num_generations < 2:
+        raise ConfigError(
+            f"algo.num_generations={a.num_generations}: GRPO normalises rewards within a group, "
+            "so it needs G >= 2 (allowed: integers >= 2)"
+        )
+    _int_at_least("algo.steps", a.steps, 1)
+    _int_at_least("algo.prompts_per_step", a.prompts_per_step, 1)
+    _int_at_least("algo.num_iterations", a.num_iterations, 1)
+    _int_at_least("algo.max_completion_length", a.max_completion_length, 1)
+    _int_at_least("algo.micro_batch_size", a.micro_batch_size, 1)
+    _int_at_least("algo.warmup_steps", a.warmup_steps, 0)
+    if a.epsilon is None or not (math.isfinite(a.epsilon) and 0 < a.epsilon < 1):
+        raise ConfigError(f"algo.epsilon={a.epsilon} must lie in (0, 1)")
+    if a.epsilon_high is not None and not (math.isfinite(a.epsilon_high) and a.epsilon_high > 0):
+        raise ConfigError(f"algo.epsilon_high={a.epsilon_high} must be > 0 or null (= algo.epsilon)")
+    if not (math.isfinite(a.beta) and a.beta >= 0):
+        raise ConfigError(f"algo.beta={a.beta} must be >= 0 (0 = no reference model)")
+    _positive("algo.temperature", a.temperature)
+    _positive("algo.lr", a.lr)
+    _positive("algo.adv_eps", a.adv_eps)
+    if a.max_grad_norm is not None:
+        _positive("algo.max_grad_norm", a.max_grad_norm)
+    _choice("algo.loss_type", a.loss_type, LOSS_TYPES)
+    _choice("algo.scale_rewards", a.scale_rewards, REWARD_SCALINGS)
+    _choice("device", cfg.device, DEVICES)
+    _choice("dtype", cfg.dtype, DTYPES)
+    _choice("progress", cfg.progress, ("auto", "always", "never"))
+    _int_at_least("torch_threads", cfg.torch_threads, 0)
+    _int_at_least("checkpoint_every", cfg.checkpoint_every, 1)
+    _int_at_least("eval.every", cfg.eval.every, 0)
+    _int_at_least("eval.batch_size", cfg.eval.batch_size, 1)
+    _int_at_least("eval.max_new_tokens", cfg.eval.max_new_tokens, 1)
+    _int_at_least("task.n_eval", cfg.task.n_eval, 1)
+    offered = TASKS[cfg.task.name].rewards
+    if not cfg.task.rewards:
+        raise ConfigError(f"task.rewards is empty; task {cfg.task.name} offers: {', '.join(offered)}")
+    for name, weight in cfg.task.rewards.items():
+        _choice("task.rewards", name, list(offered))
+        if weight is None or not math.isfinite(weight):
+            raise ConfigError(f"task.rewards.{name}={weight} must be a finite weight")
+    TASKS[cfg.task.name].validate(cfg.task)
+
+
+def run_name(cfg: DictConfig) -> str:
+    """The run's folder under run_root, read like the sweep in TensorBoard's run selector."""
+    if cfg.run_name:
+        return str(cfg.run_name)
+    a = cfg.algo
+    return f"{cfg.task.name}-{cfg.model.name}/{a.name}_G{a.num_generations}_lr{a.lr:g}_beta{a.beta:g}/seed{cfg.seed}"

@@ -1,0 +1,121 @@
+"""The actor-critic MLP of paper §6.1 (64-64 tanh), with a leading run axis R on every parameter.
+
+All parameters of all runs live in one flat (R, P) tensor; each layer is a view into it, a batched
+affine map x (R, B, in) ↦ x @ W (R, in, out) + b (R, 1, out), so one ``baddbmm`` evaluates the
+layer of every run, and the optimiser, gradient clipping and masking act on a single tensor.
+Run r's parameters are initialised from its own seed, so a run starts from the same weights alone
+or in a population.
+
+``arch=separate``: policy and value networks share nothing (paper default for MuJoCo).
+``arch=shared``: one trunk with a policy head and a value head (paper eq. 9 couples them).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
+
+
+class FlatLayout:
+    """Named (R, *shape) views into one flat (R, P) parameter tensor."""
+
+    def __init__(self):
+        self.slots: dict[str, tuple[int, tuple[int, ...]]] = {}
+        self.size = 0
+
+    def add(self, name: str, *shape: int) -> str:
+        self.slots[name] = (self.size, shape)
+        self.size += math.prod(shape)
+        return name
+
+    def view(self, flat: Tensor, name: str) -> Tensor:
+        off, shape = self.slots[name]
+        return flat[:, off:off + math.prod(shape)].view(flat.shape[0], *shape)
+
+
+class ActorCritic(nn.Module):
+    """Returns (distribution parameters (R, B, P), value (R, B))."""
+
+    def __init__(self, runs: int, obs_dim: int, action_dim: int, gaussian: bool,
+                 hidden: Sequence[int] = (64, 64), activation: str = "tanh", arch: str = "separate",
+                 log_std_init: float = 0.0):
+        super().__init__()
+        if arch not in ("separate", "shared"):
+            raise ValueError(f"model.arch must be 'separate' or 'shared', got {arch!r}")
+        self.arch, self.gaussian, self.action_dim = arch, gaussian, action_dim
+        self.act = ACTIVATIONS[activation]
+        self.log_std_init = log_std_init
+        self.layout = lay = FlatLayout()
+        hidden = list(hidden)
+
+        def mlp(prefix: str, sizes: list[int]) -> list[tuple[str, str]]:
+            return [(lay.add(f"{prefix}.{k}.weight", i, o), lay.add(f"{prefix}.{k}.bias", 1, o))
+                    for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:]))]
+
+        if arch == "separate":
+            self.trunk = []
+            self.pi = mlp("pi", [obs_dim, *hidden, action_dim])
+            self.vf = mlp("vf", [obs_dim, *hidden, 1])
+        else:
+            self.trunk = mlp("trunk", [obs_dim, *hidden])
+            self.pi = mlp("pi", [hidden[-1], action_dim])
+            self.vf = mlp("vf", [hidden[-1], 1])
+        self.log_std = lay.add("log_std", 1, action_dim) if gaussian else None
+        self.flat = nn.Parameter(torch.zeros(runs, lay.size))
+
+    def _mlp(self, layers, x: Tensor, last_activation: bool) -> Tensor:
+        for k, (w, b) in enumerate(layers):
+            x = torch.baddbmm(self.layout.view(self.flat, b), x, self.layout.view(self.flat, w))
+            if k < len(layers) - 1 or last_activation:
+                x = self.act(x)
+        return x
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        h = self._mlp(self.trunk, obs, True) if self.trunk else obs
+        out, value = self._mlp(self.pi, h, False), self._mlp(self.vf, h, False)
+        if self.gaussian:
+            out = torch.cat([out, self.layout.view(self.flat, self.log_std).expand_as(out)], -1)
+        return out, value.squeeze(-1)
+
+    def value(self, obs: Tensor) -> Tensor:
+        h = self._mlp(self.trunk, obs, True) if self.trunk else obs
+        return self._mlp(self.vf, h, False).squeeze(-1)
+
+    @torch.no_grad()
+    def init_run(self, r: int, seed: int, scheme: str = "orthogonal") -> None:
+        """(Re)initialise run r from its seed: hidden gain √2, policy head 0.01, value head 1 (ppo2)."""
+        gen = torch.Generator().manual_seed(int(seed))
+        root2 = math.sqrt(2)
+        for layers, last_gain in ((self.trunk, root2), (self.pi, 0.01), (self.vf, 1.0)):
+            for k, (w, b) in enumerate(layers):
+                gain = last_gain if k == len(layers) - 1 else root2
+                W, B = self.layout.view(self.flat, w)[r], self.layout.view(self.flat, b)[r, 0]
+                fan_in, fan_out = W.shape
+                weight = torch.empty(fan_out, fan_in)  # torch's Linear layout, so init matches nn.Linear
+                if scheme == "orthogonal":
+                    nn.init.orthogonal_(weight, gain=gain, generator=gen)
+                    bias = torch.zeros(fan_out)
+                elif scheme == "default":
+                    nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=gen)
+                    bound = 1 / math.sqrt(fan_in)
+                    bias = torch.empty(fan_out).uniform_(-bound, bound, generator=gen)
+                else:
+                    raise ValueError(f"unknown init scheme {scheme!r}")
+                W.copy_(weight.T)
+                B.copy_(bias)
+        if self.log_std is not None:
+            self.layout.view(self.flat, self.log_std)[r].fill_(self.log_std_init)
+
+    def run_state(self, r: int) -> dict[str, Tensor]:
+        """Run r's parameters by name (readable checkpoints)."""
+        return {name: self.layout.view(self.flat, name)[r].detach().clone() for name in self.layout.slots}
+
+    @torch.no_grad()
+    def load_run_state(self, r: int, state: dict[str, Tensor]) -> None:
+        for name in self.layout.slots:
+            self.layout.view(self.flat, name)[r].copy_(state[name])

@@ -1,0 +1,98 @@
+"""The surrogate objectives of the PPO paper, Table 1 — one small function each, one registry.
+
+Every surrogate has the same signature ``(ratio, adv, kl, **hparams) -> per-sample objective``
+(to be *maximised*), where ``ratio`` = π_θ(a|s) / π_θold(a|s), ``adv`` the advantage estimates
+and ``kl`` the exact KL[π_θold(·|s), π_θ(·|s)] per state, all shaped (R, B): a run axis R and a
+sample axis B. Hyperparameters arrive as (R, 1) tensors, one value per run, so one call serves a
+population whose members use different ε or β.
+
+Adding an objective = one decorated function here + one YAML file in ``conf/objective/``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    surrogate: Callable[..., Tensor]
+    # hyperparameter name -> check(value) returning an error text or None
+    hparams: dict[str, Callable[[float], Optional[str]]] = field(default_factory=dict)
+    # called after each policy update with (hparams, mean KL) -> updated hparams (adaptive β)
+    after_update: Optional[Callable[..., dict[str, Tensor]]] = None
+    surrogate_args: tuple[str, ...] = ()  # the hyperparameters the surrogate itself takes
+
+    def __call__(self, ratio: Tensor, adv: Tensor, kl: Tensor, hp: dict[str, Tensor]) -> Tensor:
+        return self.surrogate(ratio, adv, kl, **{k: hp[k] for k in self.surrogate_args})
+
+
+OBJECTIVES: dict[str, Objective] = {}
+
+
+def objective(name: str, after_update=None, **hparams: Callable[[float], Optional[str]]):
+    """Register a surrogate under ``name``; keyword args name its hyperparameters and their checks."""
+
+    def register(fn):
+        if name in OBJECTIVES:
+            raise ValueError(f"objective {name!r} registered twice")
+        args = tuple(inspect.signature(fn).parameters)[3:]
+        unknown = set(args) - set(hparams)
+        if unknown:
+            raise ValueError(f"objective {name!r}: surrogate arguments {sorted(unknown)} have no check")
+        OBJECTIVES[name] = Objective(name, fn, dict(hparams), after_update, args)
+        return fn
+
+    return register
+
+
+def in_open_unit_interval(x: float) -> Optional[str]:
+    return None if 0.0 < x < 1.0 else "must lie in the open interval (0, 1)"
+
+
+def positive(x: float) -> Optional[str]:
+    return None if x > 0.0 else "must be > 0"
+
+
+def non_negative(x: float) -> Optional[str]:
+    return None if x >= 0.0 else "must be >= 0"
+
+
+def adapt_beta(hp: dict[str, Tensor], mean_kl: Tensor) -> dict[str, Tensor]:
+    # paper §4: d < d_targ/1.5 → β ← β/2;  d > 1.5·d_targ → β ← 2β
+    beta, d_targ = hp["beta"], hp["kl_target"]
+    beta = torch.where(mean_kl < d_targ / 1.5, beta / 2, beta)
+    beta = torch.where(mean_kl > d_targ * 1.5, beta * 2, beta)
+    return {**hp, "beta": beta}
+
+
+@objective("none")
+def conservative_surrogate(ratio: Tensor, adv: Tensor, kl: Tensor) -> Tensor:
+    # paper eq. (6): L^CPI = E[r_t Â_t], no clipping or penalty
+    return ratio * adv
+
+
+@objective("clip", eps=in_open_unit_interval)
+def clipped_surrogate(ratio: Tensor, adv: Tensor, kl: Tensor, eps: Tensor) -> Tensor:
+    # paper eq. (7): L^CLIP = E[min(r_t Â_t, clip(r_t, 1−ε, 1+ε) Â_t)]
+    return torch.minimum(ratio * adv, torch.clamp(ratio, 1 - eps, 1 + eps) * adv)
+
+
+@objective("kl_adaptive", after_update=adapt_beta, beta=positive, kl_target=positive)
+@objective("kl_fixed", beta=non_negative)
+def kl_penalized_surrogate(ratio: Tensor, adv: Tensor, kl: Tensor, beta: Tensor) -> Tensor:
+    # paper eq. (8): L^KLPEN = E[r_t Â_t − β KL[π_θold(·|s_t), π_θ(·|s_t)]]
+    return ratio * adv - beta * kl
+
+
+def get_objective(name: str) -> Objective:
+    try:
+        return OBJECTIVES[name]
+    except KeyError:
+        raise KeyError(f"unknown objective {name!r}; allowed: {', '.join(sorted(OBJECTIVES))}") from None

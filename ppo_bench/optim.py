@@ -1,0 +1,52 @@
+"""Adam with a run axis: per-run step size, step count, gradient-norm clipping and an active mask.
+
+Adam is elementwise, so stacking R runs' parameters in one (R, P) tensor leaves each run's moments
+its own; what needs a run axis is everything that is not elementwise — the step size (a per-run
+schedule), the bias-correction step count, the global gradient norm used for clipping, and
+skipping runs that stopped (finished, or failed on a non-finite loss).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def linear_annealing(progress: Tensor, lr: float) -> Tensor:
+    """Step size decaying linearly from lr to 0 as progress (fraction of updates done) goes 0 → 1."""
+    return lr * (1.0 - progress)
+
+
+class PerRunAdam:
+    """Adam (Kingma & Ba) on one flat (R, P) parameter tensor, same update as torch.optim.Adam."""
+
+    def __init__(self, param: torch.nn.Parameter, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.param = param
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.m = torch.zeros_like(param)
+        self.v = torch.zeros_like(param)
+        self.steps = torch.zeros(param.shape[0], dtype=torch.int64)
+
+    @torch.no_grad()
+    def step(self, lr: Tensor, active: Tensor, max_grad_norm: float | None = None) -> Tensor:
+        """One Adam step for the active runs; returns each run's gradient norm before clipping."""
+        a = active.view(-1, 1)
+        g = torch.where(a, self.param.grad, 0.0)  # a stopped run's NaN gradient must not leak into m, v
+        norms = torch.linalg.vector_norm(g, dim=1)
+        if max_grad_norm is not None:
+            g = g * torch.clamp(max_grad_norm / (norms + 1e-6), max=1.0).view(-1, 1)
+        self.steps += active.long()
+        t = self.steps.clamp(min=1).to(torch.float32).view(-1, 1)
+        af = a.to(g.dtype)
+        self.m.add_(af * (1 - self.beta1) * (g - self.m))
+        self.v.add_(af * (1 - self.beta2) * (g * g - self.v))
+        denom = (self.v / (1 - self.beta2 ** t)).sqrt_().add_(self.eps)
+        self.param.sub_((af * lr.view(-1, 1) / (1 - self.beta1 ** t)) * self.m / denom)
+        return norms
+
+    def run_state(self, r: int) -> dict:
+        return {"m": self.m[r].clone(), "v": self.v[r].clone(), "steps": int(self.steps[r])}
+
+    def load_run_state(self, r: int, state: dict) -> None:
+        self.m[r], self.v[r], self.steps[r] = state["m"], state["v"], state["steps"]

@@ -1,0 +1,36 @@
+"""A population: the runs one process trains together (SPEC §2.6). A single run is a population of one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def setting_name(objective: dict) -> str:
+    """'clip_eps0.2', 'kl_adaptive_beta1_kl_target0.01', 'none': reads like the sweep in TensorBoard."""
+    parts = [objective["name"]] + [f"{k}{v:g}" for k, v in sorted(objective.items()) if k != "name"]
+    return "_".join(parts)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    env_id: str
+    objective: dict
+    seed: int
+    root: str
+
+    @property
+    def setting(self) -> str:
+        return setting_name(self.objective)
+
+    @property
+    def name(self) -> str:
+        return f"{self.env_id}/{self.setting}/seed{self.seed}"
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.root) / self.name
+
+
+def expand(env_id: str, settings: list[dict], seeds: list[int], root: str) -> list[RunSpec]:
+    return [RunSpec(env_id, s, seed, root) for s in settings for seed in seeds]

@@ -1,0 +1,47 @@
+"""TensorBoard logging per run (SPEC §2.7): one directory per run, scalars, and the HParams plugin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+HPARAM_METRICS = ("charts/episodic_return", "charts/episodic_length")
+
+
+def flat_hparams(d: dict, prefix: str = "") -> dict[str, Any]:
+    """Flatten a nested config into HParams-friendly scalars (lists become strings)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flat_hparams(v, key + "."))
+        elif v is None:
+            out[key] = "null"
+        elif isinstance(v, (bool, int, float, str)):
+            out[key] = v
+        else:
+            out[key] = str(v)
+    return out
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, hparams: dict[str, Any] | None = None):
+        self.writer = SummaryWriter(log_dir=str(run_dir), flush_secs=30)
+        if hparams is not None:
+            # written into the run's own event file, so the HParams tab lists the run by its own name
+            exp, ssi, sei = hparams_summary(hparams, {m: float("nan") for m in HPARAM_METRICS})
+            for summary in (exp, ssi, sei):
+                self.writer.file_writer.add_summary(summary)
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

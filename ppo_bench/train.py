@@ -1,0 +1,496 @@
+"""PPO, actor-critic style (paper Algorithm 1), for a population of R runs in one process.
+
+Every tensor carries a leading run axis R; a single run is R = 1 (SPEC §2.6). One iteration:
+each run's N actors collect T steps (``collect``), GAE turns them into advantages (``ppo_bench.gae``),
+and K epochs of minibatch Adam optimise each run's own surrogate objective (``update``). Each run
+owns its seed, environments, normalisation statistics, optimiser state, step-size schedule,
+objective hyperparameters (adaptive β included), checkpoints and TensorBoard directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from ppo_bench import rng
+from ppo_bench.atomic import atomic_torch_save, atomic_write_text
+from ppo_bench.distributions import Categorical, DiagGaussian
+from ppo_bench.envs import env_state, make_vector_env, reset, set_env_state
+from ppo_bench.errors import ConfigError
+from ppo_bench.gae import gae
+from ppo_bench.networks import ActorCritic
+from ppo_bench.normalization import ObservationNormalizer, RewardScaler
+from ppo_bench.objectives import get_objective
+from ppo_bench.optim import PerRunAdam, linear_annealing
+from ppo_bench.population import RunSpec
+from ppo_bench.progress import make_progress
+from ppo_bench.tblog import RunLogger, flat_hparams
+
+CHECKPOINT = "checkpoint.pt"
+STATUS = "status.json"
+SCORE_EPISODES = 100  # a run's score: mean return of its last 100 episodes (paper §6.1)
+
+
+def run_config(cfg: DictConfig, spec: RunSpec) -> dict:
+    """The resolved config of one member: its own objective and seed, no population."""
+    d = OmegaConf.to_container(cfg, resolve=True)
+    d["objective"], d["seed"] = dict(spec.objective), spec.seed
+    d["population"] = {"seeds": None, "objectives": None}
+    return d
+
+
+def read_status(run_dir: Path) -> dict | None:
+    path = Path(run_dir) / STATUS
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+@dataclass
+class Rollout:
+    """Time-major storage for one iteration: (T, R, N, ...)."""
+
+    obs: Tensor  # normalised observations the policy acted on
+    params: Tensor  # action-distribution parameters at acting time (π_θold)
+    actions: Tensor
+    logp: Tensor
+    values: Tensor  # (T + 1, R, N): V(o_t) and the bootstrap V(o_T)
+    rewards: np.ndarray  # (after optional scaling), float64
+    terminated: np.ndarray
+    truncated: np.ndarray
+    valid: np.ndarray  # False on autoreset rows
+
+    @classmethod
+    def empty(cls, T, R, N, obs_dim, param_dim, act_shape, act_dtype):
+        return cls(
+            obs=torch.zeros(T, R, N, obs_dim),
+            params=torch.zeros(T, R, N, param_dim),
+            actions=torch.zeros(T, R, N, *act_shape, dtype=act_dtype),
+            logp=torch.zeros(T, R, N),
+            values=torch.zeros(T + 1, R, N),
+            rewards=np.zeros((T, R, N)),
+            terminated=np.zeros((T, R, N), dtype=bool),
+            truncated=np.zeros((T, R, N), dtype=bool),
+            valid=np.zeros((T, R, N), dtype=bool),
+        )
+
+
+class PopulationTrainer:
+    def __init__(self, cfg: DictConfig, specs: list[RunSpec]):
+        self.cfg, self.specs = cfg, specs
+        self.R, self.N, self.T = len(specs), cfg.env.num_envs, cfg.ppo.num_steps
+        self.K, self.M = cfg.ppo.epochs, cfg.ppo.minibatch_size
+        self.n_iter = math.ceil(cfg.ppo.total_timesteps / (self.N * self.T))
+        R, N = self.R, self.N
+
+        self.env_seeds = [s.seed + n for s in specs for n in range(N)]
+        self.envs = make_vector_env(cfg.env.id, self.env_seeds, cfg.env.kwargs)
+        obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
+        self.obs_dim = obs_space.shape[0]
+        self.gaussian = not hasattr(act_space, "n")
+        if self.gaussian:
+            self.dist = DiagGaussian(act_space.shape[0])
+            self.act_shape, self.act_dtype = (act_space.shape[0],), torch.float32
+            self.act_low = torch.as_tensor(act_space.low, dtype=torch.float32)
+            self.act_high = torch.as_tensor(act_space.high, dtype=torch.float32)
+            param_dim = 2 * act_space.shape[0]
+        else:
+            self.dist = Categorical(int(act_space.n))
+            self.act_shape, self.act_dtype = (), torch.int64
+            param_dim = int(act_space.n)
+
+        m = cfg.model
+        self.model = ActorCritic(R, self.obs_dim, param_dim // 2 if self.gaussian else param_dim,
+                                 self.gaussian, m.hidden, m.activation, m.arch, m.log_std_init)
+        for r, s in enumerate(specs):
+            self.model.init_run(r, s.seed, m.init)
+        self.opt = PerRunAdam(self.model.flat, eps=cfg.ppo.adam_eps)
+        self.obs_norm = ObservationNormalizer(R, self.obs_dim, cfg.env.obs_clip, cfg.env.obs_norm)
+        self.rew_scale = RewardScaler(R, N, cfg.ppo.gamma, cfg.env.reward_clip, cfg.env.reward_scale)
+
+        self.seeds = torch.tensor([s.seed for s in specs], dtype=torch.int64)
+        self.iteration = torch.zeros(R, dtype=torch.int64)
+        self.failed = torch.zeros(R, dtype=torch.bool)
+        self.wall_s = torch.zeros(R, dtype=torch.float64)  # training wall time, carried across resumes
+        self.errors: dict[int, str] = {}
+        # objective groups: runs sharing a surrogate function are evaluated in one call
+        self.groups = []
+        for name in dict.fromkeys(s.objective["name"] for s in specs):
+            idx = torch.tensor([r for r, s in enumerate(specs) if s.objective["name"] == name])
+            obj = get_objective(name)
+            hp = {k: torch.tensor([[specs[r].objective[k]] for r in idx.tolist()], dtype=torch.float32)
+                  for k in obj.hparams}
+            self.groups.append([obj, idx, hp])
+
+        self.buf = Rollout.empty(self.T, R, N, self.obs_dim, param_dim, self.act_shape, self.act_dtype)
+        self.raw_obs = torch.as_tensor(reset(self.envs, self.env_seeds)).view(R, N, -1).to(torch.float64)
+        self.prev_done = torch.zeros(R, N, dtype=torch.bool)
+        self.ep_return = torch.zeros(R, N, dtype=torch.float64)
+        self.ep_length = torch.zeros(R, N, dtype=torch.int64)
+        self.recent = [deque(maxlen=SCORE_EPISODES) for _ in range(R)]
+        self.episodes: list[tuple[int, int, float, int]] = []  # (run, step, return, length) since last log
+        self.loggers: list[RunLogger | None] = [None] * R
+
+    # ------------------------------------------------------------------ state
+    @property
+    def active(self) -> Tensor:
+        return ~self.failed & (self.iteration < self.n_iter)
+
+    def hparams_of(self, r: int) -> dict[str, float]:
+        for obj, idx, hp in self.groups:
+            pos = (idx == r).nonzero()
+            if len(pos):
+                return {k: float(v[pos[0, 0], 0]) for k, v in hp.items()}
+        return {}
+
+    def run_state(self, r: int) -> dict:
+        N = self.N
+        return {
+            "version": 1,
+            "run": self.specs[r].name,
+            "iteration": int(self.iteration[r]),
+            "global_step": int(self.iteration[r]) * N * self.T,
+            "model": self.model.run_state(r),
+            "adam": self.opt.run_state(r),
+            "obs_rms": self.obs_norm.rms.state_dict(r),
+            "ret_rms": self.rew_scale.rms.state_dict(r),
+            "ret_acc": self.rew_scale.returns[r].clone(),
+            "hparams": self.hparams_of(r),
+            "raw_obs": self.raw_obs[r].clone(),
+            "prev_done": self.prev_done[r].clone(),
+            "ep_return": self.ep_return[r].clone(),
+            "ep_length": self.ep_length[r].clone(),
+            "recent": list(self.recent[r]),
+            "wall_s": float(self.wall_s[r]),
+            "envs": [env_state(self.envs, r * N + n) for n in range(N)],
+        }
+
+    def load_run_state(self, r: int, st: dict) -> None:
+        self.iteration[r] = st["iteration"]
+        self.model.load_run_state(r, st["model"])
+        self.opt.load_run_state(r, st["adam"])
+        self.obs_norm.rms.load_state_dict(r, st["obs_rms"])
+        self.rew_scale.rms.load_state_dict(r, st["ret_rms"])
+        self.rew_scale.returns[r] = st["ret_acc"]
+        for obj, idx, hp in self.groups:
+            pos = (idx == r).nonzero()
+            if len(pos):
+                for k in hp:
+                    hp[k][pos[0, 0], 0] = st["hparams"][k]
+        self.raw_obs[r], self.prev_done[r] = st["raw_obs"], st["prev_done"]
+        self.ep_return[r], self.ep_length[r] = st["ep_return"], st["ep_length"]
+        self.recent[r].extend(st["recent"])
+        self.wall_s[r] = st["wall_s"]
+        for n, es in enumerate(st["envs"]):
+            set_env_state(self.envs, r * self.N + n, es)
+
+    def score(self, r: int) -> float:
+        return float(np.mean(self.recent[r])) if self.recent[r] else float("nan")
+
+    def write_status(self, r: int, status: str, error: str | None = None) -> None:
+        d = {"status": status, "run": self.specs[r].name, "iteration": int(self.iteration[r]),
+             "global_step": int(self.iteration[r]) * self.N * self.T, "episodes_scored": len(self.recent[r]),
+             "score_last100": self.score(r), "wall_s": round(float(self.wall_s[r]), 1)}
+        if error:
+            d["error"] = error
+        atomic_write_text(self.specs[r].dir / STATUS, json.dumps(d, indent=2) + "\n")
+
+    def save_checkpoint(self, r: int, finished: bool = False) -> None:
+        atomic_torch_save(self.run_state(r), self.specs[r].dir / CHECKPOINT)
+        self.write_status(r, "finished" if finished else "running")
+
+    # ------------------------------------------------------------------ setup
+    def start(self, resume: bool) -> None:
+        """Open each run's directory: fresh, or continued from its checkpoint."""
+        for r, spec in enumerate(self.specs):
+            ckpt = spec.dir / CHECKPOINT
+            hparams = None
+            if ckpt.exists():
+                if not resume:
+                    raise ConfigError(f"resume=false but {ckpt} exists; pass resume=true to continue that run "
+                                      "or choose another hydra.run.dir / run_root")
+                self.load_run_state(r, torch.load(ckpt, weights_only=False))
+            else:
+                spec.dir.mkdir(parents=True, exist_ok=True)
+                hparams = flat_hparams(run_config(self.cfg, spec))
+            atomic_write_text(spec.dir / "config.yaml", OmegaConf.to_yaml(run_config(self.cfg, spec)))
+            self.loggers[r] = RunLogger(spec.dir, hparams)
+
+    # ------------------------------------------------------------------ rollout
+    def action_noise(self) -> Tensor:
+        """(T, R, N, D) draws for this iteration, a function of (seed, step, env, dim) only."""
+        T, R, N, D = self.T, self.R, self.N, self.dist.noise_dim
+        t = torch.arange(T).view(T, 1, 1, 1)
+        step = self.iteration.view(1, R, 1, 1) * T + t
+        counter = (step * N + torch.arange(N).view(1, 1, N, 1)) * D + torch.arange(D).view(1, 1, 1, D)
+        seeds = self.seeds.view(1, R, 1, 1)
+        draw = rng.normal if self.gaussian else rng.uniform
+        return draw(seeds, rng.ACTION, counter)
+
+    @torch.no_grad()
+    def collect(self) -> None:
+        buf, R, N = self.buf, self.R, self.N
+        active = self.active
+        noise = self.action_noise()
+        for t in range(self.T):
+            obs = self.obs_norm(self.raw_obs, active=active)
+            params, value = self.model(obs)
+            action = self.dist.sample(params, noise[t])
+            buf.obs[t], buf.params[t], buf.values[t] = obs, params, value
+            buf.actions[t], buf.logp[t] = action, self.dist.log_prob(params, action)
+            valid = ~self.prev_done
+            buf.valid[t] = valid.numpy()
+
+            env_action = action
+            if self.gaussian and self.cfg.env.clip_actions:
+                env_action = torch.maximum(torch.minimum(action, self.act_high), self.act_low)
+            if not active.all():  # stopped runs idle with a harmless action
+                env_action = torch.where(active.view(R, *([1] * (action.dim() - 1))), env_action,
+                                         torch.zeros_like(env_action))
+            next_obs, reward, term, trunc, _ = self.envs.step(env_action.reshape(R * N, *self.act_shape).numpy())
+            reward = torch.from_numpy(reward).view(R, N)
+            term = torch.from_numpy(term).view(R, N)
+            trunc = torch.from_numpy(trunc).view(R, N)
+            done = term | trunc
+
+            self.ep_return += reward * valid
+            self.ep_length += valid.long()
+            if done.any():
+                self.record_episodes(done, t)
+            buf.rewards[t] = self.rew_scale(reward, done, valid, active).numpy()
+            buf.terminated[t], buf.truncated[t] = term.numpy(), trunc.numpy()
+            self.raw_obs = torch.from_numpy(next_obs).view(R, N, -1)
+            self.prev_done = done
+        buf.values[self.T] = self.model.value(self.obs_norm(self.raw_obs, update=False))
+
+    def record_episodes(self, done: Tensor, t: int) -> None:
+        for r, n in done.nonzero().tolist():
+            ret, length = float(self.ep_return[r, n]), int(self.ep_length[r, n])
+            step = (int(self.iteration[r]) * self.T + t + 1) * self.N
+            if self.active[r]:
+                self.recent[r].append(ret)
+                self.episodes.append((r, step, ret, length))
+        self.ep_return[done] = 0.0
+        self.ep_length[done] = 0
+
+    # ------------------------------------------------------------------ update
+    def batch(self) -> dict[str, Tensor]:
+        """Flatten the rollout to (R, B = T·N, ...) and add advantages and returns."""
+        b, R = self.buf, self.R
+        p = self.cfg.ppo
+        values = b.values.double().numpy()
+        adv, ret = gae(b.rewards, values, b.terminated, b.truncated, b.valid, p.gamma, p.gae_lambda)
+
+        def flat(x):
+            x = torch.as_tensor(x)
+            return x.transpose(0, 1).reshape(R, self.T * self.N, *x.shape[3:])
+
+        out = {"obs": flat(b.obs), "params": flat(b.params), "actions": flat(b.actions), "logp": flat(b.logp),
+               "values": flat(b.values[:-1]), "adv": flat(adv).float(), "ret": flat(ret).float(),
+               "valid": flat(b.valid).float()}
+        if p.norm_adv == "batch":
+            out["adv"] = masked_standardize(out["adv"], out["valid"])
+        return out
+
+    def learning_rate(self) -> Tensor:
+        lr = self.cfg.ppo.lr
+        if not self.cfg.ppo.anneal_lr:
+            return torch.full((self.R,), lr)
+        return linear_annealing(self.iteration.float() / self.n_iter, lr)
+
+    def surrogate(self, ratio: Tensor, adv: Tensor, kl: Tensor) -> Tensor:
+        out = torch.empty_like(ratio)
+        for obj, idx, hp in self.groups:
+            out[idx] = obj(ratio[idx], adv[idx], kl[idx], hp)
+        return out
+
+    def update(self) -> dict[str, Tensor]:
+        p, R, M = self.cfg.ppo, self.R, self.M
+        data = self.batch()
+        B = data["obs"].shape[1]
+        n_mb = B // M
+        lr = self.learning_rate()
+        stats = {k: torch.zeros(R) for k in ("policy", "value", "entropy", "approx_kl", "kl", "clipfrac",
+                                               "ratio_mean", "grad_norm")}
+        stats["ratio_max"] = torch.zeros(R)
+        eps = torch.full((R, 1), float("nan"))
+        for obj, idx, hp in self.groups:
+            if "eps" in hp:
+                eps[idx] = hp["eps"]
+        start = self.iteration * self.K
+        for epoch in range(self.K):
+            perm = rng.permutations(self.seeds, rng.PERMUTATION, start + epoch, B)
+            shuffled = {k: gather_rows(v, perm) for k, v in data.items()}
+            for j in range(n_mb):
+                mb = {k: v[:, j * M:(j + 1) * M] for k, v in shuffled.items()}
+                active = self.active
+                params, value = self.model(mb["obs"])
+                logp = self.dist.log_prob(params, mb["actions"])
+                logratio = logp - mb["logp"]
+                ratio = logratio.exp()
+                kl = self.dist.kl(mb["params"], params)
+                w = mb["valid"]
+                wsum = w.sum(1).clamp(min=1.0)
+                mean = lambda x: (x * w).sum(1) / wsum  # noqa: E731 — masked mean per run
+
+                adv = mb["adv"]
+                if p.norm_adv == "minibatch":
+                    adv = masked_standardize(adv, w)
+                policy_loss = -mean(self.surrogate(ratio, adv, kl))
+                value_loss = mean(value_error(value, mb["ret"], mb["values"], p.clip_value))
+                entropy = mean(self.dist.entropy(params))
+                # paper eq. (9): maximise L^CLIP − c1 L^VF + c2 S  ⇔  minimise the negation
+                loss = policy_loss + p.vf_coef * value_loss - p.ent_coef * entropy
+
+                finite = torch.isfinite(loss)
+                if not finite[active].all():
+                    self.fail((active & ~finite).nonzero().flatten().tolist(), "non-finite loss")
+                    active = self.active
+                self.model.flat.grad = None
+                # runs are independent: the gradient of Σ_r loss_r w.r.t. run r's parameters is ∇ loss_r
+                torch.where(active, loss, 0.0).sum().backward()
+                norms = self.opt.step(lr, active, p.max_grad_norm)
+
+                with torch.no_grad():
+                    stats["policy"] += policy_loss
+                    stats["value"] += value_loss
+                    stats["entropy"] += entropy
+                    stats["approx_kl"] += mean((ratio - 1) - logratio)
+                    stats["kl"] += mean(kl)
+                    stats["clipfrac"] += mean(((ratio - 1).abs() > eps).float())
+                    stats["ratio_mean"] += mean(ratio)
+                    stats["ratio_max"] = torch.maximum(stats["ratio_max"], (ratio * w).amax(1))
+                    stats["grad_norm"] += norms
+        for k in stats:
+            if k != "ratio_max":
+                stats[k] /= self.K * n_mb
+        stats["lr"] = lr
+        stats["kl_after_update"] = self.adapt(data)
+        self.check_parameters()
+        return stats
+
+    @torch.no_grad()
+    def adapt(self, data: dict[str, Tensor]) -> Tensor:
+        """d = Ê[KL[π_old, π_new]] over the whole batch; objectives with an after-update rule use it."""
+        params, _ = self.model(data["obs"])
+        w = data["valid"]
+        d = (self.dist.kl(data["params"], params) * w).sum(1) / w.sum(1).clamp(min=1.0)
+        active = self.active
+        for group in self.groups:
+            obj, idx, hp = group
+            if obj.after_update is not None:
+                new = obj.after_update(hp, d[idx].view(-1, 1))
+                keep = active[idx].view(-1, 1)
+                group[2] = {k: torch.where(keep, new[k], hp[k]) for k in hp}
+        return d
+
+    def check_parameters(self) -> None:
+        ok = torch.isfinite(self.model.flat).all(1)
+        bad = (self.active & ~ok).nonzero().flatten().tolist()
+        if bad:
+            self.fail(bad, "non-finite parameters after the update")
+
+    def fail(self, runs: list[int], why: str) -> None:
+        for r in runs:
+            if self.failed[r]:
+                continue
+            self.failed[r] = True
+            step = int(self.iteration[r]) * self.N * self.T
+            msg = (f"run {self.specs[r].name} stopped at iteration {int(self.iteration[r])} (step {step}): {why}; "
+                   f"its last good checkpoint is kept in {self.specs[r].dir}")
+            self.errors[r] = msg
+            print(f"error: {msg}", file=sys.stderr, flush=True)
+            self.write_status(r, "failed", why)
+
+    # ------------------------------------------------------------------ logging
+    def log(self, stats: dict[str, Tensor], active_before: Tensor, sps: float) -> None:
+        for r, step, ret, length in self.episodes:
+            self.loggers[r].scalars({"charts/episodic_return": ret, "charts/episodic_length": length}, step)
+        self.episodes.clear()
+        for r in active_before.nonzero().flatten().tolist():
+            if self.failed[r]:
+                continue
+            step = int(self.iteration[r]) * self.N * self.T
+            hp = self.hparams_of(r)
+            values = {
+                "losses/policy": stats["policy"][r], "losses/value": stats["value"][r],
+                "losses/entropy": stats["entropy"][r], "stats/approx_kl": stats["approx_kl"][r],
+                "stats/kl": stats["kl"][r], "stats/kl_after_update": stats["kl_after_update"][r],
+                "stats/ratio_mean": stats["ratio_mean"][r], "stats/ratio_max": stats["ratio_max"][r],
+                "stats/grad_norm": stats["grad_norm"][r], "charts/learning_rate": stats["lr"][r],
+                "perf/sps": sps,
+            }
+            if "eps" in hp:
+                values["stats/clipfrac"] = stats["clipfrac"][r]
+            if "beta" in hp:
+                values["stats/beta"] = hp["beta"]
+            self.loggers[r].scalars({k: float(v) for k, v in values.items()}, step)
+
+    # ------------------------------------------------------------------ loop
+    def train(self) -> dict[str, dict]:
+        cfg = self.cfg
+        per_iter = self.N * self.T
+        todo = int((self.n_iter - self.iteration).clamp(min=0)[self.active].sum()) * per_iter
+        bar = make_progress(cfg.progress, total=todo, desc=f"{cfg.env.id} ×{self.R}")
+        for r in (~self.active).nonzero().flatten().tolist():
+            self.save_checkpoint(r, finished=True)
+        while self.active.any():
+            t0 = time.perf_counter()
+            active_before = self.active.clone()
+            self.collect()
+            stats = self.update()
+            self.iteration += (active_before & ~self.failed).long()
+            n_active = int(active_before.sum())
+            elapsed = time.perf_counter() - t0
+            self.wall_s += active_before.double() * elapsed
+            sps = n_active * per_iter / elapsed
+            self.log(stats, active_before, sps)
+            for r in (active_before & ~self.failed).nonzero().flatten().tolist():
+                finished = int(self.iteration[r]) >= self.n_iter
+                if finished or int(self.iteration[r]) % cfg.checkpoint_every == 0:
+                    self.save_checkpoint(r, finished)
+                if finished:
+                    self.loggers[r].flush()
+            scores = [self.score(r) for r in range(self.R) if not math.isnan(self.score(r))]
+            bar.update(n_active * per_iter, sps=sps, ret=float(np.mean(scores)) if scores else float("nan"))
+        bar.close()
+        for lg in self.loggers:
+            if lg is not None:
+                lg.close()
+        self.envs.close()
+        return {s.name: {"status": "failed" if self.failed[r] else "finished", "score_last100": self.score(r),
+                         "global_step": int(self.iteration[r]) * per_iter, "dir": str(s.dir),
+                         "wall_s": float(self.wall_s[r])}
+                for r, s in enumerate(self.specs)}
+
+
+def masked_standardize(x: Tensor, w: Tensor, eps: float = 1e-8) -> Tensor:
+    """(x − mean) / (std + eps) per run over the valid samples (weights w ∈ {0, 1})."""
+    n = w.sum(1, keepdim=True).clamp(min=1.0)
+    mean = (x * w).sum(1, keepdim=True) / n
+    var = ((x - mean).pow(2) * w).sum(1, keepdim=True) / (n - 1).clamp(min=1.0)
+    return (x - mean) / (var.sqrt() + eps)
+
+
+def value_error(value: Tensor, target: Tensor, old_value: Tensor, clip: float | None) -> Tensor:
+    # paper eq. (9): L^VF = (V_θ(s_t) − V_t^targ)²; optionally clipped around the old value (ppo2)
+    err = (value - target).pow(2)
+    if clip is None:
+        return err
+    clipped = old_value + torch.clamp(value - old_value, -clip, clip)
+    return torch.maximum(err, (clipped - target).pow(2))
+
+
+def gather_rows(x: Tensor, idx: Tensor) -> Tensor:
+    """x[r, idx[r]] for every run r: x (R, B, ...), idx (R, B') → (R, B', ...)."""
+    if x.dim() == 2:
+        return x.gather(1, idx)
+    return x.gather(1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:]))

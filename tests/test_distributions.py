@@ -1,0 +1,55 @@
+"""Closed-form KLs against Monte-Carlo estimates; log-probs and entropies against torch.distributions."""
+
+import torch
+from torch.distributions import Categorical as TorchCategorical
+from torch.distributions import Normal
+
+from ppo_bench.distributions import Categorical, DiagGaussian
+
+
+def test_gaussian_kl_matches_monte_carlo():
+    g = torch.Generator().manual_seed(0)
+    d = DiagGaussian(3)
+    old = torch.tensor([[[0.3, -1.0, 0.5, -0.2, 0.1, 0.4]]])  # mean, log_std
+    new = torch.tensor([[[0.0, -0.5, 0.9, 0.1, -0.3, 0.2]]])
+    n = 400_000
+    x = d.sample(old.expand(1, n, 6), torch.randn(1, n, 3, generator=g))
+    mc = (d.log_prob(old.expand(1, n, 6), x) - d.log_prob(new.expand(1, n, 6), x)).mean()
+    exact = d.kl(old, new)
+    assert abs(float(exact) - float(mc)) < 0.01 * float(exact) + 2e-3
+    assert float(d.kl(old, old)) == 0.0
+
+
+def test_categorical_kl_matches_monte_carlo():
+    g = torch.Generator().manual_seed(1)
+    d = Categorical(4)
+    old = torch.tensor([[[0.5, -1.0, 2.0, 0.0]]])
+    new = torch.tensor([[[0.0, 0.3, 1.0, -0.5]]])
+    n = 400_000
+    x = d.sample(old.expand(1, n, 4), torch.rand(1, n, 1, generator=g))
+    mc = (d.log_prob(old.expand(1, n, 4), x) - d.log_prob(new.expand(1, n, 4), x)).mean()
+    assert abs(float(d.kl(old, new)) - float(mc)) < 0.01
+    assert abs(float(d.kl(old, old))) < 1e-7
+
+
+def test_log_prob_and_entropy_match_torch():
+    d = DiagGaussian(2)
+    p = torch.tensor([[[0.1, -0.2, 0.3, -0.7]]])
+    a = torch.tensor([[[0.5, 0.25]]])
+    ref = Normal(p[..., :2], p[..., 2:].exp())
+    assert torch.allclose(d.log_prob(p, a), ref.log_prob(a).sum(-1))
+    assert torch.allclose(d.entropy(p), ref.entropy().sum(-1))
+    c = Categorical(3)
+    logits = torch.tensor([[[0.2, -1.0, 0.7], [1.0, 1.0, -2.0]]])
+    acts = torch.tensor([[2, 0]])
+    ref = TorchCategorical(logits=logits)
+    assert torch.allclose(c.log_prob(logits, acts), ref.log_prob(acts))
+    assert torch.allclose(c.entropy(logits), ref.entropy())
+
+
+def test_categorical_sampling_frequencies():
+    c = Categorical(3)
+    logits = torch.log(torch.tensor([[[0.2, 0.5, 0.3]]])).expand(1, 100_000, 3)
+    u = torch.rand(1, 100_000, 1, generator=torch.Generator().manual_seed(2))
+    freq = torch.bincount(c.sample(logits, u).flatten(), minlength=3).float() / 100_000
+    assert torch.allclose(freq, torch.tensor([0.2, 0.5, 0.3]), atol=0.01)

@@ -1,0 +1,62 @@
+"""Per-run Adam against torch.optim.Adam run by run; per-run statistics against numpy on each run alone."""
+
+import numpy as np
+import torch
+
+from ppo_bench.normalization import ObservationNormalizer, RewardScaler, RunningMeanStd
+from ppo_bench.optim import PerRunAdam
+
+
+def test_per_run_adam_matches_torch_adam_for_each_run():
+    torch.manual_seed(0)
+    R, P = 3, 7
+    init = torch.randn(R, P)
+    flat = torch.nn.Parameter(init.clone())
+    opt = PerRunAdam(flat, eps=1e-5)
+    refs = [torch.nn.Parameter(init[r].clone()) for r in range(R)]
+    lrs = [1e-2, 3e-3, 1e-3]
+    ref_opts = [torch.optim.Adam([p], lr=lr, eps=1e-5) for p, lr in zip(refs, lrs)]
+    for step in range(5):
+        grads = torch.randn(R, P)
+        flat.grad = grads.clone()
+        opt.step(torch.tensor(lrs), torch.ones(R, dtype=torch.bool))
+        for r in range(R):
+            refs[r].grad = grads[r].clone()
+            ref_opts[r].step()
+    for r in range(R):
+        torch.testing.assert_close(flat[r].detach(), refs[r].detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_inactive_run_is_untouched_even_with_nan_gradient_and_clipping_is_per_run():
+    flat = torch.nn.Parameter(torch.ones(2, 4))
+    opt = PerRunAdam(flat)
+    flat.grad = torch.tensor([[3.0, 4.0, 0.0, 0.0], [float("nan")] * 4])
+    norms = opt.step(torch.tensor([0.1, 0.1]), torch.tensor([True, False]), max_grad_norm=1.0)
+    assert torch.equal(flat[1].detach(), torch.ones(4))
+    assert torch.equal(opt.m[1], torch.zeros(4)) and int(opt.steps[1]) == 0
+    assert float(norms[0]) == 5.0
+    torch.testing.assert_close(opt.m[0], 0.1 * torch.tensor([0.6, 0.8, 0.0, 0.0]))  # clipped to norm 1
+
+
+def test_running_mean_std_keeps_runs_apart():
+    rng = np.random.default_rng(0)
+    data = [rng.normal(loc=r * 10, scale=r + 1, size=(50, 4, 3)) for r in range(2)]  # (steps, N, dim)
+    rms = RunningMeanStd(2, (3,), epsilon=0.0)
+    for t in range(50):
+        rms.update(torch.tensor(np.stack([d[t] for d in data])))
+    for r in range(2):
+        flat = data[r].reshape(-1, 3)
+        np.testing.assert_allclose(rms.mean[r].numpy(), flat.mean(0), rtol=1e-10)
+        np.testing.assert_allclose(rms.var[r].numpy(), flat.var(0), rtol=1e-10)
+
+
+def test_observation_normalizer_clips_and_reward_scaler_resets_at_episode_end():
+    norm = ObservationNormalizer(1, 1, clip=5.0)
+    for v in (0.0, 1.0, 0.0, 1.0):
+        norm(torch.tensor([[[v]]], dtype=torch.float64))
+    assert abs(float(norm(torch.tensor([[[1.0]]], dtype=torch.float64), update=False)) - 1.0) < 1e-3
+    assert float(norm(torch.tensor([[[1000.0]]], dtype=torch.float64), update=False)) == 5.0
+    sc = RewardScaler(1, 1, gamma=0.5, clip=10.0)
+    sc(torch.tensor([[1.0]], dtype=torch.float64), torch.tensor([[False]]), torch.tensor([[True]]))
+    sc(torch.tensor([[1.0]], dtype=torch.float64), torch.tensor([[True]]), torch.tensor([[True]]))
+    assert float(sc.returns) == 0.0  # 1 then 1.5, reset after the episode ended

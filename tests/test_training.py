@@ -1,0 +1,140 @@
+"""Whole runs: resume after a kill is bit-identical, a short CartPole run learns, faults stay local."""
+
+import json
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from ppo_bench import train as train_mod
+from ppo_bench.cli import population_specs, train_from_config
+from ppo_bench.train import CHECKPOINT, PopulationTrainer
+
+FAST = ["ppo.num_steps=128", "ppo.minibatch_size=32", "ppo.epochs=2", "ppo.total_timesteps=512",
+        "checkpoint_every=2"]
+
+
+class Killed(BaseException):
+    pass
+
+
+@pytest.mark.parametrize("env", ["cartpole", "inverted_pendulum"])
+def test_resume_after_kill_is_bit_identical(make_cfg, tmp_path, monkeypatch, env):
+    pop = ["population.seeds=[0,1]", "population.objectives=[{name:clip},{name:kl_adaptive}]",
+           "env.reward_scale=true"]
+    straight = make_cfg(f"env={env}", *FAST, *pop, f"run_root={tmp_path}/a")
+    final_straight = {}
+    orig_train = PopulationTrainer.train
+
+    def keep_params(self):
+        out = orig_train(self)
+        for r, s in enumerate(self.specs):
+            final_straight[s.name] = self.model.flat[r].detach().clone()
+        return out
+
+    monkeypatch.setattr(PopulationTrainer, "train", keep_params)
+    train_from_config(straight)
+    monkeypatch.setattr(PopulationTrainer, "train", orig_train)
+
+    # the same runs, killed right after the checkpoint of iteration 2 (of 4)
+    killed = make_cfg(f"env={env}", *FAST, *pop, f"run_root={tmp_path}/b")
+    orig_save = PopulationTrainer.save_checkpoint
+
+    def save_then_die(self, r, finished=False):
+        orig_save(self, r, finished)
+        if r == self.R - 1 and int(self.iteration[r]) == 2:
+            raise Killed()
+
+    monkeypatch.setattr(PopulationTrainer, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        train_from_config(killed)
+    monkeypatch.setattr(PopulationTrainer, "save_checkpoint", orig_save)
+
+    with pytest.raises(Exception, match="resume=true"):
+        train_from_config(killed)  # a checkpoint is there and resume is off
+    resumed = make_cfg(f"env={env}", *FAST, *pop, f"run_root={tmp_path}/b", "resume=true")
+    summary = train_from_config(resumed)
+    assert len(summary) == 4
+    for name, s in summary.items():
+        assert s["status"] == "finished" and s["global_step"] == 512
+        ckpt = torch.load(f"{tmp_path}/b/{name}/{CHECKPOINT}", weights_only=False)
+        flat = torch.cat([v.flatten() for v in ckpt["model"].values()])
+        ref = torch.load(f"{tmp_path}/a/{name}/{CHECKPOINT}", weights_only=False)
+        assert torch.equal(flat, torch.cat([v.flatten() for v in ref["model"].values()]))
+        assert ckpt["hparams"] == ref["hparams"]  # adaptive β too
+    # a third launch finds every run finished and trains nothing
+    again = train_from_config(resumed)
+    assert all(s["status"] == "finished (skipped)" for s in again.values())
+
+
+def test_short_cartpole_run_learns(make_cfg):
+    cfg = make_cfg("env=cartpole", "ppo.num_steps=256", "ppo.total_timesteps=12288", "ppo.minibatch_size=64",
+                   "ppo.epochs=10", "population.seeds=[0,1]")
+    summary = train_from_config(cfg)
+    for name, s in summary.items():
+        events = EventAccumulator(s["dir"]).Reload()
+        returns = [e.value for e in events.Scalars("charts/episodic_return")]
+        first, last = sum(returns[:10]) / 10, sum(returns[-10:]) / 10
+        assert first < 40, (name, first)  # a random policy balances ~20 steps
+        assert last > 3 * first and last > 75, (name, first, last)
+
+
+def test_run_folder_holds_config_scalars_hparams_and_checkpoint(make_cfg):
+    cfg = make_cfg("env=pendulum", *FAST, "objective=kl_adaptive")
+    summary = train_from_config(cfg)
+    (name, s), = summary.items()
+    assert name == "Pendulum-v1/kl_adaptive_beta1_kl_target0.01/seed0"
+    events = EventAccumulator(s["dir"]).Reload()
+    tags = set(events.Tags()["scalars"])
+    for tag in ("charts/episodic_return", "charts/episodic_length", "losses/policy", "losses/value",
+                "losses/entropy", "stats/approx_kl", "stats/kl", "stats/beta", "stats/ratio_mean",
+                "stats/ratio_max", "charts/learning_rate", "perf/sps"):
+        assert tag in tags, tag
+    assert "stats/clipfrac" not in tags  # only clip objectives have an ε to count against
+    plugins = events.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in plugins
+    text = (s["dir"] + "/config.yaml")
+    assert "kl_target: 0.01" in open(text).read()
+    status = json.loads(open(s["dir"] + "/status.json").read())
+    assert status["status"] == "finished" and status["global_step"] == 512
+
+
+def test_non_finite_loss_stops_only_that_run_and_keeps_its_checkpoint(make_cfg, monkeypatch, capsys):
+    cfg = make_cfg("env=cartpole", *FAST, "population.seeds=[0,1,2]")
+    orig = PopulationTrainer.surrogate
+
+    def poisoned(self, ratio, adv, kl):
+        out = orig(self, ratio, adv, kl)
+        if int(self.iteration[1]) == 2:  # after run 1's checkpoint at iteration 2
+            out = out.clone()
+            out[1] = float("nan")
+        return out
+
+    monkeypatch.setattr(PopulationTrainer, "surrogate", poisoned)
+    summary = train_from_config(cfg)
+    statuses = {name.split("/")[-1]: s["status"] for name, s in summary.items()}
+    assert statuses == {"seed0": "finished", "seed1": "failed", "seed2": "finished"}
+    err = capsys.readouterr().err
+    assert "seed1 stopped at iteration 2" in err and "non-finite loss" in err
+    run1 = [s for n, s in summary.items() if n.endswith("seed1")][0]["dir"]
+    ckpt = torch.load(f"{run1}/{CHECKPOINT}", weights_only=False)
+    assert ckpt["iteration"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    assert json.loads(open(f"{run1}/status.json").read())["status"] == "failed"
+
+
+def test_time_limit_truncation_and_autoreset_rows_in_the_rollout(make_cfg):
+    # Pendulum-v1 never terminates and truncates at 200 steps: rows 199 and 400 end episodes,
+    # rows 200 and 401 are NEXT_STEP reset rows (reward 0, masked out of GAE and the loss)
+    cfg = make_cfg("env=pendulum", "ppo.num_steps=450", "ppo.minibatch_size=50")
+    t = train_mod.PopulationTrainer(cfg, population_specs(cfg))
+    t.collect()
+    b = t.buf
+    assert not b.terminated.any()
+    assert b.truncated[:, 0, 0].nonzero()[0].tolist() == [199, 400]
+    assert (~b.valid[:, 0, 0]).nonzero()[0].tolist() == [200, 401]
+    assert b.rewards[200, 0, 0] == 0.0 and b.rewards[401, 0, 0] == 0.0
+    data = t.batch()
+    assert data["valid"].sum() == 448
+    assert float((data["valid"][0] == 0).sum()) == 2
+    assert t.episodes and all(length == 200 for _, _, _, length in t.episodes)
