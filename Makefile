@@ -29,7 +29,7 @@ install-core: $(VENV)/.core
 install-test: $(VENV)/.test
 
 demo: install-core
-	$(VENV)/bin/ppo-bench env=inverted_pendulum ppo.total_timesteps=150000 hydra.run.dir=outputs/demo
+	$(VENV)/bin/ppo-bench env=inverted_pendulum ppo.total_timesteps=100000
 
 test: install-test
 	$(PY) -m pytest -n 2 -q

@@ -69,11 +69,13 @@ class GRPOConfig:
     scale_rewards: str = "group"  # group | batch | none (Dr. GRPO)
     adv_eps: float = 1.0e-4  # in (r − mean) / (std + eps)
     lr: float = 1.0e-6  # TRL's default; small models on short runs need more (see experiment/)
-    warmup_steps: int = 0
+    warmup_steps: int = 0  # linear warm-up of the learning rate
+    lr_schedule: str = "constant"  # constant | linear (decay to 0 at the last step, TRL's default)
     weight_decay: float = 0.0
     adam_betas: List[float] = field(default_factory=lambda: [0.9, 0.99])
     max_grad_norm: Optional[float] = 1.0
     micro_batch_size: int = 16  # sequences per forward/backward; gradients accumulate to one step
+    skip_zero_advantage: bool = True  # with β = 0, rows with Â = 0 add nothing to the gradient: skip their passes
 
 
 @dataclass
@@ -95,7 +97,7 @@ class LLMConfig:
     dtype: str = "auto"  # auto: float32 on CPU, bfloat16 on a GPU that supports it
     torch_threads: int = 0  # 0 = torch's default
     run_root: str = "runs/llm"
-    run_name: Optional[str] = None  # null = <task>-<model>/<algo>_G<G>_lr<lr>_beta<β>/seed<k>
+    run_name: Optional[str] = None  # set in conf/llm/config.yaml: <task>-<model>/<algo>_<loss>_G<G>_lr<lr>_beta<β>/seed<k>
     resume: bool = True  # continue from run_dir/checkpoint.pt when it exists
     checkpoint_every: int = 10
     save_model: bool = True  # write the final weights as a Hugging Face directory
@@ -157,6 +159,7 @@ def validate(cfg: DictConfig) -> None:
         _positive("algo.max_grad_norm", a.max_grad_norm)
     _choice("algo.loss_type", a.loss_type, LOSS_TYPES)
     _choice("algo.scale_rewards", a.scale_rewards, REWARD_SCALINGS)
+    _choice("algo.lr_schedule", a.lr_schedule, ("constant", "linear"))
     _choice("device", cfg.device, DEVICES)
     _choice("dtype", cfg.dtype, DTYPES)
     _choice("progress", cfg.progress, ("auto", "always", "never"))
@@ -177,8 +180,9 @@ def validate(cfg: DictConfig) -> None:
 
 
 def run_name(cfg: DictConfig) -> str:
-    """The run's folder under run_root, read like the sweep in TensorBoard's run selector."""
+    """The run's folder under run_root (conf/llm/config.yaml names it after task, model and the key
+    hyperparameters, so TensorBoard's run selector reads like the sweep)."""
     if cfg.run_name:
         return str(cfg.run_name)
     a = cfg.algo
-    return f"{cfg.task.name}-{cfg.model.name}/{a.name}_G{a.num_generations}_lr{a.lr:g}_beta{a.beta:g}/seed{cfg.seed}"
+    return f"{cfg.task.name}-{cfg.model.name}/{a.name}_{a.loss_type}_G{a.num_generations}_lr{a.lr}_beta{a.beta}/seed{cfg.seed}"

@@ -1,0 +1,99 @@
+"""GRPO (Shao et al. 2024, DeepSeekMath §4.1): the equations, one small function each, and the loss.
+
+J(θ) = (1/G) Σ_i (1/|o_i|) Σ_t { min[ρ_{i,t} Â_i, clip(ρ_{i,t}, 1−ε, 1+ε_high) Â_i] − β D_KL[π_θ‖π_ref] }
+ρ_{i,t} = π_θ(o_{i,t}|q, o_{i,<t}) / π_θold(o_{i,t}|q, o_{i,<t}),  Â_i = (r_i − mean(r)) / std(r)
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-4) -> torch.Tensor:
+    """Â_i = (r_i − mean(r_group)) / (std + eps): DeepSeekMath §4.1.2, outcome supervision.
+
+    ``scale``: ``group`` divides by each group's std (the paper), ``batch`` by the std of the whole
+    batch, ``none`` not at all (Dr. GRPO, Liu et al. 2025). std is the sample std, as in TRL.
+    A group whose rewards are all equal gets advantage 0 for every member.
+    """
+    grouped = rewards.view(-1, group_size)
+    centred = grouped - grouped.mean(dim=1, keepdim=True)
+    if scale == "group":
+        centred = centred / (grouped.std(dim=1, keepdim=True) + eps)
+    elif scale == "batch":
+        centred = centred / (rewards.std() + eps)
+    elif scale != "none":
+        raise ValueError(f"scale={scale!r} is not one of: group, batch, none")
+    return centred.flatten()
+
+
+def policy_ratio(logp: torch.Tensor, old_logp: torch.Tensor) -> torch.Tensor:
+    """ρ_t = π_θ(o_t|q, o_<t) / π_θold(o_t|q, o_<t), per token."""
+    return torch.exp(logp - old_logp)
+
+
+def clipped_token_objective(ratio: torch.Tensor, adv: torch.Tensor, eps_low: float, eps_high: float) -> torch.Tensor:
+    """min[ρ Â, clip(ρ, 1−ε, 1+ε_high) Â]: PPO eq. 7 per token (DeepSeekMath eq. 3), DAPO's decoupled upper ε."""
+    return torch.minimum(ratio * adv, torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high) * adv)
+
+
+def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """D_KL[π_θ‖π_ref] per token, k3 estimator: π_ref/π_θ − log(π_ref/π_θ) − 1 ≥ 0 (DeepSeekMath eq. 4; Schulman 2020)."""
+    log_ratio = ref_logp - logp
+    return torch.exp(log_ratio) - log_ratio - 1.0
+
+
+def normalise_tokens(per_token: torch.Tensor, mask: torch.Tensor, loss_type: str, n_seqs: int, n_tokens: int, max_len: int) -> torch.Tensor:
+    """Σ over these rows' tokens, normalised as for the whole batch (so micro-batches add up to it).
+
+    grpo:    (1/G) Σ_i (1/|o_i|) Σ_t      per-sequence mean, DeepSeekMath eq. 3
+    dapo:    Σ_i Σ_t / Σ_i |o_i|          token-level mean, DAPO (Yu et al. 2025) eq. 8
+    dr_grpo: Σ_i Σ_t / (G · L_max)        a constant, Dr. GRPO (Liu et al. 2025)
+    ``n_seqs`` and ``n_tokens`` count the whole batch; ``max_len`` is the max completion length.
+    """
+    masked = per_token * mask
+    if loss_type == "grpo":
+        return (masked.sum(1) / mask.sum(1).clamp(min=1)).sum() / n_seqs
+    if loss_type == "dapo":
+        return masked.sum() / max(n_tokens, 1)
+    if loss_type == "dr_grpo":
+        return masked.sum() / (n_seqs * max_len)
+    raise ValueError(f"loss_type={loss_type!r} is not one of: grpo, dapo, dr_grpo")
+
+
+def grpo_loss(
+    logp: torch.Tensor,  # [n, C] log π_θ, with gradient
+    old_logp: torch.Tensor,  # [n, C] log π_θold (= logp.detach() when μ = 1)
+    ref_logp: torch.Tensor | None,  # [n, C] log π_ref, or None when β = 0
+    adv: torch.Tensor,  # [n] one advantage per completion
+    mask: torch.Tensor,  # [n, C] 1 up to the first EOS
+    *,
+    eps_low: float,
+    eps_high: float,
+    beta: float,
+    loss_type: str,
+    n_seqs: int,
+    n_tokens: int,
+    max_len: int,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """−J_GRPO for these rows, and token sums of the diagnostics (clipped fractions, KL)."""
+    ratio = policy_ratio(logp, old_logp)
+    adv = adv.unsqueeze(1)
+    per_token = clipped_token_objective(ratio, adv, eps_low, eps_high)
+    kl = k3_kl(logp, ref_logp) if beta > 0 else None
+    if kl is not None:
+        per_token = per_token - beta * kl
+    loss = -normalise_tokens(per_token, mask, loss_type, n_seqs, n_tokens, max_len)
+
+    with torch.no_grad():
+        m = mask.bool()
+        low = (ratio < 1.0 - eps_low) & (adv < 0)  # clipped from below: the update is held back
+        high = (ratio > 1.0 + eps_high) & (adv > 0)
+        stats = {
+            "clip_low": (low & m).sum().float(),
+            "clip_high": (high & m).sum().float(),
+            "ratio_max": ratio[m].max() if m.any() else torch.tensor(1.0),
+            "kl": (kl.detach() * mask).sum() if kl is not None else torch.tensor(0.0),
+            "tokens": mask.sum().float(),
+        }
+    return loss, stats

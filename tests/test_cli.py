@@ -1,0 +1,93 @@
+"""The command line: bad input rejected in one line before any environment is built; multirun sweeps."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ppo_bench import envs as envs_mod
+from ppo_bench.config import validate
+from ppo_bench.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = ["ppo.num_steps=64", "ppo.minibatch_size=32", "ppo.epochs=1", "ppo.total_timesteps=128"]
+
+
+def cli(tmp_path, *args):
+    env = {**os.environ, "CI": "1", "HYDRA_FULL_ERROR": "0"}
+    flags = [a for a in args if a.startswith("-")]
+    overrides = [a for a in args if not a.startswith("-")]
+    return subprocess.run([sys.executable, "-m", "ppo_bench", *flags, f"run_root={tmp_path}/runs",
+                           f"hydra.run.dir={tmp_path}/out", f"hydra.sweep.dir={tmp_path}/multi", *overrides],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("env.id=NoSuchEnv-v9", "env.id='NoSuchEnv-v9' is not a registered Gymnasium id"),
+    ("env.id=HalfCheetah-v6", "did you mean"),
+    ("ppo.total_timesteps=0", "ppo.total_timesteps=0 must be a positive integer"),
+    ("ppo.num_steps=-5", "ppo.num_steps=-5 must be a positive integer"),
+    ("objective.eps=1.5", "objective.eps=1.5 must lie in the open interval (0, 1)"),
+    ("objective.eps=0", "objective.eps=0 must lie in the open interval (0, 1)"),
+    ("ppo.minibatch_size=4096", "ppo.minibatch_size=4096 is larger than the batch N·T"),
+    ("population.objectives=[{name:trpo}]", "population.objectives[0].name='trpo' is unknown; allowed: clip, "
+                                            "kl_adaptive, kl_fixed, none"),
+    ("ppo.norm_adv=sometimes", "ppo.norm_adv='sometimes' is not allowed; allowed: batch, minibatch, none"),
+])
+def test_bad_input_one_line_nonzero_exit_no_environment(tmp_path, override, message):
+    r = cli(tmp_path, override)
+    assert r.returncode == 2, r.stderr
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], r.stderr
+    assert not (tmp_path / "runs").exists()  # nothing built, nothing written
+
+
+@pytest.mark.parametrize("override, message", [
+    ("objective=trpo", "Could not find 'objective/trpo'"),
+    ("env=atari", "Could not find 'env/atari'"),
+    ("ppo.learning_rate=1", "Could not override 'ppo.learning_rate'"),
+    ("objective.beta=3", "Could not override 'objective.beta'"),  # the default objective, clip, has no β
+])
+def test_unknown_config_group_option_or_key_is_rejected_by_hydra(tmp_path, override, message):
+    r = cli(tmp_path, override)
+    assert r.returncode != 0
+    assert message in r.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_hydra_lists_the_allowed_objectives(tmp_path):
+    r = cli(tmp_path, "objective=trpo")
+    for name in ("clip", "kl_adaptive", "kl_fixed", "none"):
+        assert name in r.stderr
+
+
+def test_validation_happens_before_any_environment_is_built(make_cfg, monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("an environment was built")
+
+    monkeypatch.setattr(envs_mod, "make_vector_env", boom)
+    with pytest.raises(ConfigError, match="must lie in the open interval"):
+        validate(make_cfg("objective.eps=1.0"))
+    assert validate(make_cfg("objective=kl_fixed", "objective.beta=0.3")) == [{"name": "kl_fixed", "beta": 0.3}]
+
+
+def test_multirun_sweep_of_eps_and_seeds(tmp_path):
+    r = cli(tmp_path, "-m", "env=cartpole", "objective=clip", "objective.eps=0.1,0.2", "seed=0,1", *TINY)
+    assert r.returncode == 0, r.stderr[-2000:]
+    runs = sorted(p.parent.relative_to(tmp_path / "runs").as_posix()
+                  for p in (tmp_path / "runs").rglob("status.json"))
+    assert runs == ["CartPole-v1/clip_eps0.1/seed0", "CartPole-v1/clip_eps0.1/seed1",
+                    "CartPole-v1/clip_eps0.2/seed0", "CartPole-v1/clip_eps0.2/seed1"]
+    for run in runs:
+        assert json.loads((tmp_path / "runs" / run / "status.json").read_text())["status"] == "finished"
+    assert "tensorboard --logdir" in r.stdout
+
+
+def test_help_names_the_groups(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "ppo_bench", "--help"], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0
+    for word in ("objective: clip, kl_adaptive, kl_fixed, none", "env:", "population.seeds"):
+        assert word in r.stdout, r.stdout
