@@ -1,0 +1,91 @@
+"""``ppo-bench-report RUN_ROOT...``: Table 1's CSV, Markdown and figures from run folders, without retraining."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from ppo_bench.analysis.scores import BEST_READINGS, SCORE_EPISODES
+
+DEFAULT_RANDOM = Path(__file__).resolve().parents[2] / "results" / "random_scores.csv"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="ppo-bench-report",
+        description="Rebuild Table 1 (CSV, Markdown) and its figures from the TensorBoard event files of runs.",
+        epilog="example: ppo-bench-report runs/table1 --experiment table1   (writes results/table1.{csv,md}, "
+               "results/learning_curves.png, results/table1_scores.png)")
+    ap.add_argument("run_roots", nargs="+", metavar="RUN_ROOT", help="folders holding <env>/<setting>/seed<k>/ runs")
+    ap.add_argument("--experiment", help="conf/experiment/<name>.yaml names the expected grid (envs × settings × "
+                                         "seeds), so runs never started are reported missing; default: every env, "
+                                         "setting and seed found")
+    ap.add_argument("--random-scores", default=str(DEFAULT_RANDOM), help="CSV of scripts/random_scores.py")
+    ap.add_argument("--best", choices=sorted(BEST_READINGS), default="run",
+                    help="reading of the paper's 'best result' = 1: the best single run (default) or the best "
+                         "setting's mean over seeds")
+    ap.add_argument("--last", type=int, default=SCORE_EPISODES, help="episodes a run's score averages")
+    ap.add_argument("--reps", type=int, default=2000, help="bootstrap replications for rliable's CIs")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    ap.add_argument("--out-dir", default="results", help="folder for the four outputs")
+    for name, default in [("csv", "table1.csv"), ("md", "table1.md"), ("curves", "learning_curves.png"),
+                          ("scores-fig", "table1_scores.png")]:
+        ap.add_argument(f"--{name}", help=f"path of that output (default: OUT_DIR/{default})", default=None)
+    args = ap.parse_args(argv)
+    out = Path(args.out_dir)
+    args.csv = Path(args.csv or out / "table1.csv")
+    args.md = Path(args.md or out / "table1.md")
+    args.curves = Path(args.curves or out / "learning_curves.png")
+    args.scores_fig = Path(args.scores_fig or out / "table1_scores.png")
+    for key in ("last", "reps"):
+        if getattr(args, key) < 1:
+            ap.error(f"--{key}={getattr(args, key)} must be a positive integer")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        from ppo_bench.analysis.plots import plot_learning_curves, plot_scores
+        from ppo_bench.analysis.random_policy import load_random_scores
+        from ppo_bench.analysis.runs import experiment_grid, find_runs, found_grid
+        from ppo_bench.analysis.table1 import build_table1, render_markdown, write_csv
+    except ImportError as e:  # matplotlib, pandas, rliable are the `analysis` extra
+        print(f"error: {e}; install the analysis extra: pip install -e '.[analysis]'", file=sys.stderr)
+        return 2
+    try:
+        runs = find_runs([Path(r) for r in args.run_roots])
+        grid = experiment_grid(args.experiment) if args.experiment else found_grid(runs)
+        random = load_random_scores(Path(args.random_scores))
+    except Exception as e:  # a missing folder or file, an unknown experiment: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not grid.envs:
+        print(f"error: no runs under {', '.join(args.run_roots)} and no --experiment to name the expected ones",
+              file=sys.stderr)
+        return 2
+    t = build_table1(runs, random, grid, best=args.best, last=args.last, reps=args.reps, seed=args.seed)
+    command = shlex.join(["ppo-bench-report", *(argv if argv is not None else sys.argv[1:])])
+    write_csv(t, args.csv)
+    from ppo_bench.atomic import atomic_write_text
+
+    atomic_write_text(args.md, render_markdown(t, command, args.run_roots, args.reps))
+    plot_learning_curves(t, runs, args.curves)
+    plot_scores(t, args.scores_fig)
+
+    print(f"{len(t.runs)} finished runs of {len(grid.keys())} expected; "
+          f"{len(t.incomplete)} missing, unfinished or failed{' (listed in ' + str(args.md) + ')' if t.incomplete else ''}")
+    width = max(len(lab) for lab in t.column.label)
+    print(f"{'setting':<{width}}  runs   normalised   paper")
+    for r in t.column.itertuples():
+        print(f"{r.label:<{width}}  {r.runs:>4}   {r.normalized_mean:10.2f}   {r.paper:5.2f}")
+    for note in t.notes:
+        print(f"note: {note}")
+    print(f"wrote {args.csv}, {args.md}, {args.curves}, {args.scores_fig}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Table 1's formulas (paper §6.1, SPEC §3.1), one small function each, and the paper's numbers.
+
+* A run's score: the average total reward of its last 100 episodes (``run_score``).
+* Per environment, scores are shifted and scaled so that the random policy scores 0 and the best
+  result 1 (``normalized_score``), then averaged over the 21 runs (7 envs × 3 seeds) of a setting.
+* "Best result" is ambiguous in the paper. Our reading (``best_run_score``, the default): the
+  highest score of any single run on that environment, over every setting and seed of the sweep.
+  It makes 1 the best run actually observed, so no normalised score exceeds 1 — as in the paper's
+  table, whose best row is 0.82. The other reading, the best setting's mean over seeds
+  (``best_setting_mean``), is available as ``ppo-bench-report --best setting``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+SCORE_EPISODES = 100  # paper §6.1: "average total reward of the last 100 episodes"
+
+
+def run_score(returns: Sequence[float], last: int = SCORE_EPISODES) -> float:
+    """Mean total reward of the last `last` episodes (all of them if fewer); NaN without episodes."""
+    tail = np.asarray(returns, dtype=np.float64)[-last:]
+    return float(tail.mean()) if len(tail) else float("nan")
+
+
+def normalized_score(score: float, random: float, best: float) -> float:
+    """Random policy → 0, best result → 1. NaN when nothing beat the random policy (scale undefined)."""
+    if not best > random:
+        return float("nan")
+    return (score - random) / (best - random)
+
+
+def best_run_score(scores: Mapping[tuple[str, int], float]) -> float:
+    """The default reading of "best result": the highest single-run score, over all settings and seeds."""
+    finite = [s for s in scores.values() if math.isfinite(s)]
+    return max(finite) if finite else float("nan")
+
+
+def best_setting_mean(scores: Mapping[tuple[str, int], float]) -> float:
+    """The other reading: the highest mean score over seeds of one setting."""
+    by_setting: dict[str, list[float]] = {}
+    for (setting, _seed), s in scores.items():
+        if math.isfinite(s):
+            by_setting.setdefault(setting, []).append(s)
+    return max((float(np.mean(v)) for v in by_setting.values()), default=float("nan"))
+
+
+BEST_READINGS = {"run": best_run_score, "setting": best_setting_mean}
+
+
+# ---------------------------------------------------------------------------- the paper's Table 1
+# (objective setting, normalised score) in the paper's row order; kl_adaptive rows start from β₀ = 1.
+PAPER_TABLE1: list[tuple[dict, float]] = [
+    ({"name": "none"}, -0.39),
+    ({"name": "clip", "eps": 0.1}, 0.76),
+    ({"name": "clip", "eps": 0.2}, 0.82),
+    ({"name": "clip", "eps": 0.3}, 0.70),
+    ({"name": "kl_adaptive", "kl_target": 0.003, "beta": 1.0}, 0.68),
+    ({"name": "kl_adaptive", "kl_target": 0.01, "beta": 1.0}, 0.74),
+    ({"name": "kl_adaptive", "kl_target": 0.03, "beta": 1.0}, 0.71),
+    ({"name": "kl_fixed", "beta": 0.3}, 0.62),
+    ({"name": "kl_fixed", "beta": 1.0}, 0.71),
+    ({"name": "kl_fixed", "beta": 3.0}, 0.72),
+    ({"name": "kl_fixed", "beta": 10.0}, 0.69),
+]
+
+# Final returns of PPO-clip at 1M steps from openai/baselines ppo2 (gym v2 envs, 6 seeds), SPEC §3.1.
+BASELINES_PPO2_CLIP = {
+    "HalfCheetah-v5": 1668.58, "Hopper-v5": 2316.16, "InvertedDoublePendulum-v5": 7102.91,
+    "InvertedPendulum-v5": 809.43, "Reacher-v5": -6.71, "Swimmer-v5": 111.19, "Walker2d-v5": 3424.95,
+}
+
+
+def paper_scores() -> dict[str, float]:
+    """Setting name (as run folders spell it) → the paper's normalised score."""
+    from ppo_bench.population import setting_name
+
+    return {setting_name(spec): value for spec, value in PAPER_TABLE1}
+
+
+FAMILY_ORDER = ("none", "clip", "kl_adaptive", "kl_fixed")
+FAMILY_LABEL = {"none": "No clipping or penalty", "clip": "Clipping", "kl_adaptive": "Adaptive KL",
+                "kl_fixed": "Fixed KL"}
+HPARAM_LABEL = {"eps": "ε", "kl_target": "d_targ", "beta": "β"}
+LABELLED_HPARAM = {"clip": "eps", "kl_adaptive": "kl_target", "kl_fixed": "beta"}
+
+
+def setting_label(objective: Mapping) -> str:
+    """'Clipping, ε = 0.2', as the paper's Table 1 names its rows."""
+    name = objective["name"]
+    if name not in FAMILY_LABEL:
+        return name + "".join(f", {k} = {v:g}" for k, v in sorted(objective.items()) if k != "name")
+    key = LABELLED_HPARAM.get(name)
+    if key is None or key not in objective:
+        return FAMILY_LABEL[name]
+    return f"{FAMILY_LABEL[name]}, {HPARAM_LABEL[key]} = {float(objective[key]):g}"
+
+
+def setting_sort_key(objective: Mapping) -> tuple:
+    """The paper's row order: no clipping; clip by ε; adaptive KL by d_targ; fixed KL by β; others last."""
+    name = objective["name"]
+    rank = FAMILY_ORDER.index(name) if name in FAMILY_ORDER else len(FAMILY_ORDER)
+    key = LABELLED_HPARAM.get(name)
+    first = float(objective[key]) if key in objective else 0.0
+    rest = tuple(float(v) for k, v in sorted(objective.items()) if k not in ("name", key))
+    return rank, name, first, rest
+
+
+def mean_finite(values: Iterable[float]) -> float:
+    v = [x for x in values if math.isfinite(x)]
+    return float(np.mean(v)) if v else float("nan")

@@ -1,0 +1,221 @@
+"""Table 1 from run folders: per env × setting scores, the normalised Table-1 column, CSV and Markdown.
+
+``build_table1`` does the arithmetic (formulas in ``scores``, interval estimates by ``rliable``);
+``write_csv`` and ``render_markdown`` only format what it computed.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ppo_bench.analysis.runs import Grid, Run, incomplete
+from ppo_bench.analysis.scores import (BASELINES_PPO2_CLIP, BEST_READINGS, SCORE_EPISODES, mean_finite,
+                                       normalized_score, paper_scores, run_score, setting_label,
+                                       setting_sort_key)
+from ppo_bench.atomic import atomic_write_text
+
+CSV_COLUMNS = ["env", "objective", "setting", "seeds", "timesteps", "score_mean", "score_std", "normalized_mean"]
+AGGREGATES = ("mean", "iqm", "optimality_gap")  # rliable's aggregate_mean, aggregate_iqm, aggregate_optimality_gap
+
+
+@dataclass
+class Table1:
+    envs: list[str]
+    settings: list[str]  # in the paper's row order
+    seeds: list[int]
+    labels: dict[str, str]  # setting → 'Clipping, ε = 0.2'
+    runs: pd.DataFrame  # one row per finished run: env, objective, setting, seed, timesteps, episodes, score, normalized
+    table: pd.DataFrame  # one row per env × setting, CSV_COLUMNS
+    normalizers: pd.DataFrame  # one row per env: random, best
+    column: pd.DataFrame  # one row per setting: runs, normalized_mean, rliable point/interval estimates, paper
+    incomplete: list[tuple[str, str, int, str]]
+    scaled_envs: list[str]  # the envs with a defined normalisation (some run beat the random policy)
+    best: str = "run"
+    notes: list[str] = field(default_factory=list)
+
+
+def interval_estimates(matrices: dict[str, np.ndarray], reps: int, seed: int) -> dict[str, dict[str, float]]:
+    """rliable's stratified-bootstrap 95% CIs of mean, IQM and optimality gap; matrices are (seeds × envs)."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    def aggregates(x: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_mean(x), metrics.aggregate_iqm(x), metrics.aggregate_optimality_gap(x)])
+
+    if not matrices:
+        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # arch's notice about RandomState, which rliable passes
+        points, intervals = rly.get_interval_estimates(matrices, aggregates, reps=reps,
+                                                       random_state=np.random.RandomState(seed))
+    out = {}
+    for setting, point in points.items():
+        out[setting] = {}
+        for i, name in enumerate(AGGREGATES):
+            out[setting][name] = float(point[i])
+            out[setting][f"{name}_lo"], out[setting][f"{name}_hi"] = map(float, intervals[setting][:, i])
+    return out
+
+
+def build_table1(runs: list[Run], random_scores: dict[str, float], grid: Grid, best: str = "run",
+                 last: int = SCORE_EPISODES, reps: int = 2000, seed: int = 0) -> Table1:
+    if best not in BEST_READINGS:
+        raise ValueError(f"best={best!r}; allowed: {', '.join(BEST_READINGS)}")
+    notes: list[str] = []
+    keys = set(grid.keys())
+    outside = [r for r in runs if r.key not in keys]
+    if outside:
+        notes.append(f"{len(outside)} run folder(s) outside the grid were left out, e.g. {outside[0].name}")
+    runs = [r for r in runs if r.key in keys]
+    objectives = {**{r.setting: r.objective for r in runs if r.objective}, **grid.objectives}
+    objectives = {s: objectives.get(s, {"name": s.split("_")[0]}) for s in grid.settings}
+    settings = sorted(grid.settings, key=lambda s: setting_sort_key(objectives[s]))
+    envs = list(grid.envs)
+
+    rows = [{"env": r.env, "objective": objectives[r.setting]["name"], "setting": r.setting, "seed": r.seed,
+             "timesteps": r.global_step, "episodes": len(r.returns), "score": run_score(r.returns, last)}
+            for r in runs if r.status == "finished"]
+    per_run = pd.DataFrame(rows, columns=["env", "objective", "setting", "seed", "timesteps", "episodes", "score"])
+
+    norm_rows = []
+    for env in envs:
+        own = per_run[per_run.env == env]
+        best_score = BEST_READINGS[best]({(s, k): v for s, k, v in zip(own.setting, own.seed, own.score)})
+        random = random_scores.get(env, float("nan"))
+        if math.isnan(random):
+            notes.append(f"{env}: no random-policy score (scripts/random_scores.py), so no normalised scores")
+        elif math.isnan(best_score):
+            notes.append(f"{env}: no finished run")
+        elif not best_score > random:
+            notes.append(f"{env}: no result beat the random policy ({best_score:.2f} ≤ {random:.2f}), "
+                         "so its normalised scores are undefined")
+        norm_rows.append({"env": env, "random": random, "best": best_score})
+    normalizers = pd.DataFrame(norm_rows, columns=["env", "random", "best"]).set_index("env")
+    per_run["normalized"] = [normalized_score(s, normalizers.at[e, "random"], normalizers.at[e, "best"])
+                             for e, s in zip(per_run.env, per_run.score)]
+
+    cells = []
+    for env in envs:
+        for setting in settings:
+            cell = per_run[(per_run.env == env) & (per_run.setting == setting)]
+            n = len(cell)
+            cells.append({"env": env, "objective": objectives[setting]["name"], "setting": setting, "seeds": n,
+                          "timesteps": int(cell.timesteps.min()) if n else None,
+                          "score_mean": float(cell.score.mean()) if n else float("nan"),
+                          "score_std": float(cell.score.std(ddof=1)) if n > 1 else float("nan"),
+                          "normalized_mean": mean_finite(cell.normalized) if n else float("nan")})
+    table = pd.DataFrame(cells, columns=CSV_COLUMNS)
+
+    # Table-1 column: the mean over every (env, seed) run of a setting whose env has a defined scale
+    scaled_envs = [e for e in envs if np.isfinite(normalizers.at[e, "random"]) and normalizers.at[e, "best"] > normalizers.at[e, "random"]]
+    matrices, column = {}, []
+    for setting in settings:
+        own = per_run[(per_run.setting == setting) & per_run.env.isin(scaled_envs)]
+        m = np.full((len(grid.seeds), len(scaled_envs)), np.nan)
+        for env, sd, v in zip(own.env, own.seed, own.normalized):
+            m[grid.seeds.index(sd), scaled_envs.index(env)] = v
+        if scaled_envs and np.isfinite(m).all():
+            matrices[setting] = m  # rliable needs every (seed, env) cell
+        column.append({"setting": setting, "label": setting_label(objectives[setting]), "runs": len(own),
+                       "runs_expected": m.size, "normalized_mean": mean_finite(own.normalized)})
+    estimates = interval_estimates(matrices, reps, seed)
+    paper = paper_scores()
+    for row in column:
+        est = estimates.get(row["setting"], {})
+        for name in AGGREGATES:
+            for suffix in ("", "_lo", "_hi"):
+                row[name + suffix] = est.get(name + suffix, float("nan"))
+        row["paper"] = paper.get(row["setting"], float("nan"))
+    column_df = pd.DataFrame(column)
+    incomplete_runs = incomplete(runs, grid)
+    if len(scaled_envs) < len(envs):
+        notes.append(f"the Table-1 column averages over {len(scaled_envs)} of {len(envs)} environments")
+    return Table1(envs, settings, list(grid.seeds), {s: setting_label(objectives[s]) for s in settings}, per_run, table, normalizers,
+                  column_df, incomplete_runs, scaled_envs, best, notes)
+
+
+def write_csv(t: Table1, path: Path) -> None:
+    atomic_write_text(path, t.table.to_csv(index=False, float_format="%.6g", na_rep="nan"))
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(t: Table1, command: str, run_roots: list[str], reps: int) -> str:
+    n_envs, n_seeds = len(t.scaled_envs), len(t.seeds)
+    col_rows = []
+    for r in t.column.itertuples():
+        ci = f"[{_fmt(r.mean_lo)}, {_fmt(r.mean_hi)}]" if math.isfinite(r.mean_lo) else "—"
+        iqm = f"{_fmt(r.iqm)} [{_fmt(r.iqm_lo)}, {_fmt(r.iqm_hi)}]" if math.isfinite(r.iqm) else "—"
+        og = f"{_fmt(r.optimality_gap)} [{_fmt(r.optimality_gap_lo)}, {_fmt(r.optimality_gap_hi)}]" \
+            if math.isfinite(r.optimality_gap) else "—"
+        col_rows.append([r.label, f"`{r.setting}`", f"{r.runs}/{r.runs_expected}", f"**{_fmt(r.normalized_mean)}**",
+                         ci, iqm, og, _fmt(r.paper)])
+    col = _md_table(["setting", "run folder", "runs", "normalised score", "95% CI", "IQM [95% CI]",
+                     "optimality gap [95% CI]", "paper"], col_rows)
+
+    raw_rows = []
+    for setting in t.settings:
+        cells = []
+        for env in t.envs:
+            c = t.table[(t.table.env == env) & (t.table.setting == setting)].iloc[0]
+            if c.seeds == 0:
+                cells.append("—")
+            else:
+                std = f" ± {c.score_std:.1f}" if math.isfinite(c.score_std) else ""
+                cells.append(f"{c.score_mean:.1f}{std} ({_fmt(c.normalized_mean)})")
+        raw_rows.append([t.labels[setting], *cells])
+    raw_rows.append(["*random policy* (= 0)", *[_fmt(t.normalizers.at[e, "random"], 1) for e in t.envs]])
+    best_name = "best single run" if t.best == "run" else "best setting mean"
+    raw_rows.append([f"*{best_name}* (= 1)", *[_fmt(t.normalizers.at[e, "best"], 1) for e in t.envs]])
+    raw_rows.append(["*baselines ppo2, clip ε = 0.2*", *[_fmt(BASELINES_PPO2_CLIP.get(e, float("nan")), 1) for e in t.envs]])
+    raw = _md_table(["setting", *t.envs], raw_rows)
+
+    if t.incomplete:
+        missing = "\n".join(f"- `{e}/{s}/seed{k}`: {why}" for e, s, k, why in t.incomplete)
+        missing = (f"{len(t.incomplete)} of {len(t.envs) * len(t.settings) * n_seeds} runs are not in the tables "
+                   f"(launching the same sweep again trains them):\n\n{missing}")
+    else:
+        missing = "None: every run of the grid finished."
+    steps = sorted(set(t.runs.timesteps)) if len(t.runs) else []
+    notes = "\n## Notes\n\n" + "".join(f"- {n}\n" for n in t.notes) if t.notes else ""
+    return f"""# Table 1, reproduced
+
+Generated from the TensorBoard event files of the runs under {', '.join(f'`{r}`' for r in run_roots)} by
+
+    {command}
+
+{len(t.runs)} finished runs, {', '.join(f'{s:,}' for s in steps) or 'no'} timesteps each.
+
+## Table 1: normalised score per setting, averaged over {n_envs} environments × {n_seeds} seeds
+
+{col}
+
+A run's score is the average total reward of its last {SCORE_EPISODES} episodes (paper §6.1). Per
+environment, scores are shifted and scaled so that the random policy scores 0 and the best result 1,
+then averaged over the runs of a setting ("normalised score"; its 95% CI, the IQM and the optimality
+gap are rliable's stratified-bootstrap estimates over seeds within environments, {reps:,} replications).
+**Reading of "best result"**: {'the highest score of any single run on that environment, over every setting and seed of this sweep (so no normalised score exceeds 1)' if t.best == 'run' else 'the highest mean over seeds of one setting on that environment'}.
+The random policy's scores are `results/random_scores.csv` (uniform random actions, fixed seeds, see `results/README.md`).
+
+## Scores per environment: mean ± std over seeds (normalised)
+
+{raw}
+
+## Missing, unfinished or failed runs
+
+{missing}
+{notes}"""
