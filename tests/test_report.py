@@ -210,8 +210,9 @@ def test_report_command_writes_all_four_outputs(sweep, tmp_path, capsys):
     (["{root}", "--experiment", "nope"], "error: experiment='nope' has no conf/experiment/nope.yaml; allowed: "),
     (["{root}", "--random-scores", "/no/such.csv"], "error: [Errno 2] No such file or directory: '/no/such.csv'"),
 ])
-def test_report_bad_input_is_one_line(sweep, capsys, args, message):
+def test_report_bad_input_is_one_line(sweep, tmp_path, capsys, args, message):
     root, _ = sweep
-    assert report.main([a.format(root=root) for a in args]) == 2
+    assert report.main([a.format(root=root) for a in args] + ["--out-dir", str(tmp_path / "out")]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith(message), err
+    assert not (tmp_path / "out").exists()
