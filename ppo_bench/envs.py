@@ -1,5 +1,8 @@
 """The actors: R runs × N environments each, stepped through one Gymnasium vector env.
 
+The seven MuJoCo tasks of the paper's Table 1 step through ``ppo_bench.vec_mujoco`` (the same
+Gymnasium envs, physics stepped directly, observations and rewards computed for all sub-envs at
+once, bit-identical to Gymnasium's own step); any other id uses Gymnasium's ``SyncVectorEnv``.
 Sub-environment ``r * N + n`` belongs to run r and is seeded with ``seed_r + n``, so a run meets
 the same episodes alone or inside a population. Autoreset is Gymnasium's NEXT_STEP mode (see
 ``ppo_bench.gae`` for how reset rows are handled). ``env_state`` / ``set_env_state`` snapshot a
@@ -19,6 +22,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers import TimeLimit
 
 from ppo_bench.errors import ConfigError
+from ppo_bench.vec_mujoco import BatchedMujocoVectorEnv, fast_path_supported
 
 
 def check_env_id(env_id: str, presets: Sequence[str] = ()) -> None:
@@ -40,7 +44,9 @@ def check_spaces(env_id: str, obs_space: gym.Space, act_space: gym.Space) -> Non
 def make_vector_env(env_id: str, seeds: Sequence[int], kwargs: dict[str, Any] | None = None) -> SyncVectorEnv:
     kwargs = dict(kwargs or {})
     fns = [lambda: gym.make(env_id, disable_env_checker=True, **kwargs) for _ in seeds]
-    envs = SyncVectorEnv(fns, autoreset_mode=AutoresetMode.NEXT_STEP)
+    # the 7 Table-1 MuJoCo tasks step through a batched path that is bit-identical to Gymnasium's
+    vector_env = BatchedMujocoVectorEnv if fast_path_supported(env_id, kwargs) else SyncVectorEnv
+    envs = vector_env(fns, autoreset_mode=AutoresetMode.NEXT_STEP)
     check_spaces(env_id, envs.single_observation_space, envs.single_action_space)
     return envs
 

@@ -2,8 +2,8 @@
 
 Every surrogate has the same signature ``(ratio, adv, kl, **hparams) -> per-sample objective``
 (to be *maximised*), where ``ratio`` = π_θ(a|s) / π_θold(a|s), ``adv`` the advantage estimates
-and ``kl`` the exact KL[π_θold(·|s), π_θ(·|s)] per state, all shaped (R, B): a run axis R and a
-sample axis B. Hyperparameters arrive as (R, 1) tensors, one value per run, so one call serves a
+and ``kl`` the exact KL[π_θold(·|s), π_θ(·|s)] per state (``None`` unless the objective is registered
+with ``uses_kl=True``), all shaped (R, B): a run axis R and a sample axis B. Hyperparameters arrive as (R, 1) tensors, one value per run, so one call serves a
 population whose members use different ε or β.
 
 Adding an objective = one decorated function here + one YAML file in ``conf/objective/``.
@@ -28,6 +28,7 @@ class Objective:
     # called after each policy update with (hparams, mean KL) -> updated hparams (adaptive β)
     after_update: Optional[Callable[..., dict[str, Tensor]]] = None
     surrogate_args: tuple[str, ...] = ()  # the hyperparameters the surrogate itself takes
+    uses_kl: bool = False  # the trainer computes KL[π_old, π_θ] per state only when some objective reads it
 
     def __call__(self, ratio: Tensor, adv: Tensor, kl: Tensor, hp: dict[str, Tensor]) -> Tensor:
         return self.surrogate(ratio, adv, kl, **{k: hp[k] for k in self.surrogate_args})
@@ -36,7 +37,7 @@ class Objective:
 OBJECTIVES: dict[str, Objective] = {}
 
 
-def objective(name: str, after_update=None, **hparams: Callable[[float], Optional[str]]):
+def objective(name: str, after_update=None, uses_kl: bool = False, **hparams: Callable[[float], Optional[str]]):
     """Register a surrogate under ``name``; keyword args name its hyperparameters and their checks."""
 
     def register(fn):
@@ -46,7 +47,7 @@ def objective(name: str, after_update=None, **hparams: Callable[[float], Optiona
         unknown = set(args) - set(hparams)
         if unknown:
             raise ValueError(f"objective {name!r}: surrogate arguments {sorted(unknown)} have no check")
-        OBJECTIVES[name] = Objective(name, fn, dict(hparams), after_update, args)
+        OBJECTIVES[name] = Objective(name, fn, dict(hparams), after_update, args, uses_kl)
         return fn
 
     return register
@@ -84,8 +85,8 @@ def clipped_surrogate(ratio: Tensor, adv: Tensor, kl: Tensor, eps: Tensor) -> Te
     return torch.minimum(ratio * adv, torch.clamp(ratio, 1 - eps, 1 + eps) * adv)
 
 
-@objective("kl_adaptive", after_update=adapt_beta, beta=positive, kl_target=positive)
-@objective("kl_fixed", beta=non_negative)
+@objective("kl_adaptive", after_update=adapt_beta, uses_kl=True, beta=positive, kl_target=positive)
+@objective("kl_fixed", uses_kl=True, beta=non_negative)
 def kl_penalized_surrogate(ratio: Tensor, adv: Tensor, kl: Tensor, beta: Tensor) -> Tensor:
     # paper eq. (8): L^KLPEN = E[r_t Â_t − β KL[π_θold(·|s_t), π_θ(·|s_t)]]
     return ratio * adv - beta * kl

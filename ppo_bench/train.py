@@ -306,91 +306,102 @@ class PopulationTrainer:
             return torch.full((self.R,), lr)
         return linear_annealing(self.iteration.float() / self.n_iter, lr)
 
-    def surrogate(self, ratio: Tensor, adv: Tensor, kl: Tensor) -> Tensor:
+    def surrogate(self, ratio: Tensor, adv: Tensor, kl: Tensor | None) -> Tensor:
+        """Each run's own objective; runs sharing a surrogate function are evaluated in one call."""
+        if len(self.groups) == 1:
+            obj, _, hp = self.groups[0]
+            return obj(ratio, adv, kl, hp)
         out = torch.empty_like(ratio)
         for obj, idx, hp in self.groups:
-            out[idx] = obj(ratio[idx], adv[idx], kl[idx], hp)
+            out[idx] = obj(ratio[idx], adv[idx], None if kl is None else kl[idx], hp)
         return out
 
     def update(self) -> dict[str, Tensor]:
+        """K epochs of minibatch Adam on each run's own loss; diagnostics over the batch afterwards."""
         p, R, M = self.cfg.ppo, self.R, self.M
         data = self.batch()
         B = data["obs"].shape[1]
         n_mb = B // M
         lr = self.learning_rate()
-        stats = {k: torch.zeros(R) for k in ("policy", "value", "entropy", "approx_kl", "kl", "clipfrac",
-                                               "ratio_mean", "grad_norm")}
-        stats["ratio_max"] = torch.zeros(R)
-        eps = torch.full((R, 1), float("nan"))
-        for obj, idx, hp in self.groups:
-            if "eps" in hp:
-                eps[idx] = hp["eps"]
+        losses = torch.zeros(3, R)  # policy, value, entropy: means over minibatches
+        grad_norm = torch.zeros(R)
+        need_kl = any(obj.uses_kl for obj, _, _ in self.groups)
         start = self.iteration * self.K
         for epoch in range(self.K):
             perm = rng.permutations(self.seeds, rng.PERMUTATION, start + epoch, B)
             shuffled = {k: gather_rows(v, perm) for k, v in data.items()}
             for j in range(n_mb):
                 mb = {k: v[:, j * M:(j + 1) * M] for k, v in shuffled.items()}
-                active = self.active
                 params, value = self.model(mb["obs"])
-                logp = self.dist.log_prob(params, mb["actions"])
-                logratio = logp - mb["logp"]
-                ratio = logratio.exp()
-                kl = self.dist.kl(mb["params"], params)
+                ratio = (self.dist.log_prob(params, mb["actions"]) - mb["logp"]).exp()
+                kl = self.dist.kl(mb["params"], params) if need_kl else None
                 w = mb["valid"]
                 wsum = w.sum(1).clamp(min=1.0)
-                mean = lambda x: (x * w).sum(1) / wsum  # noqa: E731 — masked mean per run
+                adv = mb["adv"] if p.norm_adv != "minibatch" else masked_standardize(mb["adv"], w)
 
-                adv = mb["adv"]
-                if p.norm_adv == "minibatch":
-                    adv = masked_standardize(adv, w)
-                policy_loss = -mean(self.surrogate(ratio, adv, kl))
-                value_loss = mean(value_error(value, mb["ret"], mb["values"], p.clip_value))
-                entropy = mean(self.dist.entropy(params))
+                policy_loss = -(self.surrogate(ratio, adv, kl) * w).sum(1) / wsum
+                value_loss = (value_error(value, mb["ret"], mb["values"], p.clip_value) * w).sum(1) / wsum
                 # paper eq. (9): maximise L^CLIP − c1 L^VF + c2 S  ⇔  minimise the negation
-                loss = policy_loss + p.vf_coef * value_loss - p.ent_coef * entropy
-
-                finite = torch.isfinite(loss)
-                if not finite[active].all():
-                    self.fail((active & ~finite).nonzero().flatten().tolist(), "non-finite loss")
-                    active = self.active
-                self.model.flat.grad = None
-                # runs are independent: the gradient of Σ_r loss_r w.r.t. run r's parameters is ∇ loss_r
-                torch.where(active, loss, 0.0).sum().backward()
-                norms = self.opt.step(lr, active, p.max_grad_norm)
-
-                with torch.no_grad():
-                    stats["policy"] += policy_loss
-                    stats["value"] += value_loss
-                    stats["entropy"] += entropy
-                    stats["approx_kl"] += mean((ratio - 1) - logratio)
-                    stats["kl"] += mean(kl)
-                    stats["clipfrac"] += mean(((ratio - 1).abs() > eps).float())
-                    stats["ratio_mean"] += mean(ratio)
-                    stats["ratio_max"] = torch.maximum(stats["ratio_max"], (ratio * w).amax(1))
-                    stats["grad_norm"] += norms
-        for k in stats:
-            if k != "ratio_max":
-                stats[k] /= self.K * n_mb
+                loss = policy_loss + p.vf_coef * value_loss
+                if p.ent_coef:
+                    entropy = (self.dist.entropy(params) * w).sum(1) / wsum
+                    loss = loss - p.ent_coef * entropy
+                self.step_optimizer(loss, lr)
+                losses[:2] += torch.stack([policy_loss, value_loss]).detach()
+                grad_norm += self.last_grad_norm
+        stats = self.diagnostics(data)
+        stats["policy"], stats["value"] = losses[0] / (self.K * n_mb), losses[1] / (self.K * n_mb)
+        stats["grad_norm"] = grad_norm / (self.K * n_mb)
         stats["lr"] = lr
-        stats["kl_after_update"] = self.adapt(data)
+        self.adapt(stats["kl"])
         self.check_parameters()
         return stats
 
+    def step_optimizer(self, loss: Tensor, lr: Tensor) -> None:
+        """Backpropagate Σ_r loss_r (run r's parameters get ∇ loss_r) and take one Adam step per active run."""
+        active = self.active
+        finite = torch.isfinite(loss)
+        if not bool(finite[active].all()):
+            self.fail((active & ~finite).nonzero().flatten().tolist(), "non-finite loss")
+            active = self.active
+        self.model.flat.grad = None
+        torch.where(active, loss, 0.0).sum().backward()
+        self.last_grad_norm = self.opt.step(lr, active, self.cfg.ppo.max_grad_norm)
+
     @torch.no_grad()
-    def adapt(self, data: dict[str, Tensor]) -> Tensor:
-        """d = Ê[KL[π_old, π_new]] over the whole batch; objectives with an after-update rule use it."""
+    def diagnostics(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
+        """How far the update moved each run's policy, over the whole batch (R,) each.
+
+        ``kl`` = Ê[KL[π_old(·|s), π_new(·|s)]] is also the d of the adaptive-β rule.
+        """
         params, _ = self.model(data["obs"])
         w = data["valid"]
-        d = (self.dist.kl(data["params"], params) * w).sum(1) / w.sum(1).clamp(min=1.0)
+        wsum = w.sum(1).clamp(min=1.0)
+        logratio = self.dist.log_prob(params, data["actions"]) - data["logp"]
+        ratio = logratio.exp()
+        eps = torch.full((self.R, 1), float("nan"))
+        for obj, idx, hp in self.groups:
+            if "eps" in hp:
+                eps[idx] = hp["eps"]
+        mean = lambda x: (x * w).sum(1) / wsum  # noqa: E731 — masked mean per run
+        return {
+            "kl": mean(self.dist.kl(data["params"], params)),
+            "approx_kl": mean((ratio - 1) - logratio),
+            "clipfrac": mean(((ratio - 1).abs() > eps).float()),
+            "ratio_mean": mean(ratio),
+            "ratio_max": torch.where(w > 0, ratio, 0.0).amax(1),
+            "entropy": mean(self.dist.entropy(params)),
+        }
+
+    def adapt(self, mean_kl: Tensor) -> None:
+        """Objectives with an after-update rule (adaptive β) update their per-run hyperparameters."""
         active = self.active
         for group in self.groups:
             obj, idx, hp = group
             if obj.after_update is not None:
-                new = obj.after_update(hp, d[idx].view(-1, 1))
+                new = obj.after_update(hp, mean_kl[idx].view(-1, 1))
                 keep = active[idx].view(-1, 1)
                 group[2] = {k: torch.where(keep, new[k], hp[k]) for k in hp}
-        return d
 
     def check_parameters(self) -> None:
         ok = torch.isfinite(self.model.flat).all(1)
@@ -423,7 +434,7 @@ class PopulationTrainer:
             values = {
                 "losses/policy": stats["policy"][r], "losses/value": stats["value"][r],
                 "losses/entropy": stats["entropy"][r], "stats/approx_kl": stats["approx_kl"][r],
-                "stats/kl": stats["kl"][r], "stats/kl_after_update": stats["kl_after_update"][r],
+                "stats/kl": stats["kl"][r],
                 "stats/ratio_mean": stats["ratio_mean"][r], "stats/ratio_max": stats["ratio_max"][r],
                 "stats/grad_norm": stats["grad_norm"][r], "charts/learning_rate": stats["lr"][r],
                 "perf/sps": sps,
@@ -435,41 +446,48 @@ class PopulationTrainer:
             self.loggers[r].scalars({k: float(v) for k, v in values.items()}, step)
 
     # ------------------------------------------------------------------ loop
+    def iterate(self) -> tuple[int, float]:
+        """One iteration of Algorithm 1 for every active run; returns (steps taken, wall seconds)."""
+        t0 = time.perf_counter()
+        active_before = self.active.clone()
+        self.collect()
+        stats = self.update()
+        stepped = active_before & ~self.failed
+        self.iteration += stepped.long()
+        elapsed = time.perf_counter() - t0
+        self.wall_s += active_before.double() * elapsed
+        steps = int(active_before.sum()) * self.N * self.T
+        self.log(stats, active_before, steps / elapsed)
+        for r in stepped.nonzero().flatten().tolist():
+            finished = int(self.iteration[r]) >= self.n_iter
+            if finished or int(self.iteration[r]) % self.cfg.checkpoint_every == 0:
+                self.save_checkpoint(r, finished)
+            if finished:
+                self.loggers[r].flush()
+        return steps, elapsed
+
     def train(self) -> dict[str, dict]:
-        cfg = self.cfg
         per_iter = self.N * self.T
         todo = int((self.n_iter - self.iteration).clamp(min=0)[self.active].sum()) * per_iter
-        bar = make_progress(cfg.progress, total=todo, desc=f"{cfg.env.id} ×{self.R}")
+        bar = make_progress(self.cfg.progress, total=todo, desc=f"{self.cfg.env.id} ×{self.R}")
         for r in (~self.active).nonzero().flatten().tolist():
             self.save_checkpoint(r, finished=True)
         while self.active.any():
-            t0 = time.perf_counter()
-            active_before = self.active.clone()
-            self.collect()
-            stats = self.update()
-            self.iteration += (active_before & ~self.failed).long()
-            n_active = int(active_before.sum())
-            elapsed = time.perf_counter() - t0
-            self.wall_s += active_before.double() * elapsed
-            sps = n_active * per_iter / elapsed
-            self.log(stats, active_before, sps)
-            for r in (active_before & ~self.failed).nonzero().flatten().tolist():
-                finished = int(self.iteration[r]) >= self.n_iter
-                if finished or int(self.iteration[r]) % cfg.checkpoint_every == 0:
-                    self.save_checkpoint(r, finished)
-                if finished:
-                    self.loggers[r].flush()
+            steps, elapsed = self.iterate()
             scores = [self.score(r) for r in range(self.R) if not math.isnan(self.score(r))]
-            bar.update(n_active * per_iter, sps=sps, ret=float(np.mean(scores)) if scores else float("nan"))
+            bar.update(steps, sps=steps / elapsed, ret=float(np.mean(scores)) if scores else float("nan"))
         bar.close()
-        for lg in self.loggers:
-            if lg is not None:
-                lg.close()
-        self.envs.close()
+        self.close()
         return {s.name: {"status": "failed" if self.failed[r] else "finished", "score_last100": self.score(r),
                          "global_step": int(self.iteration[r]) * per_iter, "dir": str(s.dir),
                          "wall_s": float(self.wall_s[r])}
                 for r, s in enumerate(self.specs)}
+
+    def close(self) -> None:
+        for lg in self.loggers:
+            if lg is not None:
+                lg.close()
+        self.envs.close()
 
 
 def masked_standardize(x: Tensor, w: Tensor, eps: float = 1e-8) -> Tensor:

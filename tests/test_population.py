@@ -37,7 +37,7 @@ def test_each_member_gets_the_same_first_update_as_alone(make_cfg):
             assert torch.equal(pop.buf.actions[:, r], alone.buf.actions[:, 0])  # same episodes
             torch.testing.assert_close(pop.model.flat[r], alone.model.flat[0], atol=ATOL, rtol=RTOL)
             assert not torch.allclose(pop.model.flat[r], pop_before[r])  # it did move
-            torch.testing.assert_close(pop_stats["kl_after_update"][r], alone_stats["kl_after_update"][0],
+            torch.testing.assert_close(pop_stats["kl"][r], alone_stats["kl"][0],
                                        atol=1e-6, rtol=1e-3)
 
 
@@ -48,7 +48,7 @@ def test_members_differ_and_adaptive_beta_follows_the_rule(make_cfg):
     for _ in range(3):
         beta = t.groups[0][2]["beta"].clone()
         t.collect()
-        d = t.update()["kl_after_update"]
+        d = t.update()["kl"]
         t.iteration += 1
         for r in range(2):
             expect = beta[r] / 2 if d[r] < 0.003 / 1.5 else beta[r] * 2 if d[r] > 0.0045 else beta[r]
