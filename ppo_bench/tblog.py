@@ -28,8 +28,11 @@ def flat_hparams(d: dict, prefix: str = "") -> dict[str, Any]:
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, hparams: dict[str, Any] | None = None):
-        self.writer = SummaryWriter(log_dir=str(run_dir), flush_secs=30)
+    def __init__(self, run_dir: Path, hparams: dict[str, Any] | None = None, purge_after: int | None = None):
+        """purge_after: on resume, the checkpoint's step — events a killed process logged after it are
+        hidden by TensorBoard (and its EventAccumulator), so the resumed run does not repeat them."""
+        purge = None if purge_after is None else purge_after + 1
+        self.writer = SummaryWriter(log_dir=str(run_dir), flush_secs=30, purge_step=purge)
         if hparams is not None:
             # written into the run's own event file, so the HParams tab lists the run by its own name
             exp, ssi, sei = hparams_summary(hparams, {m: float("nan") for m in HPARAM_METRICS})

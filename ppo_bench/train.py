@@ -212,17 +212,19 @@ class PopulationTrainer:
         """Open each run's directory: fresh, or continued from its checkpoint."""
         for r, spec in enumerate(self.specs):
             ckpt = spec.dir / CHECKPOINT
-            hparams = None
+            hparams, purge_after = None, None
             if ckpt.exists():
                 if not resume:
                     raise ConfigError(f"resume=false but {ckpt} exists; pass resume=true to continue that run "
                                       "or choose another hydra.run.dir / run_root")
-                self.load_run_state(r, torch.load(ckpt, weights_only=False))
+                state = torch.load(ckpt, weights_only=False)
+                self.load_run_state(r, state)
+                purge_after = state["global_step"]
             else:
                 spec.dir.mkdir(parents=True, exist_ok=True)
                 hparams = flat_hparams(run_config(self.cfg, spec))
             atomic_write_text(spec.dir / "config.yaml", OmegaConf.to_yaml(run_config(self.cfg, spec)))
-            self.loggers[r] = RunLogger(spec.dir, hparams)
+            self.loggers[r] = RunLogger(spec.dir, hparams, purge_after)
 
     # ------------------------------------------------------------------ rollout
     def action_noise(self) -> Tensor:

@@ -36,19 +36,23 @@ def test_resume_after_kill_is_bit_identical(make_cfg, tmp_path, monkeypatch, env
     train_from_config(straight)
     monkeypatch.setattr(PopulationTrainer, "train", orig_train)
 
-    # the same runs, killed right after the checkpoint of iteration 2 (of 4)
+    # the same runs, killed in iteration 3 (of 4) after its events reached disk but before the next
+    # checkpoint: the checkpoint of iteration 2 is what a resume finds
     killed = make_cfg(f"env={env}", *FAST, *pop, f"run_root={tmp_path}/b")
-    orig_save = PopulationTrainer.save_checkpoint
+    orig_log = PopulationTrainer.log
 
-    def save_then_die(self, r, finished=False):
-        orig_save(self, r, finished)
-        if r == self.R - 1 and int(self.iteration[r]) == 2:
+    def log_then_die(self, *args):
+        orig_log(self, *args)
+        if int(self.iteration[0]) == 3:
+            for lg in self.loggers:
+                lg.flush()
             raise Killed()
 
-    monkeypatch.setattr(PopulationTrainer, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(PopulationTrainer, "log", log_then_die)
     with pytest.raises(Killed):
         train_from_config(killed)
-    monkeypatch.setattr(PopulationTrainer, "save_checkpoint", orig_save)
+    monkeypatch.setattr(PopulationTrainer, "log", orig_log)
+    assert torch.load(f"{tmp_path}/b/{next(iter(final_straight))}/{CHECKPOINT}", weights_only=False)["iteration"] == 2
 
     with pytest.raises(Exception, match="resume=true"):
         train_from_config(killed)  # a checkpoint is there and resume is off
@@ -62,6 +66,13 @@ def test_resume_after_kill_is_bit_identical(make_cfg, tmp_path, monkeypatch, env
         ref = torch.load(f"{tmp_path}/a/{name}/{CHECKPOINT}", weights_only=False)
         assert torch.equal(flat, torch.cat([v.flatten() for v in ref["model"].values()]))
         assert ckpt["hparams"] == ref["hparams"]  # adaptive β too
+        # the events the killed process logged after its checkpoint are purged: no step logged twice
+        events = EventAccumulator(f"{tmp_path}/b/{name}").Reload()
+        steps = [e.step for e in events.Scalars("losses/policy")]
+        assert steps == sorted(set(steps)) == [128, 256, 384, 512]
+        ref_returns = EventAccumulator(f"{tmp_path}/a/{name}").Reload().Scalars("charts/episodic_return")
+        got_returns = events.Scalars("charts/episodic_return")
+        assert [(e.step, e.value) for e in got_returns] == [(e.step, e.value) for e in ref_returns]
     # a third launch finds every run finished and trains nothing
     again = train_from_config(resumed)
     assert all(s["status"] == "finished (skipped)" for s in again.values())
