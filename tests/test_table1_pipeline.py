@@ -68,7 +68,7 @@ def test_smoke_sweep_report_and_resume(tmp_path):
     rows, md = run_report(tmp_path, "results")
     assert len(rows) == len(grid.envs) * len(grid.settings)
     assert list(rows[0]) == CSV_COLUMNS
-    assert [(r["env"], r["setting"]) for r in rows] == [(e, s) for e in grid.envs for s in grid.settings]
+    assert [(r["env"], r["setting"]) for r in rows] == [(e, s) for e in sorted(grid.envs) for s in grid.settings]
     for r in rows:
         assert r["seeds"] == str(len(grid.seeds)) and r["timesteps"] == "1024"
         assert float(r["score_mean"]) == float(r["score_mean"])  # not NaN

@@ -144,7 +144,7 @@ def plot_scores(t: Table1, path: Path) -> None:
         ax.set_title(title, fontsize=11)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, [f"{lab}  ({r}/{e})" for lab, r, e in zip(col.label, col.runs, col.runs_expected)])
-    fig.suptitle(f"Normalised scores over {len(t.scaled_envs)} environments × {len(t.seeds)} seeds "
+    fig.suptitle(f"Normalised scores over {len(t.scaled_envs)} environment(s) × {len(t.seeds)} seed(s) "
                  "(random = 0, best = 1); 95% stratified-bootstrap CIs (rliable)", fontsize=11)
     fig.tight_layout()
     _save(fig, path)

@@ -76,7 +76,7 @@ def build_table1(runs: list[Run], random_scores: dict[str, float], grid: Grid, b
     objectives = {**{r.setting: r.objective for r in runs if r.objective}, **grid.objectives}
     objectives = {s: objectives.get(s, {"name": s.split("_")[0]}) for s in grid.settings}
     settings = sorted(grid.settings, key=lambda s: setting_sort_key(objectives[s]))
-    envs = list(grid.envs)
+    envs = sorted(grid.envs)  # the paper's order (alphabetical), whatever order the sweep ran them in
 
     rows = [{"env": r.env, "objective": objectives[r.setting]["name"], "setting": r.setting, "seed": r.seed,
              "timesteps": r.global_step, "episodes": len(r.returns), "score": run_score(r.returns, last)}
@@ -91,7 +91,7 @@ def build_table1(runs: list[Run], random_scores: dict[str, float], grid: Grid, b
         if math.isnan(random):
             notes.append(f"{env}: no random-policy score (scripts/random_scores.py), so no normalised scores")
         elif math.isnan(best_score):
-            notes.append(f"{env}: no finished run")
+            notes.append(f"{env}: no finished run with a complete episode, so no normalised scores")
         elif not best_score > random:
             notes.append(f"{env}: no result beat the random policy ({best_score:.2f} ≤ {random:.2f}), "
                          "so its normalised scores are undefined")
@@ -200,7 +200,7 @@ Generated from the TensorBoard event files of the runs under {', '.join(f'`{r}`'
 
 {len(t.runs)} finished runs, {', '.join(f'{s:,}' for s in steps) or 'no'} timesteps each.
 
-## Table 1: normalised score per setting, averaged over {n_envs} environments × {n_seeds} seeds
+## Table 1: normalised score per setting, averaged over {n_envs} environment(s) × {n_seeds} seed(s)
 
 {col}
 
