@@ -97,12 +97,13 @@ def write_run(root, env, setting, seed, returns, status="finished", step_per_epi
     return d
 
 
-def test_a_resumed_run_replays_episodes_and_the_newer_event_file_wins(tmp_path):
-    d = write_run(tmp_path, "E-v0", "none", 0, [1.0, 2.0, 3.0, 4.0])  # steps 10..40
+def test_a_resumed_run_reads_like_tensorboard_shows_it(tmp_path):
+    d = write_run(tmp_path, "E-v0", "none", 0, [1.0, 2.0, 3.0, 4.0])  # steps 10..40, killed after step 40
     import time
 
     time.sleep(1.1)  # event file names carry the second they were opened
-    w = SummaryWriter(str(d))  # resumed from a checkpoint at step 20: replays 30 and 40, then goes on
+    # resumed from the checkpoint at step 20, as the engine's RunLogger does it: purge what came after
+    w = SummaryWriter(str(d), purge_step=20 + 1)
     for step, ret in [(30, 3.5), (40, 4.5), (50, 5.5)]:
         w.add_scalar("charts/episodic_return", ret, step)
     w.close()

@@ -44,11 +44,17 @@ class Run:
         return f"{self.env}/{self.setting}/seed{self.seed}"
 
 
-def read_scalar(event_file: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, values) of one tag in one event file, every point kept."""
+def read_scalar(path: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one tag, every point kept, from an event file or a run folder.
+
+    For a folder, TensorBoard's reader goes through its event files in the order written and honours
+    their purge marks: a run resumed from a checkpoint opens a new event file marked with the
+    checkpoint's step, which drops what the killed process had logged after it — the same curve
+    TensorBoard shows.
+    """
     from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 
-    acc = EventAccumulator(str(event_file), size_guidance={SCALARS: 0})
+    acc = EventAccumulator(str(path), size_guidance={SCALARS: 0})
     acc.Reload()
     if tag not in acc.Tags()["scalars"]:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
@@ -57,18 +63,8 @@ def read_scalar(event_file: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_episodes(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Every episode's (end step, return) of a run, over all its event files in the order written.
-
-    A run resumed from a checkpoint starts a new event file and replays the episodes that ended
-    after that checkpoint; the newer file wins for every step from its first episode on.
-    """
-    steps, values = np.zeros(0, dtype=np.int64), np.zeros(0)
-    for f in sorted(run_dir.glob("events.out.tfevents.*")):
-        s, v = read_scalar(f, RETURN_TAG)
-        if len(s):
-            keep = steps < s[0]
-            steps, values = np.concatenate([steps[keep], s]), np.concatenate([values[keep], v])
-    return steps, values
+    """Every episode's (end step, return) of a run, over all its event files."""
+    return read_scalar(run_dir, RETURN_TAG)
 
 
 def load_run(run_dir: Path) -> Run | None:
