@@ -19,6 +19,7 @@ _LOG_2PI = math.log(2 * math.pi)
 
 class ActionDistribution(Protocol):
     def sample(self, params: Tensor, noise: Tensor) -> Tensor: ...
+    def sample_with_log_prob(self, params: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]: ...
     def log_prob(self, params: Tensor, actions: Tensor) -> Tensor: ...
     def entropy(self, params: Tensor) -> Tensor: ...
     def kl(self, old: Tensor, new: Tensor) -> Tensor: ...
@@ -37,6 +38,12 @@ class DiagGaussian:
     def sample(self, params: Tensor, noise: Tensor) -> Tensor:
         mean, log_std = self.split(params)
         return mean + log_std.exp() * noise
+
+    def sample_with_log_prob(self, params: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
+        """The action and its log-prob, read off the standard-normal draw: z = (a − μ)/σ = noise."""
+        mean, log_std = self.split(params)
+        logp = (-0.5 * noise.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1)
+        return mean + log_std.exp() * noise, logp
 
     def log_prob(self, params: Tensor, actions: Tensor) -> Tensor:
         mean, log_std = self.split(params)
@@ -68,6 +75,10 @@ class Categorical:
         cdf = torch.softmax(params, -1).cumsum(-1)
         idx = torch.searchsorted(cdf, noise.contiguous(), right=True)
         return idx.clamp_(max=self.n - 1).squeeze(-1)
+
+    def sample_with_log_prob(self, params: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
+        action = self.sample(params, noise)
+        return action, self.log_prob(params, action)
 
     def log_prob(self, params: Tensor, actions: Tensor) -> Tensor:
         logp = torch.log_softmax(params, -1)

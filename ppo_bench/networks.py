@@ -87,6 +87,42 @@ class ActorCritic(nn.Module):
         return self._mlp(self.vf, h, False).squeeze(-1)
 
     @torch.no_grad()
+    def acting_network(self):
+        """A function obs (R, B, in) ↦ (distribution parameters, value) for rollouts.
+
+        Policy and value layers are laid side by side in one MLP — concatenated where they read the
+        same input, block-diagonal after that — so acting costs one matmul per layer instead of two.
+        Rollouts feed a handful of observations per run, so the number of ops, not FLOPs, is the cost.
+        Built once per rollout from the current parameters (they do not change while acting).
+        """
+        v = lambda name: self.layout.view(self.flat, name).detach().clone()  # noqa: E731
+        layers = [(v(w), v(b)) for w, b in self.trunk]
+        for k, ((pw, pb), (vw, vb)) in enumerate(zip(self.pi, self.vf)):
+            Wp, Wv = v(pw), v(vw)
+            if k == 0:  # both read the same input
+                W = torch.cat([Wp, Wv], 2)
+            else:
+                R, ip, op = Wp.shape
+                W = torch.zeros(R, ip + Wv.shape[1], op + Wv.shape[2])
+                W[:, :ip, :op], W[:, ip:, op:] = Wp, Wv
+            layers.append((W, torch.cat([v(pb), v(vb)], 2)))
+        log_std = v(self.log_std) if self.gaussian else None
+        act, A, n = self.act, self.action_dim, len(layers)
+
+        def forward(obs: Tensor) -> tuple[Tensor, Tensor]:
+            x = obs
+            for k, (W, b) in enumerate(layers):
+                x = torch.baddbmm(b, x, W)
+                if k < n - 1:
+                    x = act(x)
+            out, value = x[..., :A], x[..., A]
+            if log_std is not None:
+                out = torch.cat([out, log_std.expand_as(out)], -1)
+            return out, value
+
+        return forward
+
+    @torch.no_grad()
     def init_run(self, r: int, seed: int, scheme: str = "orthogonal") -> None:
         """(Re)initialise run r from its seed: hidden gain √2, policy head 0.01, value head 1 (ppo2)."""
         gen = torch.Generator().manual_seed(int(seed))

@@ -2,44 +2,42 @@
 
 Gymnasium's NormalizeObservation / NormalizeReward keep one set of statistics per vector env; a
 population steps many runs through one vector env, so here every statistic carries a leading run
-axis R and is updated only from that run's own N environments.
+axis R and is updated only from that run's own N environments. They run once per environment step
+on small arrays, so they are written in NumPy (a few µs), not torch.
 """
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+import numpy as np
 
 
 class RunningMeanStd:
     """Per-run running mean and variance (Chan et al. parallel update), shape (R, *feature)."""
 
     def __init__(self, runs: int, shape: tuple[int, ...] = (), epsilon: float = 1e-4):
-        self.mean = torch.zeros((runs, *shape), dtype=torch.float64)
-        self.var = torch.ones((runs, *shape), dtype=torch.float64)
-        self.count = torch.full((runs,), epsilon, dtype=torch.float64)
+        self.mean = np.zeros((runs, *shape))
+        self.var = np.ones((runs, *shape))
+        self.count = np.full((runs,), epsilon)
 
-    def update(self, x: Tensor, active: Tensor | None = None) -> None:
+    def update(self, x: np.ndarray, active: np.ndarray | None = None) -> None:
         """x: (R, N, *feature) — a batch of N samples per run. Runs with active=False keep their stats."""
-        x = x.to(torch.float64)
-        b_mean, b_var, n = x.mean(1), x.var(1, unbiased=False), x.shape[1]
-        extra = (1,) * (self.mean.dim() - 1)
-        count = self.count.view(-1, *extra)
+        b_mean, b_var, n = x.mean(1), x.var(1), x.shape[1]
+        extra = (1,) * (self.mean.ndim - 1)
+        count = self.count.reshape(-1, *extra)
         delta = b_mean - self.mean
         tot = count + n
         new_mean = self.mean + delta * n / tot
-        m2 = self.var * count + b_var * n + delta.pow(2) * count * n / tot
-        new_var = m2 / tot
+        new_var = (self.var * count + b_var * n + delta * delta * count * n / tot) / tot
         if active is None:
             self.mean, self.var, self.count = new_mean, new_var, self.count + n
         else:
-            a = active.view(-1, *extra)
-            self.mean = torch.where(a, new_mean, self.mean)
-            self.var = torch.where(a, new_var, self.var)
-            self.count = torch.where(active, self.count + n, self.count)
+            a = active.reshape(-1, *extra)
+            self.mean = np.where(a, new_mean, self.mean)
+            self.var = np.where(a, new_var, self.var)
+            self.count = np.where(active, self.count + n, self.count)
 
     def state_dict(self, r: int) -> dict:
-        return {"mean": self.mean[r].clone(), "var": self.var[r].clone(), "count": self.count[r].clone()}
+        return {"mean": self.mean[r].copy(), "var": self.var[r].copy(), "count": float(self.count[r])}
 
     def load_state_dict(self, r: int, state: dict) -> None:
         self.mean[r], self.var[r], self.count[r] = state["mean"], state["var"], state["count"]
@@ -52,15 +50,14 @@ class ObservationNormalizer:
         self.enabled, self.clip, self.epsilon = enabled, clip, epsilon
         self.rms = RunningMeanStd(runs, (obs_dim,))
 
-    def __call__(self, obs: Tensor, update: bool = True, active: Tensor | None = None) -> Tensor:
+    def __call__(self, obs: np.ndarray, update: bool = True, active: np.ndarray | None = None) -> np.ndarray:
         """obs: (R, N, obs_dim) float64 raw observations → float32 normalised."""
         if not self.enabled:
-            return obs.to(torch.float32)
+            return obs.astype(np.float32)
         if update:
             self.rms.update(obs, active)
-        mean, var = self.rms.mean.unsqueeze(1), self.rms.var.unsqueeze(1)
-        out = (obs - mean) / torch.sqrt(var + self.epsilon)
-        return out.clamp_(-self.clip, self.clip).to(torch.float32)
+        out = (obs - self.rms.mean[:, None]) / np.sqrt(self.rms.var[:, None] + self.epsilon)
+        return np.clip(out, -self.clip, self.clip).astype(np.float32)
 
 
 class RewardScaler:
@@ -69,15 +66,16 @@ class RewardScaler:
     def __init__(self, runs: int, envs: int, gamma: float, clip: float, enabled: bool = True, epsilon: float = 1e-8):
         self.enabled, self.gamma, self.clip, self.epsilon = enabled, gamma, clip, epsilon
         self.rms = RunningMeanStd(runs)
-        self.returns = torch.zeros((runs, envs), dtype=torch.float64)
+        self.returns = np.zeros((runs, envs))
 
-    def __call__(self, rewards: Tensor, done: Tensor, valid: Tensor, active: Tensor | None = None) -> Tensor:
+    def __call__(self, rewards: np.ndarray, done: np.ndarray, valid: np.ndarray,
+                 active: np.ndarray | None = None) -> np.ndarray:
         """rewards, done, valid: (R, N); a reset row (valid=False) does not add to the return."""
         if not self.enabled:
             return rewards
-        self.returns = torch.where(valid, self.returns * self.gamma + rewards, self.returns)
+        self.returns = np.where(valid, self.returns * self.gamma + rewards, self.returns)
         self.rms.update(self.returns, active)
-        scaled = rewards / torch.sqrt(self.rms.var.unsqueeze(1) + self.epsilon)
+        scaled = rewards / np.sqrt(self.rms.var[:, None] + self.epsilon)
         # an episode's discounted return restarts after it ends
-        self.returns = torch.where(done, torch.zeros_like(self.returns), self.returns)
-        return scaled.clamp(-self.clip, self.clip)
+        self.returns = np.where(done, 0.0, self.returns)
+        return np.clip(scaled, -self.clip, self.clip)

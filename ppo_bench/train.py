@@ -99,8 +99,7 @@ class PopulationTrainer:
         if self.gaussian:
             self.dist = DiagGaussian(act_space.shape[0])
             self.act_shape, self.act_dtype = (act_space.shape[0],), torch.float32
-            self.act_low = torch.as_tensor(act_space.low, dtype=torch.float32)
-            self.act_high = torch.as_tensor(act_space.high, dtype=torch.float32)
+            self.act_low, self.act_high = act_space.low, act_space.high
             param_dim = 2 * act_space.shape[0]
         else:
             self.dist = Categorical(int(act_space.n))
@@ -131,10 +130,11 @@ class PopulationTrainer:
             self.groups.append([obj, idx, hp])
 
         self.buf = Rollout.empty(self.T, R, N, self.obs_dim, param_dim, self.act_shape, self.act_dtype)
-        self.raw_obs = torch.as_tensor(reset(self.envs, self.env_seeds)).view(R, N, -1).to(torch.float64)
-        self.prev_done = torch.zeros(R, N, dtype=torch.bool)
-        self.ep_return = torch.zeros(R, N, dtype=torch.float64)
-        self.ep_length = torch.zeros(R, N, dtype=torch.int64)
+        # per-step bookkeeping lives in NumPy: (R, N) arrays are too small for torch's per-op cost
+        self.raw_obs = np.asarray(reset(self.envs, self.env_seeds), dtype=np.float64).reshape(R, N, -1)
+        self.prev_done = np.zeros((R, N), dtype=bool)
+        self.ep_return = np.zeros((R, N))
+        self.ep_length = np.zeros((R, N), dtype=np.int64)
         self.recent = [deque(maxlen=SCORE_EPISODES) for _ in range(R)]
         self.episodes: list[tuple[int, int, float, int]] = []  # (run, step, return, length) since last log
         self.loggers: list[RunLogger | None] = [None] * R
@@ -162,12 +162,12 @@ class PopulationTrainer:
             "adam": self.opt.run_state(r),
             "obs_rms": self.obs_norm.rms.state_dict(r),
             "ret_rms": self.rew_scale.rms.state_dict(r),
-            "ret_acc": self.rew_scale.returns[r].clone(),
+            "ret_acc": self.rew_scale.returns[r].copy(),
             "hparams": self.hparams_of(r),
-            "raw_obs": self.raw_obs[r].clone(),
-            "prev_done": self.prev_done[r].clone(),
-            "ep_return": self.ep_return[r].clone(),
-            "ep_length": self.ep_length[r].clone(),
+            "raw_obs": self.raw_obs[r].copy(),
+            "prev_done": self.prev_done[r].copy(),
+            "ep_return": self.ep_return[r].copy(),
+            "ep_length": self.ep_length[r].copy(),
             "recent": list(self.recent[r]),
             "wall_s": float(self.wall_s[r]),
             "envs": [env_state(self.envs, r * N + n) for n in range(N)],
@@ -241,45 +241,45 @@ class PopulationTrainer:
     def collect(self) -> None:
         buf, R, N = self.buf, self.R, self.N
         active = self.active
+        active_np = active.numpy()
         noise = self.action_noise()
+        policy = self.model.acting_network()
+        clip = self.gaussian and self.cfg.env.clip_actions
         for t in range(self.T):
-            obs = self.obs_norm(self.raw_obs, active=active)
-            params, value = self.model(obs)
-            action = self.dist.sample(params, noise[t])
-            buf.obs[t], buf.params[t], buf.values[t] = obs, params, value
-            buf.actions[t], buf.logp[t] = action, self.dist.log_prob(params, action)
+            obs = torch.from_numpy(self.obs_norm(self.raw_obs, active=active_np))
+            params, value = policy(obs)
+            action, logp = self.dist.sample_with_log_prob(params, noise[t])
+            buf.obs[t], buf.params[t], buf.values[t], buf.actions[t], buf.logp[t] = obs, params, value, action, logp
             valid = ~self.prev_done
-            buf.valid[t] = valid.numpy()
+            buf.valid[t] = valid
 
-            env_action = action
-            if self.gaussian and self.cfg.env.clip_actions:
-                env_action = torch.maximum(torch.minimum(action, self.act_high), self.act_low)
-            if not active.all():  # stopped runs idle with a harmless action
-                env_action = torch.where(active.view(R, *([1] * (action.dim() - 1))), env_action,
-                                         torch.zeros_like(env_action))
-            next_obs, reward, term, trunc, _ = self.envs.step(env_action.reshape(R * N, *self.act_shape).numpy())
-            reward = torch.from_numpy(reward).view(R, N)
-            term = torch.from_numpy(term).view(R, N)
-            trunc = torch.from_numpy(trunc).view(R, N)
+            env_action = action.numpy().reshape(R * N, *self.act_shape)
+            if clip:
+                env_action = np.clip(env_action, self.act_low, self.act_high)
+            if not active_np.all():  # stopped runs idle with a harmless action
+                env_action = np.where(np.repeat(active_np, N).reshape(-1, *([1] * len(self.act_shape))),
+                                      env_action, 0)
+            next_obs, reward, term, trunc, _ = self.envs.step(env_action)
+            reward, term, trunc = reward.reshape(R, N), term.reshape(R, N), trunc.reshape(R, N)
             done = term | trunc
 
             self.ep_return += reward * valid
-            self.ep_length += valid.long()
+            self.ep_length += valid
             if done.any():
                 self.record_episodes(done, t)
-            buf.rewards[t] = self.rew_scale(reward, done, valid, active).numpy()
-            buf.terminated[t], buf.truncated[t] = term.numpy(), trunc.numpy()
-            self.raw_obs = torch.from_numpy(next_obs).view(R, N, -1)
+            buf.rewards[t] = self.rew_scale(reward, done, valid, active_np)
+            buf.terminated[t], buf.truncated[t] = term, trunc
+            self.raw_obs = next_obs.reshape(R, N, -1)
             self.prev_done = done
-        buf.values[self.T] = self.model.value(self.obs_norm(self.raw_obs, update=False))
+        buf.values[self.T] = policy(torch.from_numpy(self.obs_norm(self.raw_obs, update=False)))[1]
 
-    def record_episodes(self, done: Tensor, t: int) -> None:
-        for r, n in done.nonzero().tolist():
+    def record_episodes(self, done: np.ndarray, t: int) -> None:
+        for r, n in zip(*done.nonzero()):
             ret, length = float(self.ep_return[r, n]), int(self.ep_length[r, n])
             step = (int(self.iteration[r]) * self.T + t + 1) * self.N
             if self.active[r]:
                 self.recent[r].append(ret)
-                self.episodes.append((r, step, ret, length))
+                self.episodes.append((int(r), step, ret, length))
         self.ep_return[done] = 0.0
         self.ep_length[done] = 0
 

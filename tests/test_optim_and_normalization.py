@@ -43,20 +43,21 @@ def test_running_mean_std_keeps_runs_apart():
     data = [rng.normal(loc=r * 10, scale=r + 1, size=(50, 4, 3)) for r in range(2)]  # (steps, N, dim)
     rms = RunningMeanStd(2, (3,), epsilon=0.0)
     for t in range(50):
-        rms.update(torch.tensor(np.stack([d[t] for d in data])))
+        rms.update(np.stack([d[t] for d in data]))
     for r in range(2):
         flat = data[r].reshape(-1, 3)
-        np.testing.assert_allclose(rms.mean[r].numpy(), flat.mean(0), rtol=1e-10)
-        np.testing.assert_allclose(rms.var[r].numpy(), flat.var(0), rtol=1e-10)
+        np.testing.assert_allclose(rms.mean[r], flat.mean(0), rtol=1e-10)
+        np.testing.assert_allclose(rms.var[r], flat.var(0), rtol=1e-10)
 
 
 def test_observation_normalizer_clips_and_reward_scaler_resets_at_episode_end():
     norm = ObservationNormalizer(1, 1, clip=5.0)
     for v in (0.0, 1.0, 0.0, 1.0):
-        norm(torch.tensor([[[v]]], dtype=torch.float64))
-    assert abs(float(norm(torch.tensor([[[1.0]]], dtype=torch.float64), update=False)) - 1.0) < 1e-3
-    assert float(norm(torch.tensor([[[1000.0]]], dtype=torch.float64), update=False)) == 5.0
+        norm(np.array([[[v]]]))
+    assert abs(norm(np.array([[[1.0]]]), update=False).item() - 1.0) < 1e-3
+    assert norm(np.array([[[1000.0]]]), update=False).item() == 5.0
     sc = RewardScaler(1, 1, gamma=0.5, clip=10.0)
-    sc(torch.tensor([[1.0]], dtype=torch.float64), torch.tensor([[False]]), torch.tensor([[True]]))
-    sc(torch.tensor([[1.0]], dtype=torch.float64), torch.tensor([[True]]), torch.tensor([[True]]))
-    assert float(sc.returns) == 0.0  # 1 then 1.5, reset after the episode ended
+    sc(np.array([[1.0]]), np.array([[False]]), np.array([[True]]))
+    assert float(sc.returns[0, 0]) == 1.0
+    sc(np.array([[1.0]]), np.array([[True]]), np.array([[True]]))
+    assert float(sc.returns[0, 0]) == 0.0  # 1 then 1.5, reset after the episode ended

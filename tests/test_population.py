@@ -53,3 +53,13 @@ def test_members_differ_and_adaptive_beta_follows_the_rule(make_cfg):
         for r in range(2):
             expect = beta[r] / 2 if d[r] < 0.003 / 1.5 else beta[r] * 2 if d[r] > 0.0045 else beta[r]
             assert torch.equal(t.groups[0][2]["beta"][r], expect)
+
+
+def test_fused_acting_network_equals_the_training_forward(make_cfg):
+    for env, arch in (("env=hopper", "model=separate"), ("env=cartpole", "model=shared")):
+        t = trainer(make_cfg(env, arch, "population.seeds=[0,1,2]"))
+        obs = torch.randn(3, 5, t.obs_dim)
+        p_train, v_train = t.model(obs)
+        p_act, v_act = t.model.acting_network()(obs)
+        torch.testing.assert_close(p_act, p_train.detach(), atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(v_act, v_train.detach(), atol=1e-6, rtol=1e-5)

@@ -83,6 +83,7 @@ class EvalConfig:
     every: int = 10  # steps between held-out greedy evaluations (0 = only before and after)
     batch_size: int = 64
     max_new_tokens: int = 64  # greedy budget, the same before and after training
+    periodic_n: int = 0  # held-out problems scored by the evaluations during training (0 = all; before/after always use all)
     before: bool = True
 
 
@@ -100,6 +101,7 @@ class LLMConfig:
     run_name: Optional[str] = None  # set in conf/llm/config.yaml: <task>-<model>/<algo>_<loss>_G<G>_lr<lr>_beta<β>/seed<k>
     resume: bool = True  # continue from run_dir/checkpoint.pt when it exists
     checkpoint_every: int = 10
+    max_wall_s: Optional[float] = None  # stop the training loop after this many seconds (summed over resumes)
     save_model: bool = True  # write the final weights as a Hugging Face directory
     log_completions: int = 2  # sample completions written to TensorBoard text per step
     progress: str = "auto"  # auto | always | never
@@ -169,6 +171,9 @@ def validate(cfg: DictConfig) -> None:
     _int_at_least("eval.batch_size", cfg.eval.batch_size, 1)
     _int_at_least("eval.max_new_tokens", cfg.eval.max_new_tokens, 1)
     _int_at_least("task.n_eval", cfg.task.n_eval, 1)
+    _int_at_least("eval.periodic_n", cfg.eval.periodic_n, 0)
+    if cfg.max_wall_s is not None:
+        _positive("max_wall_s", cfg.max_wall_s)
     offered = TASKS[cfg.task.name].rewards
     if not cfg.task.rewards:
         raise ConfigError(f"task.rewards is empty; task {cfg.task.name} offers: {', '.join(offered)}")

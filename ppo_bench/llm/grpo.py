@@ -19,12 +19,15 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
     grouped = rewards.view(-1, group_size)
     centred = grouped - grouped.mean(dim=1, keepdim=True)
     if scale == "group":
-        centred = centred / (grouped.std(dim=1, keepdim=True) + eps)
+        std = grouped.std(dim=1, keepdim=True)
     elif scale == "batch":
-        centred = centred / (rewards.std() + eps)
-    elif scale != "none":
+        std = rewards.std().expand(grouped.shape[0], 1)
+    elif scale == "none":
+        return centred.flatten()
+    else:
         raise ValueError(f"scale={scale!r} is not one of: group, batch, none")
-    return centred.flatten()
+    # a group with equal rewards has centred = 0: keep it 0 even when eps = 0
+    return (centred / torch.where(std > 0, std + eps, torch.ones_like(std))).flatten()
 
 
 def policy_ratio(logp: torch.Tensor, old_logp: torch.Tensor) -> torch.Tensor:

@@ -101,9 +101,13 @@ class GRPOTrainer:
             out[chunk] = token_logprobs(model, ids[chunk], am[chunk], n_completion, self.a.temperature)[0]
         return out
 
-    def evaluate(self) -> dict:
+    def evaluate(self, final: bool = False) -> dict:
+        """Greedy accuracy on the held-out split (during training, on its first eval.periodic_n problems)."""
         t = time.perf_counter()
-        res = greedy_eval(self.model, self.tok, self.eval_examples, self.eval_prompts, self.eval_fns,
+        n = len(self.eval_examples)
+        if not final and self.step > 0 and self.cfg.eval.periodic_n:
+            n = min(n, self.cfg.eval.periodic_n)
+        res = greedy_eval(self.model, self.tok, self.eval_examples[:n], self.eval_prompts[:n], self.eval_fns,
                           batch_size=self.cfg.eval.batch_size, max_new_tokens=self.cfg.eval.max_new_tokens,
                           eos_ids=self.eos_ids)
         res["step"], res["seconds"] = self.step, time.perf_counter() - t
@@ -278,10 +282,11 @@ class GRPOTrainer:
             "eval_s": round(self.eval_s, 1),
             "n_eval": len(self.eval_examples),
             "acc_before": before["accuracy"] if before else None,
-            "acc_after": after["accuracy"] if after and after["step"] == self.step else None,
+            "acc_after": after["accuracy"] if after and after["step"] == self.step and after["n"] == len(self.eval_examples) else None,
+            "stopped_by": "max_wall_s" if self.step < self.a.steps else "steps",
             "seconds_per_step": {k.removesuffix("_s"): round(v / done, 3) for k, v in self.times.items()}
             | {"total": round(sum(self.times.values()) / done, 3)},
-            "evals": [{k: e[k] for k in ("step", "accuracy", "completion_length", "truncated", "rewards", "samples")} for e in self.evals],
+            "evals": [{k: e[k] for k in ("step", "n", "accuracy", "completion_length", "truncated", "rewards", "samples")} for e in self.evals],
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "device": str(self.device),
             "torch_threads": torch.get_num_threads(),
@@ -302,25 +307,25 @@ class GRPOTrainer:
         try:
             if cfg.eval.before and not any(e["step"] == 0 for e in self.evals):
                 self.log_eval(log, self.evaluate())
-            while self.step < a.steps:
+            while self.step < a.steps and not self.out_of_time():
                 t = time.perf_counter()
                 metrics = self.train_step()
                 self.step += 1
                 log.scalars(metrics, self.step)
                 self.history.append({"step": self.step, **metrics})
-                if cfg.eval.every and self.step % cfg.eval.every == 0 and self.step < a.steps:
+                if cfg.eval.every and self.step % cfg.eval.every == 0 and self.step < a.steps and not self.out_of_time():
                     self.log_eval(log, self.evaluate())
                     log.text("samples/train", self.last_samples, self.step)
                 self.wall_s += time.perf_counter() - t
-                if self.step % cfg.checkpoint_every == 0 or self.step == a.steps:
+                if self.step % cfg.checkpoint_every == 0 or self.step == a.steps or self.out_of_time():
                     t = time.perf_counter()
                     self.save_checkpoint()
                     self.wall_s += time.perf_counter() - t  # counted from the next checkpoint on
                 if bar is not None:
                     bar.set_postfix_str(f"reward={metrics['rewards/mean']:.3f} step_s={metrics['perf/step_s']:.1f}", refresh=False)
                     bar.update(1)
-            if not any(e["step"] == self.step for e in self.evals):
-                self.log_eval(log, self.evaluate())
+            if not any(e["step"] == self.step and e["n"] == len(self.eval_examples) for e in self.evals):
+                self.log_eval(log, self.evaluate(final=True))
                 self.save_checkpoint()
         except NonFiniteLoss as e:
             self.write_status("failed", error=str(e))
@@ -335,6 +340,9 @@ class GRPOTrainer:
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
         self.write_status("finished", acc_before=summary["acc_before"], acc_after=summary["acc_after"])
         return summary
+
+    def out_of_time(self) -> bool:
+        return self.cfg.max_wall_s is not None and self.wall_s >= self.cfg.max_wall_s
 
     def log_eval(self, log: LLMRunLogger, res: dict) -> None:
         scalars = {"eval/accuracy": res["accuracy"], "eval/completion_length": res["completion_length"],

@@ -1,0 +1,202 @@
+#!/usr/bin/env python
+"""Throughput benchmark (SPEC §6, issue 3): every figure measured side by side in one run.
+
+    python scripts/bench_throughput.py                       # HalfCheetah-v5
+    python scripts/bench_throughput.py --env Hopper-v5
+    make bench                                               # installs the bench extra, runs both envs
+
+For one environment it measures, each in a fresh process pinned to one torch thread:
+  physics_sps     raw MuJoCo: a plain mj_step(model, data, nstep=frame_skip) loop, no policy
+  single_sps      ppo-bench training steps/s of one run (clip ε=0.2) at paper settings
+  population_sps  aggregate training steps/s of the Table-1 population: 11 settings × 3 seeds = 33 runs
+  sb3_sps         Stable-Baselines3 PPO, same hyperparameters and network, same env, one thread
+  pair_sps        two population processes at once through joblib (2 cores): aggregate steps/s
+and the peak resident memory of each process. Training rates are timed over whole iterations
+(collect + update) after one warm-up iteration. Results go to results/bench/throughput_<env>.json
+with the machine's description; the load average is recorded because these machines are shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def physics_worker(env_id: str, seconds: float) -> dict:
+    import gymnasium as gym
+    import mujoco
+
+    env = gym.make(env_id, disable_env_checker=True)
+    env.reset(seed=0)
+    u = env.unwrapped
+    model, data, nstep = u.model, u.data, u.frame_skip
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(500):
+            mujoco.mj_step(model, data, nstep=nstep)
+        n += 500
+    return {"sps": n / (time.perf_counter() - t0), "frame_skip": nstep}
+
+
+def ppo_worker(env_id: str, population: bool, iters: int) -> dict:
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from ppo_bench.cli import population_specs
+    from ppo_bench.config import CONF_DIR, register_configs
+    from ppo_bench.train import PopulationTrainer
+
+    torch.set_num_threads(1)
+    register_configs()
+    root = tempfile.mkdtemp(prefix="ppo_bench_bench_")
+    overrides = [f"env.id={env_id}", f"run_root={root}", "progress=never", "checkpoint_every=1000000"]
+    # the population is Table 1's: its 11 settings × 3 seeds, from the experiment config itself
+    overrides += ["experiment=table1"] if population else ["objective=clip", "objective.eps=0.2"]
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    trainer = PopulationTrainer(cfg, population_specs(cfg))
+    trainer.start(resume=False)
+    trainer.iterate()  # warm-up
+    steps, t0 = 0, time.perf_counter()
+    for _ in range(iters):
+        steps += trainer.iterate()[0]
+    elapsed = time.perf_counter() - t0
+    trainer.close()
+    return {"sps": steps / elapsed, "runs": trainer.R, "steps": steps, "seconds": elapsed,
+            "peak_rss_mb": peak_rss_mb(), "vector_env": type(trainer.envs).__name__}
+
+
+def sb3_worker(env_id: str, iters: int) -> dict:
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    torch.set_num_threads(1)
+    # ppo-bench's defaults: observation normalisation clipped at 5, no reward scaling
+    venv = VecNormalize(DummyVecEnv([lambda: gym.make(env_id)]), norm_obs=True, norm_reward=False, clip_obs=5.0)
+    model = PPO("MlpPolicy", venv, n_steps=2048, batch_size=64, n_epochs=10, learning_rate=3e-4, gamma=0.99,
+                gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, vf_coef=1.0, max_grad_norm=1e10,
+                policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=torch.nn.Tanh,
+                                   log_std_init=0.0, ortho_init=True),
+                device="cpu", seed=0, verbose=0)
+    model.learn(2048)  # warm-up
+    t0 = time.perf_counter()
+    model.learn(iters * 2048, reset_num_timesteps=False)
+    elapsed = time.perf_counter() - t0
+    import stable_baselines3
+
+    return {"sps": iters * 2048 / elapsed, "peak_rss_mb": peak_rss_mb(), "version": stable_baselines3.__version__}
+
+
+def in_subprocess(*args: str) -> dict:
+    """Run one worker in a fresh interpreter (its own memory peak, no shared state)."""
+    out = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True, cwd=REPO)
+    if out.returncode != 0:
+        raise RuntimeError(f"worker {args} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict:
+    import gymnasium
+    import mujoco
+    import numpy
+    import torch
+
+    model = ""
+    if Path("/proc/cpuinfo").exists():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"cores": os.cpu_count(), "cpu": model, "platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "gymnasium": gymnasium.__version__, "mujoco": mujoco.__version__,
+            "numpy": numpy.__version__}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--env", default="HalfCheetah-v5")
+    ap.add_argument("--single-iters", type=int, default=4, help="timed iterations of the single run")
+    ap.add_argument("--population-iters", type=int, default=2, help="timed iterations of the 33-run population")
+    ap.add_argument("--physics-seconds", type=float, default=5.0)
+    ap.add_argument("--skip-sb3", action="store_true")
+    ap.add_argument("--skip-pair", action="store_true")
+    ap.add_argument("--out", default=None, help="default: results/bench/throughput_<env>.json")
+    ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.worker:
+        kind, env_id, *rest = args.worker
+        if kind == "physics":
+            res = physics_worker(env_id, float(rest[0]))
+        elif kind == "ppo":
+            res = ppo_worker(env_id, rest[0] == "population", int(rest[1]))
+        else:
+            res = sb3_worker(env_id, int(rest[0]))
+        print(json.dumps(res))
+        return
+
+    env = args.env
+    load_before = os.getloadavg()
+    t_start = time.time()
+    res: dict = {"env": env, "machine": machine(), "command": "python scripts/bench_throughput.py " + " ".join(sys.argv[1:])}
+    print(f"[{env}] physics …", flush=True)
+    res["physics"] = in_subprocess("physics", env, str(args.physics_seconds))
+    print(f"[{env}] single run …", flush=True)
+    res["single"] = in_subprocess("ppo", env, "single", str(args.single_iters))
+    print(f"[{env}] population of 33 …", flush=True)
+    res["population"] = in_subprocess("ppo", env, "population", str(args.population_iters))
+    if not args.skip_sb3:
+        print(f"[{env}] Stable-Baselines3 …", flush=True)
+        res["sb3"] = in_subprocess("sb3", env, str(args.single_iters))
+    if not args.skip_pair:
+        from joblib import Parallel, delayed
+
+        print(f"[{env}] two population processes through joblib …", flush=True)
+        pair = Parallel(n_jobs=2)(delayed(in_subprocess)("ppo", env, "population", str(args.population_iters))
+                                  for _ in range(2))
+        res["pair"] = {"sps_each": [p["sps"] for p in pair], "sps": sum(p["sps"] for p in pair),
+                       "peak_rss_mb": [p["peak_rss_mb"] for p in pair]}
+    res["load_average_before_after"] = [load_before[0], os.getloadavg()[0]]
+    res["wall_s"] = time.time() - t_start
+
+    phys, single, pop = res["physics"]["sps"], res["single"]["sps"], res["population"]["sps"]
+    res["ratios"] = {"population_over_physics": pop / phys}
+    rows = [("physics_sps (mj_step loop)", phys, ""), ("single_sps (1 run)", single, ""),
+            ("population_sps (33 runs)", pop, f"{res['population']['peak_rss_mb']:.0f} MB peak RSS")]
+    if "sb3" in res:
+        res["ratios"]["single_over_sb3"] = single / res["sb3"]["sps"]
+        rows.append(("sb3_sps (1 run)", res["sb3"]["sps"], f"{res['sb3']['peak_rss_mb']:.0f} MB peak RSS"))
+    if "pair" in res:
+        res["ratios"]["two_processes_over_one"] = res["pair"]["sps"] / pop
+        rows.append(("pair_sps (2 × 33 runs, joblib)", res["pair"]["sps"], ""))
+    print(f"\n{env}   ({res['machine']['cores']} cores, {res['machine']['cpu']}; load avg "
+          f"{load_before[0]:.1f} → {res['load_average_before_after'][1]:.1f})")
+    for name, sps, note in rows:
+        print(f"  {name:<34} {sps:>10,.0f} steps/s  {note}")
+    for name, value in res["ratios"].items():
+        print(f"  {name:<34} {value:>10.2f}")
+
+    out = Path(args.out or REPO / "results" / "bench" / f"throughput_{env}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

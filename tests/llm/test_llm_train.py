@@ -1,0 +1,87 @@
+"""GRPO end to end on the tiny model: it learns, it logs, it checkpoints and resumes."""
+
+import json
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from ppo_bench.errors import NonFiniteLoss
+from ppo_bench.llm.train import build_trainer, train_from_config
+
+TINY = ["model=tiny", "task.n_eval=8", "eval.every=0", "eval.batch_size=8", "eval.max_new_tokens=4",
+        "algo.max_completion_length=4", "algo.prompts_per_step=4", "algo.num_generations=8", "save_model=false"]
+
+
+def digit_fraction(prompt, completion, **_):
+    """A trivial verifiable reward: the share of digits in the completion."""
+    return sum(ch.isdigit() for ch in completion) / max(len(completion), 1)
+
+
+def test_tiny_model_learns_a_trivial_reward(llm_cfg):
+    cfg = llm_cfg(*TINY, "algo.steps=25", "algo.lr=3e-3", "eval.before=false", "checkpoint_every=100")
+    trainer = build_trainer(cfg)
+    trainer.reward_fns = {"correct": digit_fraction}
+    trainer.train()
+    r = [h["rewards/mean"] for h in trainer.history]
+    first, last = sum(r[:5]) / 5, sum(r[-5:]) / 5
+    assert last > first + 0.3, r
+
+
+@pytest.mark.parametrize("extra", [
+    ["algo.beta=0.1", "algo.num_iterations=2", "algo.loss_type=dapo", "algo.epsilon_high=0.28"],
+    ["algo.loss_type=dr_grpo", "algo.scale_rewards=none", "algo.lr_schedule=linear", "algo.warmup_steps=2"],
+    ["algo.scale_rewards=batch", "algo.skip_zero_advantage=false", "algo.micro_batch_size=5"],
+])
+def test_options_run_and_log_the_expected_scalars(llm_cfg, extra):
+    cfg = llm_cfg(*TINY, "algo.steps=2", "algo.lr=1e-3", "eval.every=1", "eval.periodic_n=4", *extra)
+    trainer = build_trainer(cfg)
+    assert (trainer.ref is not None) == (cfg.algo.beta > 0)
+    trainer.reward_fns = {"correct": digit_fraction}
+    summary = trainer.train()
+    run = trainer.run_dir
+    for f in ("config.yaml", "summary.json", "status.json", "checkpoint.pt"):
+        assert (run / f).is_file()
+    ea = EventAccumulator(str(run))
+    ea.Reload()
+    tags = set(ea.Tags()["scalars"])
+    for t in ("rewards/mean", "rewards/std", "rewards/correct/mean", "rewards/frac_zero_std", "losses/policy",
+              "stats/clip_ratio/low", "stats/clip_ratio/high", "stats/completion_length/mean", "eval/accuracy",
+              "charts/learning_rate", "perf/generation_s", "perf/logprobs_s", "perf/update_s"):
+        assert t in tags, t
+    assert ("stats/kl" in tags) == (cfg.algo.beta > 0)
+    evals = {e["step"]: e["n"] for e in summary["evals"]}
+    assert evals == {0: 8, 1: 4, 2: 8}  # before, periodic (subset), after
+    assert set(summary["seconds_per_step"]) == {"generation", "reward", "logprobs", "update", "total"}
+    assert summary["acc_before"] is not None and summary["acc_after"] is not None
+    json.loads((run / "summary.json").read_text())
+
+
+def test_a_killed_run_resumes_exactly(llm_cfg, tmp_path):
+    straight = build_trainer(llm_cfg(*TINY, "algo.steps=4", "algo.lr=1e-3", "run_name=a", "eval.before=false"))
+    straight.train()
+    # the same run, stopped after 2 steps (as if killed after its checkpoint), then restarted
+    first = build_trainer(llm_cfg(*TINY, "algo.steps=4", "algo.lr=1e-3", "run_name=b", "eval.before=false", "checkpoint_every=2"))
+    first.a.steps = 2
+    first.train()
+    (first.run_dir / "status.json").unlink()
+    second = build_trainer(llm_cfg(*TINY, "algo.steps=4", "algo.lr=1e-3", "run_name=b", "eval.before=false"))
+    second.train()
+    assert [h["rewards/mean"] for h in second.history] == [h["rewards/mean"] for h in straight.history]
+    for p, q in zip(straight.model.parameters(), second.model.parameters()):
+        assert torch.equal(p, q)
+    # finished: the same command skips it
+    again = train_from_config(llm_cfg(*TINY, "algo.steps=4", "algo.lr=1e-3", "run_name=b", "eval.before=false"))
+    assert again["skipped"] and again["steps"] == 4
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_its_checkpoint(llm_cfg, monkeypatch):
+    trainer = build_trainer(llm_cfg(*TINY, "algo.steps=3", "checkpoint_every=1", "eval.before=false", "algo.skip_zero_advantage=false"))
+    import ppo_bench.llm.train as T
+
+    real = T.grpo_loss
+    monkeypatch.setattr(T, "grpo_loss", lambda *a, **k: (real(*a, **k)[0] * (float("nan") if trainer.step == 1 else 1.0), real(*a, **k)[1]))
+    with pytest.raises(NonFiniteLoss, match="step 2"):
+        trainer.train()
+    assert json.loads((trainer.run_dir / "status.json").read_text())["status"] == "failed"
+    assert torch.load(trainer.checkpoint_path, weights_only=False)["step"] == 1
