@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import hydra
@@ -28,9 +29,12 @@ def train_from_config(cfg: DictConfig) -> dict[str, dict]:
     specs = population_specs(cfg)
     summary: dict[str, dict] = {}
     if cfg.resume:
+        per_iter = cfg.env.num_envs * cfg.ppo.num_steps
+        needed = math.ceil(cfg.ppo.total_timesteps / per_iter) * per_iter
         for s in specs:
             st = read_status(s.dir)
-            if st and st["status"] == "finished":
+            # finished means finished at this length: a raised ppo.total_timesteps continues the run
+            if st and st["status"] == "finished" and st["global_step"] >= needed:
                 summary[s.name] = {"status": "finished (skipped)", "score_last100": st["score_last100"],
                                    "global_step": st["global_step"], "dir": str(s.dir)}
         specs = [s for s in specs if s.name not in summary]

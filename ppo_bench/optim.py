@@ -29,16 +29,29 @@ class PerRunAdam:
         self.steps = torch.zeros(param.shape[0], dtype=torch.int64)
 
     @torch.no_grad()
-    def step(self, lr: Tensor, active: Tensor, max_grad_norm: float | None = None) -> Tensor:
-        """One Adam step for the active runs; returns each run's gradient norm before clipping."""
-        a = active.view(-1, 1)
-        g = torch.where(a, self.param.grad, 0.0)  # a stopped run's NaN gradient must not leak into m, v
-        norms = torch.linalg.vector_norm(g, dim=1)
+    def step(self, lr: Tensor, active: Tensor, max_grad_norm: float | None = None,
+             want_norms: bool = False) -> Tensor | None:
+        """One Adam step for the active runs.
+
+        Returns each run's gradient norm before clipping when clipping or ``want_norms`` asks for it.
+        """
+        g = self.param.grad
+        lockstep = bool(active.all()) and bool((lr == lr[0]).all()) and bool((self.steps == self.steps[0]).all())
+        if not lockstep:
+            g = torch.where(active.view(-1, 1), g, 0.0)  # a stopped run's NaN gradient must not leak into m, v
+        norms = torch.linalg.vector_norm(g, dim=1) if (max_grad_norm is not None or want_norms) else None
         if max_grad_norm is not None:
             g = g * torch.clamp(max_grad_norm / (norms + 1e-6), max=1.0).view(-1, 1)
         self.steps += active.long()
+        if lockstep:
+            # every run active at the same schedule position: torch's fused Adam kernel, one pass
+            step = torch.tensor(float(self.steps[0]))
+            torch._fused_adam_([self.param], [g], [self.m], [self.v], [], [step], lr=float(lr[0]),
+                               beta1=self.beta1, beta2=self.beta2, weight_decay=0.0, eps=self.eps,
+                               amsgrad=False, maximize=False)
+            return norms
         t = self.steps.clamp(min=1).to(torch.float32).view(-1, 1)
-        af = a.to(g.dtype)
+        af = active.view(-1, 1).to(g.dtype)
         self.m.add_(af * (1 - self.beta1) * (g - self.m))
         self.v.add_(af * (1 - self.beta2) * (g * g - self.v))
         denom = (self.v / (1 - self.beta2 ** t)).sqrt_().add_(self.eps)

@@ -348,18 +348,19 @@ class PopulationTrainer:
                 if p.ent_coef:
                     entropy = (self.dist.entropy(params) * w).sum(1) / wsum
                     loss = loss - p.ent_coef * entropy
-                self.step_optimizer(loss, lr)
+                norms = self.step_optimizer(loss, lr, want_norm=j == n_mb - 1)
                 losses[:2] += torch.stack([policy_loss, value_loss]).detach()
-                grad_norm += self.last_grad_norm
+                if norms is not None and j == n_mb - 1:
+                    grad_norm += norms
         stats = self.diagnostics(data)
         stats["policy"], stats["value"] = losses[0] / (self.K * n_mb), losses[1] / (self.K * n_mb)
-        stats["grad_norm"] = grad_norm / (self.K * n_mb)
+        stats["grad_norm"] = grad_norm / self.K  # at each epoch's last minibatch, before clipping
         stats["lr"] = lr
         self.adapt(stats["kl"])
         self.check_parameters()
         return stats
 
-    def step_optimizer(self, loss: Tensor, lr: Tensor) -> None:
+    def step_optimizer(self, loss: Tensor, lr: Tensor, want_norm: bool = False) -> Tensor | None:
         """Backpropagate Σ_r loss_r (run r's parameters get ∇ loss_r) and take one Adam step per active run."""
         active = self.active
         finite = torch.isfinite(loss)
@@ -368,7 +369,7 @@ class PopulationTrainer:
             active = self.active
         self.model.flat.grad = None
         torch.where(active, loss, 0.0).sum().backward()
-        self.last_grad_norm = self.opt.step(lr, active, self.cfg.ppo.max_grad_norm)
+        return self.opt.step(lr, active, self.cfg.ppo.max_grad_norm, want_norm)
 
     @torch.no_grad()
     def diagnostics(self, data: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -7,6 +7,20 @@ from ppo_bench.normalization import ObservationNormalizer, RewardScaler, Running
 from ppo_bench.optim import PerRunAdam
 
 
+def test_lockstep_adam_matches_torch_adam():
+    torch.manual_seed(1)
+    init = torch.randn(4, 9)
+    flat = torch.nn.Parameter(init.clone())
+    ref = torch.nn.Parameter(init.clone())
+    opt, ref_opt = PerRunAdam(flat, eps=1e-8), torch.optim.Adam([ref], lr=3e-4)
+    for step in range(5):
+        grads = torch.randn(4, 9)
+        flat.grad, ref.grad = grads.clone(), grads.clone()
+        opt.step(torch.full((4,), 3e-4), torch.ones(4, dtype=torch.bool))
+        ref_opt.step()
+    torch.testing.assert_close(flat.detach(), ref.detach(), rtol=1e-6, atol=1e-7)
+
+
 def test_per_run_adam_matches_torch_adam_for_each_run():
     torch.manual_seed(0)
     R, P = 3, 7
@@ -32,6 +46,7 @@ def test_inactive_run_is_untouched_even_with_nan_gradient_and_clipping_is_per_ru
     opt = PerRunAdam(flat)
     flat.grad = torch.tensor([[3.0, 4.0, 0.0, 0.0], [float("nan")] * 4])
     norms = opt.step(torch.tensor([0.1, 0.1]), torch.tensor([True, False]), max_grad_norm=1.0)
+    assert norms is not None
     assert torch.equal(flat[1].detach(), torch.ones(4))
     assert torch.equal(opt.m[1], torch.zeros(4)) and int(opt.steps[1]) == 0
     assert float(norms[0]) == 5.0

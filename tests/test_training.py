@@ -76,6 +76,10 @@ def test_resume_after_kill_is_bit_identical(make_cfg, tmp_path, monkeypatch, env
     # a third launch finds every run finished and trains nothing
     again = train_from_config(resumed)
     assert all(s["status"] == "finished (skipped)" for s in again.values())
+    # asked for more steps, the finished runs continue from where they stopped
+    longer = train_from_config(make_cfg(f"env={env}", *FAST, *pop, f"run_root={tmp_path}/b", "resume=true",
+                                        "ppo.total_timesteps=640"))
+    assert all(s["status"] == "finished" and s["global_step"] == 640 for s in longer.values())
 
 
 def test_short_cartpole_run_learns(make_cfg):
