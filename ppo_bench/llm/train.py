@@ -199,6 +199,8 @@ class GRPOTrainer:
             "perf/step_s": t4 - t0,
             "perf/generated_tokens_per_s": lengths.sum().item() / max(t1 - t0, 1e-9),
         }
+        if hasattr(os, "getloadavg"):
+            m["perf/load_avg_1min"] = os.getloadavg()[0]  # other work on the machine shows in the timings
         if len(rows):
             m["losses/entropy"] = sums["entropy"] / max(mask[rows].sum().item(), 1.0)
         if a.beta > 0:
@@ -345,7 +347,7 @@ class GRPOTrainer:
         return self.cfg.max_wall_s is not None and self.wall_s >= self.cfg.max_wall_s
 
     def log_eval(self, log: LLMRunLogger, res: dict) -> None:
-        scalars = {"eval/accuracy": res["accuracy"], "eval/completion_length": res["completion_length"],
+        scalars = {"eval/accuracy": res["accuracy"], "eval/n": res["n"], "eval/completion_length": res["completion_length"],
                    "eval/truncated": res["truncated"], **{f"eval/rewards/{k}": v for k, v in res["rewards"].items()}}
         log.scalars(scalars, res["step"])
         log.text("samples/eval", res["samples"], res["step"])
