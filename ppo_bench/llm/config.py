@@ -31,6 +31,7 @@ class ModelConfig:
     name: str = "smollm2"  # smollm2 | tiny | hf | gguf  (models.MODEL_SOURCES)
     path: Optional[str] = None  # hf: a model directory; gguf: a .gguf file
     freeze_embeddings: bool = False  # keep the (tied) token embeddings fixed: fewer trainable parameters
+    gguf_cache: bool = True  # dequantise a GGUF once, keep it under $PPO_BENCH_CACHE (~/.cache/ppo-bench)
     # tiny: a randomly initialised Llama-style model over the project's character tokenizer (tests)
     tiny_hidden: int = 64
     tiny_layers: int = 2

@@ -45,18 +45,38 @@ def smollm2_gguf() -> tuple[str, str]:
     return str(folder), SMOLLM2_GGUF
 
 
+def cache_root() -> Path:
+    """Where dequantised GGUF models are kept: $PPO_BENCH_CACHE, else ~/.cache/ppo-bench."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ppo-bench"
+    return Path(os.environ.get("PPO_BENCH_CACHE", default))
+
+
+def gguf_cache_dir(gguf: Path) -> Path:
+    """The Hugging Face directory a GGUF file is converted to once (keyed by name, size and mtime)."""
+    st = gguf.stat()
+    return cache_root() / "gguf" / f"{gguf.stem}-{st.st_size}-{int(st.st_mtime)}"
+
+
+def _gguf_source(mcfg, folder: str, file: str) -> tuple[str, dict]:
+    """The converted copy when there is one (seconds to load), else the GGUF itself (about a minute)."""
+    if mcfg.gguf_cache:
+        cached = gguf_cache_dir(Path(folder) / file)
+        if (cached / "config.json").is_file():
+            return str(cached), {}
+    return folder, {"gguf_file": file}
+
+
 def _source(mcfg) -> tuple[str, dict]:
     """(path for from_pretrained, extra kwargs) of a non-tiny model source; checks it exists."""
     if mcfg.name == "smollm2":
         require("transformers", "gguf", "accelerate", what="model=smollm2")
-        folder, file = smollm2_gguf()
-        return folder, {"gguf_file": file}
+        return _gguf_source(mcfg, *smollm2_gguf())
     if mcfg.name == "gguf":
         require("transformers", "gguf", "accelerate", what="model=gguf")
         p = Path(mcfg.path).expanduser()
         if not p.is_file():
             raise ConfigError(f"model.path={mcfg.path}: no such .gguf file")
-        return str(p.parent), {"gguf_file": p.name}
+        return _gguf_source(mcfg, str(p.parent), p.name)
     if mcfg.name == "hf":
         require("transformers", what="model=hf")
         p = Path(mcfg.path).expanduser()
@@ -173,6 +193,13 @@ def load_model(mcfg, tokenizer, device: torch.device, dtype: torch.dtype, seed: 
 
         hf_logging.disable_progress_bar()
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kw)
+        quantizer = getattr(model, "hf_quantizer", None)
+        if quantizer is not None and all(p.dtype.is_floating_point for p in model.parameters()):
+            # transformers dequantised the GGUF into plain float weights but still marks the model as
+            # quantized, which blocks save_pretrained and dtype casts: it is an ordinary model now
+            quantizer.remove_quantization_config(model)
+        if "gguf_file" in kw and mcfg.gguf_cache:
+            _save_converted(model, tokenizer, gguf_cache_dir(Path(path) / kw["gguf_file"]))
     model.to(device=device, dtype=dtype)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     if not trainable:
@@ -181,6 +208,22 @@ def load_model(mcfg, tokenizer, device: torch.device, dtype: torch.dtype, seed: 
         # with tied weights this also freezes the output layer
         model.get_input_embeddings().weight.requires_grad_(False)
     return model
+
+
+def _save_converted(model, tokenizer, target: Path) -> None:
+    """Keep the dequantised float32 model and its tokenizer as a Hugging Face directory (written
+    beside, then renamed into place, so a crash never leaves half a copy)."""
+    import shutil
+    import tempfile
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # e.g. another process converted it first
 
 
 def eos_token_ids(model, tokenizer) -> list[int]:
