@@ -96,7 +96,7 @@ class LLMConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     device: str = "cpu"  # cpu | cuda | auto (a GPU when present)
-    dtype: str = "auto"  # auto: float32 on CPU, bfloat16 on a GPU that supports it
+    dtype: str = "auto"  # compute dtype (autocast; weights stay float32): auto = float32 on CPU, bfloat16 on a GPU that has it
     torch_threads: int = 0  # 0 = torch's default
     run_root: str = "runs/llm"
     run_name: Optional[str] = None  # set in conf/llm/config.yaml: <task>-<model>/<algo>_<loss>_G<G>_lr<lr>_beta<β>/seed<k>

@@ -60,13 +60,16 @@ def check_prompt_lengths(cfg, tokenizer, task: Task, limit: int) -> None:
 
 
 class GRPOTrainer:
-    def __init__(self, cfg: DictConfig, run_dir: Path, model, tokenizer, task: Task, ref_model=None, reward_fns=None):
+    def __init__(self, cfg: DictConfig, run_dir: Path, model, tokenizer, task: Task, ref_model=None, reward_fns=None,
+                 compute_dtype: torch.dtype = torch.float32):
         self.cfg, self.a, self.run_dir = cfg, cfg.algo, Path(run_dir)
         self.model, self.ref, self.tok, self.task = model, ref_model, tokenizer, task
         self.reward_fns = dict(reward_fns or task.rewards)
         self.weights = {k: float(v) for k, v in cfg.task.rewards.items()}
         self.eval_fns = {"correct": task.accuracy_reward(), **{k: self.reward_fns[k] for k in self.weights}}
         self.device = next(model.parameters()).device
+        # float32 master weights; forward passes in compute_dtype (bf16 on a GPU that has it) under autocast
+        self.compute_dtype = compute_dtype
         self.eos_ids = eos_token_ids(model, tokenizer)
         self.params = [p for p in model.parameters() if p.requires_grad]
         a = self.a
@@ -83,6 +86,9 @@ class GRPOTrainer:
         self.eval_prompts = [self.prompt(e) for e in self.eval_examples]
 
     # ---- pieces ------------------------------------------------------------------------------
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype != torch.float32)
 
     def lr_factor(self, step: int) -> float:
         a = self.a
@@ -107,9 +113,10 @@ class GRPOTrainer:
         n = len(self.eval_examples)
         if not final and self.step > 0 and self.cfg.eval.periodic_n:
             n = min(n, self.cfg.eval.periodic_n)
-        res = greedy_eval(self.model, self.tok, self.eval_examples[:n], self.eval_prompts[:n], self.eval_fns,
-                          batch_size=self.cfg.eval.batch_size, max_new_tokens=self.cfg.eval.max_new_tokens,
-                          eos_ids=self.eos_ids)
+        with self.autocast():
+            res = greedy_eval(self.model, self.tok, self.eval_examples[:n], self.eval_prompts[:n], self.eval_fns,
+                              batch_size=self.cfg.eval.batch_size, max_new_tokens=self.cfg.eval.max_new_tokens,
+                              eos_ids=self.eos_ids)
         res["step"], res["seconds"] = self.step, time.perf_counter() - t
         self.eval_s += res["seconds"]
         self.evals = [e for e in self.evals if e["step"] != self.step] + [res]
@@ -122,8 +129,9 @@ class GRPOTrainer:
         t0 = time.perf_counter()
         examples = self.task.sample_train(self.rng, a.prompts_per_step)
         prompts = [self.prompt(e) for e in examples]
-        comp = generate(self.model, self.tok, prompts, n=G, max_new_tokens=a.max_completion_length,
-                        temperature=a.temperature, eos_ids=self.eos_ids)
+        with self.autocast():
+            comp = generate(self.model, self.tok, prompts, n=G, max_new_tokens=a.max_completion_length,
+                            temperature=a.temperature, eos_ids=self.eos_ids)
         t1 = time.perf_counter()
 
         rep_prompts = [p for p in prompts for _ in range(G)]
@@ -137,8 +145,9 @@ class GRPOTrainer:
         rows = torch.arange(n_seqs, device=self.device)
         if a.skip_zero_advantage and a.beta == 0:
             rows = rows[adv != 0]  # exact: these rows' loss terms are identically 0 (no KL term either)
-        old_logp = self.logprobs(self.model, ids, am, rows, C) if a.num_iterations > 1 else None
-        ref_logp = self.logprobs(self.ref, ids, am, rows, C) if a.beta > 0 else None
+        with self.autocast():
+            old_logp = self.logprobs(self.model, ids, am, rows, C) if a.num_iterations > 1 else None
+            ref_logp = self.logprobs(self.ref, ids, am, rows, C) if a.beta > 0 else None
         t3 = time.perf_counter()
 
         for group in self.opt.param_groups:
@@ -150,7 +159,8 @@ class GRPOTrainer:
                 break  # no group had a learning signal: no update (an Adam step on zero gradients would only replay momentum)
             self.opt.zero_grad(set_to_none=True)
             for chunk in rows.split(a.micro_batch_size):
-                logp, entropy = token_logprobs(self.model, ids[chunk], am[chunk], C, a.temperature, with_entropy=(it == 0))
+                with self.autocast():
+                    logp, entropy = token_logprobs(self.model, ids[chunk], am[chunk], C, a.temperature, with_entropy=(it == 0))
                 old = old_logp[chunk] if old_logp is not None else logp.detach()
                 loss, st = grpo_loss(logp, old, ref_logp[chunk] if ref_logp is not None else None, adv[chunk], mask[chunk],
                                      eps_low=a.epsilon, eps_high=a.epsilon_high if a.epsilon_high is not None else a.epsilon,
@@ -239,7 +249,7 @@ class GRPOTrainer:
     def load_checkpoint(self) -> bool:
         if not self.checkpoint_path.is_file():
             return False
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)  # RNG states stay on the CPU
         saved = OmegaConf.create(state["config"])
         for key in FROZEN_KEYS:
             old, new = OmegaConf.select(saved, key), OmegaConf.select(self.cfg, key)
@@ -364,9 +374,9 @@ def build_trainer(cfg: DictConfig) -> GRPOTrainer:
     task = make_task(cfg.task)
     tokenizer = load_tokenizer(cfg.model)
     check_prompt_lengths(cfg, tokenizer, task, context_length(cfg.model))
-    model = load_model(cfg.model, tokenizer, device, dtype, seed=cfg.seed)
+    model = load_model(cfg.model, tokenizer, device, torch.float32, seed=cfg.seed)  # master weights
     ref = load_model(cfg.model, tokenizer, device, dtype, seed=cfg.seed, trainable=False) if cfg.algo.beta > 0 else None
-    return GRPOTrainer(cfg, Path(cfg.run_root) / run_name(cfg), model, tokenizer, task, ref_model=ref)
+    return GRPOTrainer(cfg, Path(cfg.run_root) / run_name(cfg), model, tokenizer, task, ref_model=ref, compute_dtype=dtype)
 
 
 def train_from_config(cfg: DictConfig, progress: bool = False) -> dict:

@@ -32,11 +32,13 @@ def test_tiny_model_learns_a_trivial_reward(llm_cfg):
     ["algo.beta=0.1", "algo.num_iterations=2", "algo.loss_type=dapo", "algo.epsilon_high=0.28"],
     ["algo.loss_type=dr_grpo", "algo.scale_rewards=none", "algo.lr_schedule=linear", "algo.warmup_steps=2"],
     ["algo.scale_rewards=batch", "algo.skip_zero_advantage=false", "algo.micro_batch_size=5"],
+    ["dtype=bfloat16", "algo.beta=0.04"],  # autocast compute, float32 master weights (the GPU path, here on the CPU)
 ])
 def test_options_run_and_log_the_expected_scalars(llm_cfg, extra):
     cfg = llm_cfg(*TINY, "algo.steps=2", "algo.lr=1e-3", "eval.every=1", "eval.periodic_n=4", *extra)
     trainer = build_trainer(cfg)
     assert (trainer.ref is not None) == (cfg.algo.beta > 0)
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
     trainer.reward_fns = {"correct": digit_fraction}
     summary = trainer.train()
     run = trainer.run_dir
