@@ -36,7 +36,8 @@ test: install-test
 
 bench: $(VENV)/.test
 	$(PIP) install -q -e ".[bench]"
-	$(PY) scripts/bench_throughput.py
+	$(PY) scripts/bench_throughput.py --env HalfCheetah-v5
+	$(PY) scripts/bench_throughput.py --env Hopper-v5
 
 clean:
 	rm -rf outputs multirun runs .pytest_cache

@@ -71,6 +71,9 @@ def main() -> None:
     if out:
         import torch
 
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=REPO).stdout.strip()
+
         text = f"""# Learning check: PPO-clip ε = 0.2, paper settings, {args.steps:,} steps, seeds {args.seeds}
 
 Reproduce (from the repository root, after `make demo` or `make test` has installed the package):
@@ -81,6 +84,7 @@ Each env is one process training its 3 seeds as a population (SPEC §2.6); the t
 parallel on a {platform.machine()} machine with {__import__('os').cpu_count()} cores (torch {torch.__version__}).
 Score = mean total reward of a run's last 100 episodes (paper §6.1), then mean ± sample std over seeds.
 "train wall s" is the training wall time of the slowest seed's population process, summed over resumed sittings.
+Report written at commit {commit}; runs that were interrupted continued from their checkpoints (`resume=true`).
 The config of each run is in `{args.root}/<env>/clip_eps0.2/seed<k>/config.yaml` (defaults of `conf/`).
 
 {table}
