@@ -11,13 +11,13 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 HPARAM_METRICS = ("charts/episodic_return", "charts/episodic_length")
 
 
-def flat_hparams(d: dict, prefix: str = "") -> dict[str, Any]:
-    """Flatten a nested config into HParams-friendly scalars (lists become strings)."""
+def flat_hparams(d: dict, prefix: str = "", keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Flatten a nested config into HParams-friendly scalars (lists, and mappings named in keep, become strings)."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flat_hparams(v, key + "."))
+        if isinstance(v, dict) and k not in keep:
+            out.update(flat_hparams(v, key + ".", keep))
         elif v is None:
             out[key] = "null"
         elif isinstance(v, (bool, int, float, str)):
@@ -28,20 +28,32 @@ def flat_hparams(d: dict, prefix: str = "") -> dict[str, Any]:
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, hparams: dict[str, Any] | None = None, purge_after: int | None = None):
-        """purge_after: on resume, the checkpoint's step — events a killed process logged after it are
+    def __init__(self, run_dir: Path, hparams: dict[str, Any] | None = None, purge_after: int | None = None,
+                 metrics: tuple[str, ...] = HPARAM_METRICS):
+        """hparams: flat scalars for the HParams tab (``flat_hparams``), with ``metrics`` as its columns.
+        purge_after: on resume, the checkpoint's step — events a killed process logged after it are
         hidden by TensorBoard (and its EventAccumulator), so the resumed run does not repeat them."""
         purge = None if purge_after is None else purge_after + 1
         self.writer = SummaryWriter(log_dir=str(run_dir), flush_secs=30, purge_step=purge)
         if hparams is not None:
             # written into the run's own event file, so the HParams tab lists the run by its own name
-            exp, ssi, sei = hparams_summary(hparams, {m: float("nan") for m in HPARAM_METRICS})
+            exp, ssi, sei = hparams_summary(hparams, {m: float("nan") for m in metrics})
             for summary in (exp, ssi, sei):
                 self.writer.file_writer.add_summary(summary)
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         for tag, value in values.items():
-            self.writer.add_scalar(tag, value, step)
+            self.writer.add_scalar(tag, float(value), step)
+
+    def text(self, tag: str, rows: list[dict], step: int) -> None:
+        """Rows of a small table (e.g. prompt / completion / reward) as Markdown in the Text tab."""
+        if not rows:
+            return
+        cols = list(rows[0])
+        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        for r in rows:
+            lines.append("| " + " | ".join(str(r[c]).replace("|", "\\|").replace("\n", "⏎") for c in cols) + " |")
+        self.writer.add_text(tag, "\n".join(lines), step)
 
     def flush(self) -> None:
         self.writer.flush()
