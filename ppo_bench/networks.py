@@ -63,6 +63,11 @@ class FlatLayout:
         off, shape = self.slots[name]
         return flat[:, off:off + math.prod(shape)].view(flat.shape[0], *shape)
 
+    def views(self, flat: Tensor) -> dict[str, Tensor]:
+        """All named views at once: one split (and one node for autograd) instead of a slice each."""
+        parts = flat.split([math.prod(shape) for _, shape in self.slots.values()], dim=1)
+        return {name: p.view(flat.shape[0], *shape) for (name, (_, shape)), p in zip(self.slots.items(), parts)}
+
 
 class ActorCritic(nn.Module):
     """Returns (distribution parameters (R, B, P), value (R, B))."""
@@ -94,23 +99,20 @@ class ActorCritic(nn.Module):
         self.log_std = lay.add("log_std", 1, action_dim) if gaussian else None
         self.flat = nn.Parameter(torch.zeros(runs, lay.size))
 
-    def _mlp(self, layers, x: Tensor, last_activation: bool) -> Tensor:
+    def _mlp(self, p: dict[str, Tensor], layers, x: Tensor, last_activation: bool) -> Tensor:
         for k, (w, b) in enumerate(layers):
-            x = torch.baddbmm(self.layout.view(self.flat, b), x, self.layout.view(self.flat, w))
+            x = torch.baddbmm(p[b], x, p[w])
             if k < len(layers) - 1 or last_activation:
                 x = self.act(x)
         return x
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        h = self._mlp(self.trunk, obs, True) if self.trunk else obs
-        out, value = self._mlp(self.pi, h, False), self._mlp(self.vf, h, False)
+        p = self.layout.views(self.flat)
+        h = self._mlp(p, self.trunk, obs, True) if self.trunk else obs
+        out, value = self._mlp(p, self.pi, h, False), self._mlp(p, self.vf, h, False)
         if self.gaussian:
-            out = torch.cat([out, self.layout.view(self.flat, self.log_std).expand_as(out)], -1)
+            out = torch.cat([out, p[self.log_std].expand_as(out)], -1)
         return out, value.squeeze(-1)
-
-    def value(self, obs: Tensor) -> Tensor:
-        h = self._mlp(self.trunk, obs, True) if self.trunk else obs
-        return self._mlp(self.vf, h, False).squeeze(-1)
 
     @torch.no_grad()
     def acting_network(self):
