@@ -309,7 +309,12 @@ class GRPOTrainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         resumed = cfg.resume and self.load_checkpoint()
-        log = LLMRunLogger(self.run_dir, hparams=None if resumed else OmegaConf.to_container(cfg, resolve=True))
+        if not resumed:  # a fresh start: the folder's older events and results belong to a discarded run
+            for old in [*self.run_dir.glob("events.out.tfevents*"), self.run_dir / "summary.json"]:
+                old.unlink(missing_ok=True)
+        # after a resume, TensorBoard drops what the killed process logged past its last checkpoint
+        log = LLMRunLogger(self.run_dir, hparams=None if resumed else OmegaConf.to_container(cfg, resolve=True),
+                           purge_after=self.step if resumed else None)
         self.write_status("running")
         bar = None
         if progress:
