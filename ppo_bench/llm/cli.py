@@ -1,9 +1,10 @@
-"""`ppo-bench-llm`: the Hydra app that trains a small causal LM with GRPO (SPEC §4).
+"""`ppo-bench-llm`: the Hydra app that trains a small causal LM with GRPO or DPO (SPEC §4).
 
 Examples:
   ppo-bench-llm +experiment=grpo_addition          the reference run (SmolLM2-135M, 2-digit addition)
   ppo-bench-llm model=tiny task=reverse algo.steps=20
   ppo-bench-llm -m algo.loss_type=grpo,dapo,dr_grpo seed=0,1
+  ppo-bench-llm algo=dpo algo.loss=ipo model=tiny algo.steps=20
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def report(s: dict) -> None:
     if s.get("skipped"):
         print(f"already finished (resume=true skips it): {s['run_dir']}")
     fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
-    print(f"{s.get('model')} on {s.get('task')}: {s.get('steps')} GRPO steps in {s.get('wall_s')} s; "
+    print(f"{s.get('model')} on {s.get('task')}: {s.get('steps')} {s.get('algo', 'GRPO')} steps in {s.get('wall_s')} s; "
           f"held-out greedy accuracy {fmt(s.get('acc_before'))} -> {fmt(s.get('acc_after'))} (n={s.get('n_eval')})")
     if "seconds_per_step" in s:
         print("seconds per step: " + ", ".join(f"{k} {v}" for k, v in s["seconds_per_step"].items()))
@@ -56,7 +57,10 @@ def report(s: dict) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(LLM_CONF_DIR), config_name="config")
 def app(cfg: DictConfig) -> None:
-    from ppo_bench.llm.train import train_from_config
+    if cfg.algo.name == "dpo":
+        from ppo_bench.llm.dpo_train import train_from_config
+    else:
+        from ppo_bench.llm.train import train_from_config
 
     progress = cfg.progress == "always" or (cfg.progress == "auto" and interactive())
     try:

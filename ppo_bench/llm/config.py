@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig
+from omegaconf import MISSING, DictConfig
 
 from ppo_bench.errors import ConfigError
 
@@ -77,6 +77,7 @@ class GRPOConfig:
     max_grad_norm: Optional[float] = 1.0
     micro_batch_size: int = 16  # sequences per forward/backward; gradients accumulate to one step
     skip_zero_advantage: bool = True  # with β = 0, rows with Â = 0 add nothing to the gradient: skip their passes
+    run_tag: str = "${.name}_${.loss_type}_G${.num_generations}_lr${.lr}_beta${.beta}"  # the run folder's middle part
 
 
 @dataclass
@@ -92,7 +93,7 @@ class EvalConfig:
 class LLMConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
-    algo: GRPOConfig = field(default_factory=GRPOConfig)
+    algo: Any = MISSING  # conf/llm/algo/<name>.yaml, validated by its own schema (grpo_schema, dpo_schema)
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     device: str = "cpu"  # cpu | cuda | auto (a GPU when present)
@@ -109,7 +110,13 @@ class LLMConfig:
 
 
 def register_configs() -> None:
-    ConfigStore.instance().store(name=SCHEMA_NAME, node=LLMConfig)
+    from ppo_bench.llm.dpo_config import DPOConfig
+
+    cs = ConfigStore.instance()
+    cs.store(name=SCHEMA_NAME, node=LLMConfig)
+    # one schema per algorithm, named in the defaults of conf/llm/algo/<name>.yaml (BenchMARL's layout)
+    cs.store(group="algo", name="grpo_schema", node=GRPOConfig)
+    cs.store(group="algo", name="dpo_schema", node=DPOConfig)
 
 
 def _choice(key: str, value, allowed) -> None:
@@ -137,7 +144,17 @@ def validate(cfg: DictConfig) -> None:
     _choice("task.name", cfg.task.name, sorted(TASKS))
     if cfg.model.name in ("hf", "gguf") and not cfg.model.path:
         raise ConfigError(f"model.path is required for model.name={cfg.model.name} (a {'directory' if cfg.model.name == 'hf' else '.gguf file'})")
-    _choice("algo.name", a.name, ("grpo",))
+    _choice("algo.name", a.name, ("grpo", "dpo"))
+    if a.name == "dpo":
+        from ppo_bench.llm.dpo_config import validate_dpo_algo
+
+        validate_dpo_algo(a)
+    else:
+        _validate_grpo_algo(a)
+    _validate_common(cfg)
+
+
+def _validate_grpo_algo(a) -> None:
     if not isinstance(a.num_generations, int) or a.num_generations < 2:
         raise ConfigError(
             f"algo.num_generations={a.num_generations}: GRPO normalises rewards within a group, "
@@ -163,6 +180,11 @@ def validate(cfg: DictConfig) -> None:
     _choice("algo.loss_type", a.loss_type, LOSS_TYPES)
     _choice("algo.scale_rewards", a.scale_rewards, REWARD_SCALINGS)
     _choice("algo.lr_schedule", a.lr_schedule, ("constant", "linear"))
+
+
+def _validate_common(cfg: DictConfig) -> None:
+    from ppo_bench.llm.tasks import TASKS
+
     _choice("device", cfg.device, DEVICES)
     _choice("dtype", cfg.dtype, DTYPES)
     _choice("progress", cfg.progress, ("auto", "always", "never"))
@@ -191,4 +213,6 @@ def run_name(cfg: DictConfig) -> str:
     if cfg.run_name:
         return str(cfg.run_name)
     a = cfg.algo
+    if a.name == "dpo":
+        return f"{cfg.task.name}-{cfg.model.name}/{a.name}_{a.loss}_beta{a.beta}_lr{a.lr}/seed{cfg.seed}"
     return f"{cfg.task.name}-{cfg.model.name}/{a.name}_{a.loss_type}_G{a.num_generations}_lr{a.lr}_beta{a.beta}/seed{cfg.seed}"

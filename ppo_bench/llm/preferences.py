@@ -1,0 +1,150 @@
+"""Preference pairs (SPEC §4.4): read from the ecosystem's JSONL, or built from a task by the policy's own samples.
+
+JSONL: one object per line with non-empty string fields ``prompt``, ``chosen``, ``rejected`` (TRL's
+"standard" preference format); the prompt is the exact text the model continues, the responses follow it.
+Task pairs: the policy samples ``num_samples`` completions per training prompt; the task's exact-match
+reward splits them into correct (chosen) and incorrect (rejected) on-policy pairs; a prompt with no
+correct sample pairs the reference answer against the model's own wrong one (the fallback).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from ppo_bench.atomic import atomic_write_text
+from ppo_bench.errors import ConfigError
+
+FIELDS = ("prompt", "chosen", "rejected")
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    prompt: str  # the text the model continues (a task prompt already in its chat template)
+    chosen: str  # y⁺
+    rejected: str  # y⁻
+    source: str = "file"  # file | on_policy | fallback
+
+
+def read_jsonl(path: str | Path) -> list[PreferencePair]:
+    """Every record of a preference file; a malformed one is a ConfigError naming the file and line."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"algo.data_file={path}: no such file")
+    pairs = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+            if not isinstance(rec, dict):
+                raise ConfigError(f"{path}:{n}: a record must be a JSON object with {', '.join(FIELDS)}")
+            for k in FIELDS:
+                if k not in rec:
+                    raise ConfigError(f"{path}:{n}: missing field {k!r} (need {', '.join(FIELDS)})")
+                if not isinstance(rec[k], str) or not rec[k]:
+                    raise ConfigError(f"{path}:{n}: field {k!r} must be a non-empty string (conversational lists are not supported)")
+            pairs.append(PreferencePair(rec["prompt"], rec["chosen"], rec["rejected"], rec.get("source", "file")))
+    if not pairs:
+        raise ConfigError(f"{path}: no preference records")
+    return pairs
+
+
+def write_jsonl(path: str | Path, pairs: Sequence[PreferencePair]) -> None:
+    atomic_write_text(Path(path), "".join(json.dumps(asdict(p), ensure_ascii=False) + "\n" for p in pairs))
+
+
+@torch.no_grad()
+def pairs_from_task(
+    model,
+    tokenizer,
+    examples: Sequence,
+    prompts: Sequence[str],
+    correct: Callable[..., float],
+    *,
+    num_samples: int,
+    pairs_per_prompt: int = 1,
+    temperature: float = 1.0,
+    max_new_tokens: int = 32,
+    answer_template: str = "{answer}",
+    eos_ids: list[int] | None = None,
+    rng: random.Random | None = None,
+    batch_prompts: int = 16,
+) -> tuple[list[PreferencePair], dict[str, float]]:
+    """On-policy pairs (a correct sample over an incorrect one), else the reference answer over an incorrect
+    sample; a prompt whose samples were all correct gives no pair. Returns the pairs and their counts."""
+    from ppo_bench.llm.sampling import generate
+
+    rng = rng or random.Random(0)
+    pairs: list[PreferencePair] = []
+    n_correct = n_total = 0
+    for start in range(0, len(prompts), batch_prompts):
+        pr = list(prompts[start : start + batch_prompts])
+        out = generate(model, tokenizer, pr, n=num_samples, max_new_tokens=max_new_tokens, temperature=temperature, eos_ids=eos_ids)
+        for i, prompt in enumerate(pr):
+            ex = examples[start + i]
+            texts = out.texts[i * num_samples : (i + 1) * num_samples]
+            good, bad = [], []
+            for t in dict.fromkeys(texts):  # distinct samples, in sampling order
+                (good if correct(prompt, t, **ex.reward_fields()) > 0 else bad).append(t)
+            n_correct += sum(correct(prompt, t, **ex.reward_fields()) > 0 for t in texts)
+            n_total += len(texts)
+            rng.shuffle(good)
+            rng.shuffle(bad)
+            if good and bad:
+                pairs += [PreferencePair(prompt, g, b, "on_policy") for g, b in zip(good, bad)][:pairs_per_prompt]
+            elif bad:
+                answer = answer_template.format(answer=ex.answer)
+                pairs += [PreferencePair(prompt, answer, b, "fallback") for b in bad[:pairs_per_prompt]]
+    stats = {
+        "pairs": len(pairs),
+        "on_policy": sum(p.source == "on_policy" for p in pairs),
+        "fallback": sum(p.source == "fallback" for p in pairs),
+        "sample_accuracy": n_correct / max(n_total, 1),
+    }
+    return pairs, stats
+
+
+def tokenize_pairs(tokenizer, pairs: Sequence[PreferencePair], eos_id: int) -> list[tuple[list[int], list[int], list[int]]]:
+    """(prompt ids, chosen ids + EOS, rejected ids + EOS) per pair; prompt and responses tokenized apart, as TRL does."""
+    out = []
+    for p in pairs:
+        enc = lambda s: tokenizer(s, add_special_tokens=False).input_ids  # noqa: E731
+        out.append((enc(p.prompt), enc(p.chosen) + [eos_id], enc(p.rejected) + [eos_id]))
+    return out
+
+
+@dataclass
+class PairBatch:
+    """B pairs as 2B rows, chosen first: [left-padded prompt | right-padded response]."""
+
+    input_ids: torch.Tensor  # [2B, P + R]
+    attention_mask: torch.Tensor  # [2B, P + R]
+    response_mask: torch.Tensor  # [2B, R], 1 on response tokens only
+
+    def to(self, device) -> "PairBatch":
+        return PairBatch(self.input_ids.to(device), self.attention_mask.to(device), self.response_mask.to(device))
+
+
+def collate(tokenized: Sequence[tuple[list[int], list[int], list[int]]], pad_id: int) -> PairBatch:
+    """Chosen and rejected of every pair in one batch, so that one forward pass scores both."""
+    rows = [(p, c) for p, c, _ in tokenized] + [(p, r) for p, _, r in tokenized]
+    P = max(len(p) for p, _ in rows)
+    R = max(len(y) for _, y in rows)
+    ids = torch.full((len(rows), P + R), pad_id, dtype=torch.long)
+    am = torch.zeros_like(ids)
+    rm = torch.zeros(len(rows), R, dtype=torch.long)
+    for i, (p, y) in enumerate(rows):
+        ids[i, P - len(p) : P] = torch.tensor(p)
+        ids[i, P : P + len(y)] = torch.tensor(y)
+        am[i, P - len(p) : P + len(y)] = 1
+        rm[i, : len(y)] = 1
+    return PairBatch(ids, am, rm)
