@@ -22,6 +22,7 @@ SCHEMA_NAME = "ppo_bench_llm_schema"
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo")
 REWARD_SCALINGS = ("group", "batch", "none")
+TRUNCATED = ("score", "zero", "mask")
 DEVICES = ("cpu", "cuda", "auto")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -77,6 +78,9 @@ class GRPOConfig:
     max_grad_norm: Optional[float] = 1.0
     micro_batch_size: int = 16  # sequences per forward/backward; gradients accumulate to one step
     skip_zero_advantage: bool = True  # with β = 0, rows with Â = 0 add nothing to the gradient: skip their passes
+    # completions cut off at max_completion_length without an EOS: scored like any other (TRL's default),
+    # "zero": rewarded 0 (an unfinished answer is no final answer), "mask": left out of the loss (DAPO)
+    truncated: str = "score"
     run_tag: str = "${.name}_${.loss_type}_G${.num_generations}_lr${.lr}_beta${.beta}"  # the run folder's middle part
 
 
@@ -180,6 +184,7 @@ def _validate_grpo_algo(a) -> None:
     _choice("algo.loss_type", a.loss_type, LOSS_TYPES)
     _choice("algo.scale_rewards", a.scale_rewards, REWARD_SCALINGS)
     _choice("algo.lr_schedule", a.lr_schedule, ("constant", "linear"))
+    _choice("algo.truncated", a.truncated, TRUNCATED)
 
 
 def _validate_common(cfg: DictConfig) -> None:

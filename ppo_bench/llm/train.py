@@ -137,14 +137,20 @@ class GRPOTrainer:
         rep_prompts = [p for p in prompts for _ in range(G)]
         fields = [e.reward_fields() for e in examples for _ in range(G)]
         rewards, per_fn = weighted_rewards(self.reward_fns, self.weights, rep_prompts, comp.texts, fields)
+        if a.truncated == "zero":  # a completion cut off before its EOS has given no final answer
+            finished = (~comp.truncated).float().cpu()
+            rewards, per_fn = rewards * finished, {k: v * finished for k, v in per_fn.items()}
         adv = group_advantages(rewards, G, a.scale_rewards, a.adv_eps).to(self.device)
         t2 = time.perf_counter()
 
         ids, am, mask = comp.input_ids, comp.attention_mask, comp.completion_mask
+        if a.truncated == "mask":  # DAPO's overlong filtering: truncated completions take no part in the loss
+            mask = mask * (~comp.truncated).long().unsqueeze(1)
         n_seqs, n_tokens, C = ids.shape[0], int(mask.sum()), mask.shape[1]
         rows = torch.arange(n_seqs, device=self.device)
         if a.skip_zero_advantage and a.beta == 0:
             rows = rows[adv != 0]  # exact: these rows' loss terms are identically 0 (no KL term either)
+        rows = rows[mask[rows].sum(1) > 0]  # fully masked rows contribute nothing
         with self.autocast():
             old_logp = self.logprobs(self.model, ids, am, rows, C) if a.num_iterations > 1 else None
             ref_logp = self.logprobs(self.ref, ids, am, rows, C) if a.beta > 0 else None

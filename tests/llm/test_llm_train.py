@@ -87,3 +87,16 @@ def test_non_finite_loss_stops_the_run_and_keeps_its_checkpoint(llm_cfg, monkeyp
         trainer.train()
     assert json.loads((trainer.run_dir / "status.json").read_text())["status"] == "failed"
     assert torch.load(trainer.checkpoint_path, weights_only=False)["step"] == 1
+
+
+def test_truncated_completions_scored_zeroed_or_masked(llm_cfg):
+    # a random tiny model rarely emits its EOS within 4 tokens: most completions are truncated
+    for mode in ("score", "zero", "mask"):
+        trainer = build_trainer(llm_cfg(*TINY, "algo.steps=2", "eval.before=false", f"algo.truncated={mode}",
+                                        "algo.skip_zero_advantage=false", f"run_name={mode}"))
+        trainer.reward_fns = {"correct": lambda p, c, **_: 1.0}
+        trainer.train()
+        for h in trainer.history:
+            finished = 1.0 - h["stats/completion_truncated"]
+            assert h["rewards/mean"] == pytest.approx(finished if mode == "zero" else 1.0)
+            assert h["stats/update_rows"] == pytest.approx(finished if mode == "mask" else 1.0)
