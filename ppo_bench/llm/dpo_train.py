@@ -25,10 +25,10 @@ from ppo_bench.atomic import atomic_torch_save
 from ppo_bench.errors import ConfigError, NonFiniteLoss
 from ppo_bench.llm.config import run_name, validate
 from ppo_bench.llm.dpo import DPO_LOSSES, REFERENCE_FREE, LossOptions, concatenated_logps
-from ppo_bench.llm.models import context_length, load_model, load_tokenizer, resolve_device, resolve_dtype
+from ppo_bench.llm.models import context_length
 from ppo_bench.llm.preferences import PreferencePair, collate, pairs_from_task, read_jsonl, tokenize_pairs, write_jsonl
-from ppo_bench.llm.tasks import Task, make_task
-from ppo_bench.llm.train import GRPOTrainer, check_prompt_lengths, read_json
+from ppo_bench.llm.tasks import Task
+from ppo_bench.llm.train import GRPOTrainer, load_run_parts, run_or_skip
 
 DPO_PHASES = ("pairs_s", "reference_s", "update_s")
 
@@ -221,22 +221,10 @@ def build_trainer(cfg: DictConfig) -> DPOTrainer:
     """Validate, the preference file, tokenizer and prompt lengths, then (only then) the model weights."""
     validate(cfg)
     pairs = read_jsonl(cfg.algo.data_file) if cfg.algo.data_file else None  # a malformed file fails before any weights load
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
-    device = resolve_device(cfg.device)
-    dtype = resolve_dtype(cfg.dtype, device)
-    task = make_task(cfg.task)
-    tokenizer = load_tokenizer(cfg.model)
-    check_prompt_lengths(cfg, tokenizer, task, context_length(cfg.model))
-    model = load_model(cfg.model, tokenizer, device, torch.float32, seed=cfg.seed)
+    _, dtype, task, tokenizer, model = load_run_parts(cfg)
     return DPOTrainer(cfg, Path(cfg.run_root) / run_name(cfg), model, tokenizer, task, pairs=pairs, compute_dtype=dtype)
 
 
 def train_from_config(cfg: DictConfig, progress: bool = False) -> dict:
-    """One DPO run: skipped (with its summary) when it already finished and resume is on."""
-    validate(cfg)
-    run_dir = Path(cfg.run_root) / run_name(cfg)
-    status = read_json(run_dir / "status.json")
-    if cfg.resume and status and status["status"] == "finished":
-        return {**(read_json(run_dir / "summary.json") or {}), "skipped": True, "run_dir": str(run_dir)}
-    return {**build_trainer(cfg).train(progress=progress), "run_dir": str(run_dir)}
+    """One DPO run (see ppo_bench.llm.train.run_or_skip)."""
+    return run_or_skip(cfg, build_trainer, progress)

@@ -375,8 +375,9 @@ class GRPOTrainer:
         log.flush()
 
 
-def build_trainer(cfg: DictConfig) -> GRPOTrainer:
-    """Validate, then tokenizer and prompt-length check, then (only then) the model weights."""
+def load_run_parts(cfg: DictConfig):
+    """Validated config → (device, compute dtype, task, tokenizer, trainable model), cheapest checks first:
+    the prompt lengths are checked against the context before any weights load."""
     validate(cfg)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
@@ -386,17 +387,27 @@ def build_trainer(cfg: DictConfig) -> GRPOTrainer:
     tokenizer = load_tokenizer(cfg.model)
     check_prompt_lengths(cfg, tokenizer, task, context_length(cfg.model))
     model = load_model(cfg.model, tokenizer, device, torch.float32, seed=cfg.seed)  # master weights
+    return device, dtype, task, tokenizer, model
+
+
+def build_trainer(cfg: DictConfig) -> GRPOTrainer:
+    """Validate, then tokenizer and prompt-length check, then (only then) the model weights."""
+    device, dtype, task, tokenizer, model = load_run_parts(cfg)
     ref = load_model(cfg.model, tokenizer, device, dtype, seed=cfg.seed, trainable=False) if cfg.algo.beta > 0 else None
     return GRPOTrainer(cfg, Path(cfg.run_root) / run_name(cfg), model, tokenizer, task, ref_model=ref, compute_dtype=dtype)
 
 
-def train_from_config(cfg: DictConfig, progress: bool = False) -> dict:
-    """One GRPO run: skipped (with its summary) when it already finished and resume is on."""
+def run_or_skip(cfg: DictConfig, build, progress: bool = False) -> dict:
+    """One run: skipped (with its summary) when it already finished and resume is on, else built and trained."""
     validate(cfg)
     run_dir = Path(cfg.run_root) / run_name(cfg)
     status = read_json(run_dir / "status.json")
     if cfg.resume and status and status["status"] == "finished":
         summary = read_json(run_dir / "summary.json") or {}
         return {**summary, "skipped": True, "run_dir": str(run_dir)}
-    trainer = build_trainer(cfg)
-    return {**trainer.train(progress=progress), "run_dir": str(run_dir)}
+    return {**build(cfg).train(progress=progress), "run_dir": str(run_dir)}
+
+
+def train_from_config(cfg: DictConfig, progress: bool = False) -> dict:
+    """One GRPO run (see run_or_skip)."""
+    return run_or_skip(cfg, build_trainer, progress)
