@@ -197,8 +197,11 @@ class DPOTrainer(GRPOTrainer):
     def train(self, progress: bool = False) -> dict:
         resuming = bool(self.cfg.resume and self.checkpoint_path.is_file())
         self.prepare(resuming)
-        # the GRPO loop's progress bar reads GRPO's reward; DPO runs report through TensorBoard and summary.json
-        return super().train(progress=False)
+        return super().train(progress=progress)
+
+    def progress_postfix(self, metrics: dict) -> str:
+        return (f"loss={metrics['losses/dpo']:.3f} acc={metrics['rewards/accuracies']:.2f} "
+                f"margin={metrics['rewards/margins']:.2f} step_s={metrics['perf/step_s']:.1f}")
 
     def summary(self) -> dict:
         s = super().summary()

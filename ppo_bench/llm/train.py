@@ -345,7 +345,7 @@ class GRPOTrainer:
                     self.save_checkpoint()
                     self.wall_s += time.perf_counter() - t  # counted from the next checkpoint on
                 if bar is not None:
-                    bar.set_postfix_str(f"reward={metrics['rewards/mean']:.3f} step_s={metrics['perf/step_s']:.1f}", refresh=False)
+                    bar.set_postfix_str(self.progress_postfix(metrics), refresh=False)
                     bar.update(1)
             if not any(e["step"] == self.step and e["n"] == len(self.eval_examples) for e in self.evals):
                 self.log_eval(log, self.evaluate(final=True))
@@ -363,6 +363,10 @@ class GRPOTrainer:
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
         self.write_status("finished", acc_before=summary["acc_before"], acc_after=summary["acc_after"])
         return summary
+
+    def progress_postfix(self, metrics: dict) -> str:
+        """What the progress bar shows after each step."""
+        return f"reward={metrics['rewards/mean']:.3f} step_s={metrics['perf/step_s']:.1f}"
 
     def out_of_time(self) -> bool:
         return self.cfg.max_wall_s is not None and self.wall_s >= self.cfg.max_wall_s

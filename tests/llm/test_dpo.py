@@ -206,14 +206,15 @@ def test_reference_free_makes_no_reference_pass(llm_cfg, monkeypatch):
     assert trainer.ref_chosen.abs().sum() == 0 and trainer.ref_rejected.abs().sum() == 0
 
 
-def test_tiny_model_preference_accuracy_rises_under_dpo(llm_cfg, tmp_path):
+def test_tiny_model_preference_accuracy_rises_under_dpo(llm_cfg, tmp_path, capsys):
     # a consistent preference a random model does not have: digits over letters, after a task prompt
     pairs = [PreferencePair(f"Q: What is {a} + {a + 3}?\nA: ", str(2 * a + 3), "abc"[a % 3] * (1 + a % 2)) for a in range(12)]
     write_jsonl(tmp_path / "prefs.jsonl", pairs)
     cfg = llm_cfg(*TINY, f"algo.data_file={tmp_path}/prefs.jsonl", "algo.steps=12", "algo.batch_size=6",
                   "algo.micro_batch_size=3", "algo.lr=3e-3", "algo.beta=0.5")
     trainer = build_trainer(cfg)
-    summary = trainer.train()
+    summary = trainer.train(progress=True)
+    assert "acc=" in capsys.readouterr().err  # the progress bar shows DPO's own figures
     before, after = summary["train_pairs_before"], summary["train_pairs_after"]
     assert before["rewards/accuracies"] == 0.0 and before["rewards/margins"] == 0.0  # the policy is the reference
     assert after["rewards/accuracies"] >= 0.9 and after["rewards/margins"] > 0.5, after
