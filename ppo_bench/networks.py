@@ -43,6 +43,29 @@ class _Tanh(torch.autograd.Function):
 ACTIVATIONS = {"tanh": _Tanh.apply, "relu": torch.relu}
 ACTING_ACTIVATIONS = {"tanh": tanh_via_sigmoid, "relu": torch.relu}  # no autograd while acting
 
+
+def _tanh_backward(grad: Tensor, y: Tensor) -> Tensor:
+    return torch.addcmul(grad, grad * y, y, value=-1.0)  # grad · (1 − y²)
+
+
+def _relu_backward(grad: Tensor, y: Tensor) -> Tensor:
+    return grad * (y > 0)
+
+
+ACTIVATION_BACKWARDS = {"tanh": _tanh_backward, "relu": _relu_backward}  # from the activation's output
+
+# Batched GEMMs with a narrow output (a policy or value head: out = 1..A columns) run several times
+# slower in MKL's batched kernel than the same product computed transposed (outᵀ = Wᵀ·xᵀ), measured
+# on the CPUs we run; layers narrower than this are evaluated and differentiated transposed.
+NARROW_OUTPUT = 16
+
+
+def _affine(x: Tensor, W: Tensor, b: Tensor) -> Tensor:
+    """x (R, B, in) @ W (R, in, out) + b (R, 1, out)."""
+    if W.shape[2] < NARROW_OUTPUT:
+        return torch.baddbmm(b.transpose(1, 2), W.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2)
+    return torch.baddbmm(b, x, W)
+
 # Acting: policy and value layers are fused block-diagonally only while the zeros are cheap to read.
 BLOCK_DIAGONAL_MAX_RUNS = 4
 
@@ -79,6 +102,7 @@ class ActorCritic(nn.Module):
         if arch not in ("separate", "shared"):
             raise ValueError(f"model.arch must be 'separate' or 'shared', got {arch!r}")
         self.arch, self.gaussian, self.action_dim = arch, gaussian, action_dim
+        self.activation = activation
         self.act, self.act_no_grad = ACTIVATIONS[activation], ACTING_ACTIVATIONS[activation]
         self.log_std_init = log_std_init
         self.layout = lay = FlatLayout()
@@ -101,7 +125,7 @@ class ActorCritic(nn.Module):
 
     def _mlp(self, p: dict[str, Tensor], layers, x: Tensor, last_activation: bool) -> Tensor:
         for k, (w, b) in enumerate(layers):
-            x = torch.baddbmm(p[b], x, p[w])
+            x = _affine(x, p[w], p[b])
             if k < len(layers) - 1 or last_activation:
                 x = self.act(x)
         return x
@@ -113,6 +137,70 @@ class ActorCritic(nn.Module):
         if self.gaussian:
             out = torch.cat([out, p[self.log_std].expand_as(out)], -1)
         return out, value.squeeze(-1)
+
+    # ---- training: forward with a tape, backward by hand ---------------------------------------
+    # The update's minibatch step is two small MLPs per run; autograd's bookkeeping (and the
+    # gradient of the split into named views, a copy of the whole (R, P) gradient) cost as much as
+    # the matrix products. The network's backward is therefore written out (it is the textbook
+    # one); autograd differentiates only the loss w.r.t. the network outputs. Checked against
+    # autograd in tests/test_networks.py.
+
+    @torch.no_grad()
+    def forward_taped(self, obs: Tensor) -> tuple[Tensor, Tensor, list]:
+        """forward() without autograd, plus the tape backward_taped() needs."""
+        p = self.layout.views(self.flat)
+        tape: list = []
+
+        def mlp(layers, x: Tensor, last_activation: bool) -> Tensor:
+            for k, (w, b) in enumerate(layers):
+                inp = x
+                x = _affine(inp, p[w], p[b])
+                activated = k < len(layers) - 1 or last_activation
+                if activated:
+                    x = self.act_no_grad(x)
+                tape.append((w, b, inp, x if activated else None))
+            return x
+
+        h = mlp(self.trunk, obs, True) if self.trunk else obs
+        out, value = mlp(self.pi, h, False), mlp(self.vf, h, False)
+        if self.gaussian:
+            out = torch.cat([out, p[self.log_std].expand_as(out)], -1)
+        return out, value.squeeze(-1), tape
+
+    @torch.no_grad()
+    def backward_taped(self, tape: list, grad_out: Tensor, grad_value: Tensor) -> Tensor:
+        """∂loss/∂flat (R, P) from ∂loss/∂(distribution parameters, value) of forward_taped."""
+        p = self.layout.views(self.flat)
+        act_backward = ACTIVATION_BACKWARDS[self.activation]
+        grads: dict[str, Tensor] = {}
+        n_trunk, n_pi = len(self.trunk), len(self.pi)
+        trunk_tape, pi_tape, vf_tape = tape[:n_trunk], tape[n_trunk:n_trunk + n_pi], tape[n_trunk + n_pi:]
+
+        def backprop(entries, g: Tensor, need_input_grad: bool) -> Tensor | None:
+            for k in range(len(entries) - 1, -1, -1):
+                w, b, inp, y = entries[k]
+                if y is not None:
+                    g = act_backward(g, y)
+                W = p[w]
+                if W.shape[2] < NARROW_OUTPUT:  # (∂W)ᵀ = gᵀ·x, the fast orientation for narrow layers
+                    grads[w] = torch.bmm(g.transpose(1, 2), inp).transpose(1, 2)
+                else:
+                    grads[w] = torch.bmm(inp.transpose(1, 2), g)
+                grads[b] = g.sum(1, keepdim=True)
+                if k > 0 or need_input_grad:  # g·Wᵀ; a one-column layer's is an outer product, cheaper broadcast
+                    g = g * W.transpose(1, 2) if W.shape[2] == 1 else torch.bmm(g, W.transpose(1, 2))
+            return g
+
+        A = self.action_dim
+        g_pi = grad_out[..., :A] if self.gaussian else grad_out
+        g_h_pi = backprop(pi_tape, g_pi, bool(self.trunk))
+        g_h_vf = backprop(vf_tape, grad_value.unsqueeze(-1), bool(self.trunk))
+        if self.trunk:
+            backprop(trunk_tape, g_h_pi + g_h_vf, False)
+        if self.gaussian:
+            grads[self.log_std] = grad_out[..., A:].sum(1, keepdim=True)
+        R = self.flat.shape[0]
+        return torch.cat([grads[name].reshape(R, -1) for name in self.layout.slots], 1)
 
     @torch.no_grad()
     def acting_network(self):

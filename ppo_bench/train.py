@@ -334,7 +334,9 @@ class PopulationTrainer:
             shuffled = {k: gather_rows(v, perm) for k, v in data.items()}
             for j in range(n_mb):
                 mb = {k: v[:, j * M:(j + 1) * M] for k, v in shuffled.items()}
-                params, value = self.model(mb["obs"])
+                params, value, tape = self.model.forward_taped(mb["obs"])
+                params.requires_grad_(True)
+                value.requires_grad_(True)
                 ratio = (self.dist.log_prob(params, mb["actions"]) - mb["logp"]).exp()
                 kl = self.dist.kl(mb["params"], params) if need_kl else None
                 w = mb["valid"]
@@ -348,7 +350,7 @@ class PopulationTrainer:
                 if p.ent_coef:
                     entropy = (self.dist.entropy(params) * w).sum(1) / wsum
                     loss = loss - p.ent_coef * entropy
-                norms = self.step_optimizer(loss, lr, want_norm=j == n_mb - 1)
+                norms = self.step_optimizer(loss, lr, (tape, params, value), want_norm=j == n_mb - 1)
                 losses[:2] += torch.stack([policy_loss, value_loss]).detach()
                 if norms is not None and j == n_mb - 1:
                     grad_norm += norms
@@ -360,15 +362,21 @@ class PopulationTrainer:
         self.check_parameters()
         return stats
 
-    def step_optimizer(self, loss: Tensor, lr: Tensor, want_norm: bool = False) -> Tensor | None:
-        """Backpropagate Σ_r loss_r (run r's parameters get ∇ loss_r) and take one Adam step per active run."""
+    def step_optimizer(self, loss: Tensor, lr: Tensor, taped: tuple, want_norm: bool = False) -> Tensor | None:
+        """Backpropagate Σ_r loss_r (run r's parameters get ∇ loss_r) and take one Adam step per active run.
+
+        ``taped`` = (tape, params, value) from the model's forward_taped: autograd takes the loss back
+        to the network outputs, the model's own backward the rest of the way."""
         active = self.active
         finite = torch.isfinite(loss)
         if not bool(finite[active].all()):
             self.fail((active & ~finite).nonzero().flatten().tolist(), "non-finite loss")
             active = self.active
-        self.model.flat.grad = None
-        torch.where(active, loss, 0.0).sum().backward()
+        tape, params, value = taped
+        g_params, g_value = torch.autograd.grad(torch.where(active, loss, 0.0).sum(), [params, value], allow_unused=True)
+        g_params = torch.zeros_like(params) if g_params is None else g_params
+        g_value = torch.zeros_like(value) if g_value is None else g_value
+        self.model.flat.grad = self.model.backward_taped(tape, g_params, g_value)
         return self.opt.step(lr, active, self.cfg.ppo.max_grad_norm, want_norm)
 
     @torch.no_grad()
