@@ -123,20 +123,31 @@ class ActorCritic(nn.Module):
         self.log_std = lay.add("log_std", 1, action_dim) if gaussian else None
         self.flat = nn.Parameter(torch.zeros(runs, lay.size))
 
-    def _mlp(self, p: dict[str, Tensor], layers, x: Tensor, last_activation: bool) -> Tensor:
-        for k, (w, b) in enumerate(layers):
-            x = _affine(x, p[w], p[b])
-            if k < len(layers) - 1 or last_activation:
-                x = self.act(x)
-        return x
-
-    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+    def _forward(self, obs: Tensor, tape: list | None = None) -> tuple[Tensor, Tensor]:
+        """(distribution parameters, value); with a tape, each layer's (weight, bias, input, activated
+        output or None) is appended for backward_taped() and the activation is autograd-free."""
         p = self.layout.views(self.flat)
-        h = self._mlp(p, self.trunk, obs, True) if self.trunk else obs
-        out, value = self._mlp(p, self.pi, h, False), self._mlp(p, self.vf, h, False)
+        act = self.act if tape is None else self.act_no_grad
+
+        def mlp(layers, x: Tensor, last_activation: bool) -> Tensor:
+            for k, (w, b) in enumerate(layers):
+                inp = x
+                x = _affine(inp, p[w], p[b])
+                activated = k < len(layers) - 1 or last_activation
+                if activated:
+                    x = act(x)
+                if tape is not None:
+                    tape.append((w, b, inp, x if activated else None))
+            return x
+
+        h = mlp(self.trunk, obs, True) if self.trunk else obs
+        out, value = mlp(self.pi, h, False), mlp(self.vf, h, False)
         if self.gaussian:
             out = torch.cat([out, p[self.log_std].expand_as(out)], -1)
         return out, value.squeeze(-1)
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        return self._forward(obs)
 
     # ---- training: forward with a tape, backward by hand ---------------------------------------
     # The update's minibatch step is two small MLPs per run; autograd's bookkeeping (and the
@@ -148,24 +159,9 @@ class ActorCritic(nn.Module):
     @torch.no_grad()
     def forward_taped(self, obs: Tensor) -> tuple[Tensor, Tensor, list]:
         """forward() without autograd, plus the tape backward_taped() needs."""
-        p = self.layout.views(self.flat)
         tape: list = []
-
-        def mlp(layers, x: Tensor, last_activation: bool) -> Tensor:
-            for k, (w, b) in enumerate(layers):
-                inp = x
-                x = _affine(inp, p[w], p[b])
-                activated = k < len(layers) - 1 or last_activation
-                if activated:
-                    x = self.act_no_grad(x)
-                tape.append((w, b, inp, x if activated else None))
-            return x
-
-        h = mlp(self.trunk, obs, True) if self.trunk else obs
-        out, value = mlp(self.pi, h, False), mlp(self.vf, h, False)
-        if self.gaussian:
-            out = torch.cat([out, p[self.log_std].expand_as(out)], -1)
-        return out, value.squeeze(-1), tape
+        out, value = self._forward(obs, tape)
+        return out, value, tape
 
     @torch.no_grad()
     def backward_taped(self, tape: list, grad_out: Tensor, grad_value: Tensor) -> Tensor:
