@@ -519,7 +519,13 @@ def value_error(value: Tensor, target: Tensor, old_value: Tensor, clip: float | 
 
 
 def gather_rows(x: Tensor, idx: Tensor) -> Tensor:
-    """x[r, idx[r]] for every run r: x (R, B, ...), idx (R, B') → (R, B', ...)."""
+    """x[r, idx[r]] for every run r: x (R, B, ...), idx (R, B') → (R, B', ...).
+
+    One index_select of whole rows over the flattened (R·B, ...) tensor: a row copy per sample,
+    where ``gather`` with an index expanded over the feature axes reads it element by element
+    (measured 10–20× slower for (33, 2048, 6..17), ~9% of a 33-run update). For (R, B) gather wins."""
     if x.dim() == 2:
         return x.gather(1, idx)
-    return x.gather(1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:]))
+    R, B = x.shape[:2]
+    rows = (idx + torch.arange(R).view(R, 1) * B).flatten()
+    return x.reshape(R * B, *x.shape[2:]).index_select(0, rows).view(R, idx.shape[1], *x.shape[2:])

@@ -8,7 +8,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from ppo_bench import train as train_mod
 from ppo_bench.cli import population_specs, train_from_config
-from ppo_bench.train import CHECKPOINT, PopulationTrainer
+from ppo_bench.train import CHECKPOINT, PopulationTrainer, gather_rows
 
 FAST = ["ppo.num_steps=128", "ppo.minibatch_size=32", "ppo.epochs=2", "ppo.total_timesteps=512",
         "checkpoint_every=2"]
@@ -153,3 +153,12 @@ def test_time_limit_truncation_and_autoreset_rows_in_the_rollout(make_cfg):
     assert data["valid"].sum() == 448
     assert float((data["valid"][0] == 0).sum()) == 2
     assert t.episodes and all(length == 200 for _, _, _, length in t.episodes)
+
+
+@pytest.mark.parametrize("shape", [(3, 7), (3, 7, 4), (3, 7, 2, 3)])
+def test_gather_rows_matches_a_loop_over_runs(shape):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=gen)
+    idx = torch.stack([torch.randperm(7, generator=gen)[:5] for _ in range(3)])
+    expected = torch.stack([x[r, idx[r]] for r in range(3)])
+    assert torch.equal(gather_rows(x, idx), expected)
