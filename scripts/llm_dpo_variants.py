@@ -90,6 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from-runs", action="store_true", help="only rewrite the results from finished runs")
     ap.add_argument("--out", default=str(ROOT / "results" / "llm"))
     args, overrides = ap.parse_known_args(argv)
+    # nargs="+" also swallows Hydra overrides written after --losses (`--losses ipo algo.steps=50`)
+    overrides += [x for x in args.losses if "=" in x]
+    args.losses = [x for x in args.losses if "=" not in x]
+    from ppo_bench.llm.dpo import DPO_LOSSES
+    unknown = [x for x in args.losses if x not in DPO_LOSSES]
+    if unknown or not args.losses:
+        ap.error(f"--losses takes DPO losses ({', '.join(DPO_LOSSES)}), got {unknown or 'none'}")
     register_configs()
     from ppo_bench.llm.dpo_train import train_from_config
     from ppo_bench.llm.train import read_json
@@ -114,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = rows[0]["pairs"] or {}
     model = "SmolLM2-135M-Instruct" if rows[0].get("model") == "smollm2" else rows[0].get("model")
     md = (f"# DPO variants on 2-digit addition ({model})\n\n"
-          f"Command: `python scripts/llm_dpo_variants.py {' '.join(overrides)}`".rstrip() + " (config: conf/llm/experiment/dpo_addition.yaml).\n"
+          f"Command: `{' '.join(['python scripts/llm_dpo_variants.py', *overrides])}` (config: conf/llm/experiment/dpo_addition.yaml).\n"
           f"Pairs: {pairs.get('pairs')} ({pairs.get('on_policy')} on-policy, {pairs.get('fallback')} fallback: reference answer vs a wrong sample); "
           f"accuracy of the starting policy's samples: {fmt(pairs.get('sample_accuracy'))}. Held-out: greedy exact match.\n"
           "Reward accuracy, margin and Δ log π are over all training pairs after the last step (Δ = log π − log π_ref, summed over response tokens).\n\n"
