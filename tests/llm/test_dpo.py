@@ -5,6 +5,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -198,6 +199,15 @@ def test_cli_reports_bad_dpo_input_in_one_line(tmp_path, args, message):
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and message in lines[0], r.stderr
 
+
+
+def test_variants_script_rejects_unknown_losses_and_keeps_overrides_out_of_them(tmp_path):
+    script = [sys.executable, str(Path(__file__).resolve().parents[2] / "scripts" / "llm_dpo_variants.py"), "--from-runs", "--out", str(tmp_path)]
+    r = subprocess.run([*script, "--losses", "ipo", "nope"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "got ['nope']" in r.stderr, r.stderr
+    # an override after --losses is an override, not a loss: the run folder it names has no summary yet
+    r = subprocess.run([*script, "--losses", "ipo", f"run_root={tmp_path}"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and str(tmp_path) in r.stderr and "no summary.json" in r.stderr, r.stderr
 
 def test_reference_free_makes_no_reference_pass(llm_cfg, monkeypatch):
     trainer = build_trainer(llm_cfg(*TINY, "algo.loss=reference_free", "algo.num_prompts=2", "algo.num_samples=2"))
