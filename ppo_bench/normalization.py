@@ -21,7 +21,11 @@ class RunningMeanStd:
 
     def update(self, x: np.ndarray, active: np.ndarray | None = None) -> None:
         """x: (R, N, *feature) — a batch of N samples per run. Runs with active=False keep their stats."""
-        b_mean, b_var, n = x.mean(1), x.var(1), x.shape[1]
+        n = x.shape[1]
+        if n == 1:  # one actor per run (the paper's MuJoCo setting): the same numbers without NumPy's mean/var
+            b_mean, b_var = x[:, 0], 0.0
+        else:
+            b_mean, b_var = x.mean(1), x.var(1)
         extra = (1,) * (self.mean.ndim - 1)
         count = self.count.reshape(-1, *extra)
         delta = b_mean - self.mean
