@@ -1,6 +1,7 @@
 """Per-run Adam against torch.optim.Adam run by run; per-run statistics against numpy on each run alone."""
 
 import numpy as np
+import pytest
 import torch
 
 from ppo_bench.normalization import ObservationNormalizer, RewardScaler, RunningMeanStd
@@ -53,9 +54,10 @@ def test_inactive_run_is_untouched_even_with_nan_gradient_and_clipping_is_per_ru
     torch.testing.assert_close(opt.m[0], 0.1 * torch.tensor([0.6, 0.8, 0.0, 0.0]))  # clipped to norm 1
 
 
-def test_running_mean_std_keeps_runs_apart():
+@pytest.mark.parametrize("n_envs", [1, 4])  # N = 1 takes its own path (no NumPy mean/var)
+def test_running_mean_std_keeps_runs_apart(n_envs):
     rng = np.random.default_rng(0)
-    data = [rng.normal(loc=r * 10, scale=r + 1, size=(50, 4, 3)) for r in range(2)]  # (steps, N, dim)
+    data = [rng.normal(loc=r * 10, scale=r + 1, size=(50, n_envs, 3)) for r in range(2)]  # (steps, N, dim)
     rms = RunningMeanStd(2, (3,), epsilon=0.0)
     for t in range(50):
         rms.update(np.stack([d[t] for d in data]))
