@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from ppo_bench.config import CONF_DIR, register_configs, validate
 from ppo_bench.errors import ConfigError
 from ppo_bench.population import RunSpec, expand
-from ppo_bench.train import PopulationTrainer, read_status
+from ppo_bench.train import Interrupted, PopulationTrainer, read_status
 
 register_configs()
 
@@ -61,6 +61,9 @@ def main(cfg: DictConfig) -> None:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
+    except Interrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr, flush=True)
+        sys.exit(e.exit_code)
     report(summary, cfg.run_root)
     failed = [k for k, s in summary.items() if s["status"] == "failed"]
     if failed:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -483,10 +485,18 @@ class PopulationTrainer:
         bar = make_progress(self.cfg.progress, total=todo, desc=f"{self.cfg.env.id} ×{self.R}")
         for r in (~self.active).nonzero().flatten().tolist():
             self.save_checkpoint(r, finished=True)
-        while self.active.any():
-            steps, elapsed = self.iterate()
-            scores = [self.score(r) for r in range(self.R) if not math.isnan(self.score(r))]
-            bar.update(steps, sps=steps / elapsed, ret=float(np.mean(scores)) if scores else float("nan"))
+        with StopRequest() as stop:
+            while self.active.any():
+                steps, elapsed = self.iterate()
+                scores = [self.score(r) for r in range(self.R) if not math.isnan(self.score(r))]
+                bar.update(steps, sps=steps / elapsed, ret=float(np.mean(scores)) if scores else float("nan"))
+                if stop.signal is not None:  # preempted: checkpoint where we are, resume later
+                    for r in self.active.nonzero().flatten().tolist():
+                        self.save_checkpoint(r)
+                    bar.close()
+                    self.close()
+                    raise Interrupted(f"stopped by {stop.signal.name} after an iteration; every run checkpointed "
+                                      "(launch the same command again to resume)", int(stop.signal))
         bar.close()
         self.close()
         return {s.name: {"status": "failed" if self.failed[r] else "finished", "score_last100": self.score(r),
@@ -499,6 +509,44 @@ class PopulationTrainer:
             if lg is not None:
                 lg.close()
         self.envs.close()
+
+
+class Interrupted(Exception):
+    """Training stopped on request (SIGTERM/SIGINT) with every run checkpointed."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum  # what the shell reports for a process killed by that signal
+
+
+class StopRequest:
+    """While active, SIGTERM and SIGINT (a cluster's preemption or time limit, Ctrl-C) only set
+    ``signal``: the trainer finishes its iteration and checkpoints every run instead of dying
+    mid-iteration and losing what it did since the last checkpoint. A second signal acts at once
+    (the previous handler). Outside the main thread signals cannot be caught; nothing is installed."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.signal: signal.Signals | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None:
+            prev = self._previous.get(signum)
+            signal.signal(signum, prev if prev is not None else signal.SIG_DFL)
+            signal.raise_signal(signum)
+            return
+        self.signal = signal.Signals(signum)
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, prev in self._previous.items():
+            signal.signal(s, prev)
 
 
 def masked_standardize(x: Tensor, w: Tensor, eps: float = 1e-8) -> Tensor:

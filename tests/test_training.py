@@ -1,6 +1,7 @@
 """Whole runs: resume after a kill is bit-identical, a short CartPole run learns, faults stay local."""
 
 import json
+import signal
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from ppo_bench import train as train_mod
 from ppo_bench.cli import population_specs, train_from_config
-from ppo_bench.train import CHECKPOINT, PopulationTrainer, gather_rows
+from ppo_bench.train import CHECKPOINT, Interrupted, PopulationTrainer, gather_rows
 
 FAST = ["ppo.num_steps=128", "ppo.minibatch_size=32", "ppo.epochs=2", "ppo.total_timesteps=512",
         "checkpoint_every=2"]
@@ -81,6 +82,34 @@ def test_resume_after_kill_is_bit_identical(make_cfg, tmp_path, monkeypatch, env
                                         "ppo.total_timesteps=640"))
     assert all(s["status"] == "finished" and s["global_step"] == 640 for s in longer.values())
 
+
+
+def test_sigterm_checkpoints_every_run_after_the_iteration_and_resume_matches(make_cfg, tmp_path, monkeypatch):
+    """A preempted job (SIGTERM) keeps the iteration it was in: every run is checkpointed there, not at
+    the last periodic checkpoint, and the resumed runs end where an uninterrupted job ends."""
+    opts = ["env=cartpole", *FAST, "checkpoint_every=100", "population.seeds=[0,1]"]
+    straight = train_from_config(make_cfg(*opts, f"run_root={tmp_path}/a"))
+    orig_log = PopulationTrainer.log
+
+    def log_then_sigterm(self, *args):
+        orig_log(self, *args)
+        if int(self.iteration[0]) == 3:
+            signal.raise_signal(signal.SIGTERM)  # arrives mid-job; the handler only records it
+
+    monkeypatch.setattr(PopulationTrainer, "log", log_then_sigterm)
+    with pytest.raises(Interrupted, match="SIGTERM"):
+        train_from_config(make_cfg(*opts, f"run_root={tmp_path}/b"))
+    monkeypatch.setattr(PopulationTrainer, "log", orig_log)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone with the trainer
+    for name in straight:
+        assert torch.load(f"{tmp_path}/b/{name}/{CHECKPOINT}", weights_only=False)["iteration"] == 3
+        assert json.loads((tmp_path / "b" / name / "status.json").read_text())["status"] == "running"
+    resumed = train_from_config(make_cfg(*opts, f"run_root={tmp_path}/b", "resume=true"))
+    for name in straight:
+        assert resumed[name]["status"] == "finished"
+        a = torch.load(f"{tmp_path}/a/{name}/{CHECKPOINT}", weights_only=False)["model"]
+        b = torch.load(f"{tmp_path}/b/{name}/{CHECKPOINT}", weights_only=False)["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a)
 
 def test_short_cartpole_run_learns(make_cfg):
     cfg = make_cfg("env=cartpole", "ppo.num_steps=256", "ppo.total_timesteps=12288", "ppo.minibatch_size=64",
