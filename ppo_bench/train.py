@@ -9,6 +9,7 @@ objective hyperparameters (adaptive β included), checkpoints and TensorBoard di
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
@@ -491,10 +492,11 @@ class PopulationTrainer:
                 scores = [self.score(r) for r in range(self.R) if not math.isnan(self.score(r))]
                 bar.update(steps, sps=steps / elapsed, ret=float(np.mean(scores)) if scores else float("nan"))
                 if stop.signal is not None:  # preempted: checkpoint where we are, resume later
-                    for r in self.active.nonzero().flatten().tolist():
-                        self.save_checkpoint(r)
-                    bar.close()
-                    self.close()
+                    with stop.deferred():
+                        for r in self.active.nonzero().flatten().tolist():
+                            self.save_checkpoint(r)
+                        bar.close()
+                        self.close()
                     raise Interrupted(f"stopped by {stop.signal.name} after an iteration; every run checkpointed "
                                       "(launch the same command again to resume)", int(stop.signal))
         bar.close()
@@ -523,7 +525,8 @@ class StopRequest:
     """While active, SIGTERM and SIGINT (a cluster's preemption or time limit, Ctrl-C) only set
     ``signal``: the trainer finishes its iteration and checkpoints every run instead of dying
     mid-iteration and losing what it did since the last checkpoint. A second signal acts at once
-    (the previous handler). Outside the main thread signals cannot be caught; nothing is installed."""
+    (the previous handler), except while the final checkpoints are written (``deferred``).
+    Outside the main thread signals cannot be caught; nothing is installed."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -538,6 +541,19 @@ class StopRequest:
             signal.raise_signal(signum)
             return
         self.signal = signal.Signals(signum)
+
+    @contextlib.contextmanager
+    def deferred(self):
+        """Signals arriving meanwhile wait until the block ends (so a second SIGTERM, e.g. a process
+        pool tearing down its workers, cannot cut the final checkpoints short)."""
+        if not self._previous or not hasattr(signal, "pthread_sigmask"):
+            yield
+            return
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def __enter__(self) -> "StopRequest":
         if threading.current_thread() is threading.main_thread():
