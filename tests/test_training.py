@@ -2,6 +2,8 @@
 
 import json
 import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -110,6 +112,38 @@ def test_sigterm_checkpoints_every_run_after_the_iteration_and_resume_matches(ma
         a = torch.load(f"{tmp_path}/a/{name}/{CHECKPOINT}", weights_only=False)["model"]
         b = torch.load(f"{tmp_path}/b/{name}/{CHECKPOINT}", weights_only=False)["model"]
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+SECOND_SIGNAL_SCRIPT = """
+import signal, sys
+from hydra import compose, initialize_config_dir
+from ppo_bench.cli import train_from_config
+from ppo_bench.config import CONF_DIR
+from ppo_bench.train import PopulationTrainer
+orig_log, orig_save = PopulationTrainer.log, PopulationTrainer.save_checkpoint
+def log(self, *a):
+    orig_log(self, *a)
+    if int(self.iteration[0]) == 3:
+        signal.raise_signal(signal.SIGTERM)
+def save(self, r, finished=False):
+    if int(self.iteration[0]) == 3 and r == 0:
+        signal.raise_signal(signal.SIGTERM)  # a second signal while the final checkpoints are written
+    orig_save(self, r, finished)
+PopulationTrainer.log, PopulationTrainer.save_checkpoint = log, save
+with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+    cfg = compose("config", overrides=sys.argv[1:])
+train_from_config(cfg)
+"""
+
+
+def test_a_second_sigterm_waits_for_the_final_checkpoints(tmp_path):
+    opts = ["env=cartpole", *FAST, "checkpoint_every=100", "population.seeds=[0,1,2]", f"run_root={tmp_path}",
+            "progress=never"]
+    r = subprocess.run([sys.executable, "-c", SECOND_SIGNAL_SCRIPT, *opts], capture_output=True, text=True, timeout=300)
+    assert r.returncode == -signal.SIGTERM, r.stderr  # the second signal kills it, after the checkpoints
+    ckpts = sorted(tmp_path.glob("*/*/seed*/" + CHECKPOINT))
+    assert len(ckpts) == 3
+    assert all(torch.load(c, weights_only=False)["iteration"] == 3 for c in ckpts)
 
 def test_short_cartpole_run_learns(make_cfg):
     cfg = make_cfg("env=cartpole", "ppo.num_steps=256", "ppo.total_timesteps=12288", "ppo.minibatch_size=64",
