@@ -78,7 +78,7 @@ def test_committed_random_scores_cover_table1_with_at_least_100_episodes():
 
 # ----------------------------------------------------------------------------------------- event files
 def write_run(root, env, setting, seed, returns, status="finished", step_per_episode=10, error=None,
-              objective=None, first_step=0, global_step=None):
+              objective=None, first_step=0, global_step=None, wall_s=None):
     """A run folder as the engine writes it: event file, config.yaml, status.json."""
     d = Path(root) / env / setting / f"seed{seed}"
     d.mkdir(parents=True, exist_ok=True)
@@ -93,6 +93,8 @@ def write_run(root, env, setting, seed, returns, status="finished", step_per_epi
         st = {"status": status, "run": f"{env}/{setting}/seed{seed}", "global_step": gs}
         if error:
             st["error"] = error
+        if wall_s is not None:
+            st["wall_s"] = wall_s
         (d / "status.json").write_text(json.dumps(st))
     return d
 
@@ -129,11 +131,11 @@ def sweep(tmp_path):
     def rets(score):
         return [0.0] * 50 + [score] * 100
 
-    write_run(root, "A-v0", "none", 0, rets(10.0))
-    write_run(root, "A-v0", "none", 1, rets(20.0))
+    write_run(root, "A-v0", "none", 0, rets(10.0), wall_s=900.0)
+    write_run(root, "A-v0", "none", 1, rets(20.0), wall_s=1800.0)  # A's job trained for 1800 s
     write_run(root, "A-v0", "clip_eps0.2", 0, rets(30.0), objective=clip)
     write_run(root, "A-v0", "clip_eps0.2", 1, rets(50.0), objective=clip)  # best run of A
-    write_run(root, "B-v0", "none", 0, rets(-5.0))
+    write_run(root, "B-v0", "none", 0, rets(-5.0), wall_s=5400.0)  # B's: 5400 s
     write_run(root, "B-v0", "none", 1, rets(99.0), status="failed", error="non-finite loss")
     write_run(root, "B-v0", "clip_eps0.2", 0, rets(15.0), objective=clip)  # best run of B
     write_run(root, "B-v0", "clip_eps0.2", 2, rets(0.0), objective=clip, status="running", global_step=500)
@@ -188,6 +190,15 @@ def test_missing_failed_and_unfinished_runs_are_named(sweep):
     for name, text in why.items():
         assert f"`{name}`: {text}" in md
     assert "6 of 12 runs are not in the tables" in md
+
+
+def test_training_time_is_the_longest_run_of_each_job(sweep):
+    root, random_csv = sweep
+    grid = Grid(["A-v0", "B-v0"], ["none", "clip_eps0.2"], [0, 1])
+    t = build_table1(find_runs([root]), load_random_scores(random_csv), grid, reps=50)
+    assert t.training_s == {"A-v0": 1800.0, "B-v0": 5400.0}
+    md = render_markdown(t, "ppo-bench-report runs", [str(root)], 50)
+    assert "| A-v0 | 0.50 |" in md and "| B-v0 | 1.50 |" in md and "In all 2.00 core-hours" in md
 
 
 def test_report_command_writes_all_four_outputs(sweep, tmp_path, capsys):

@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'setting':<{width}}  runs   normalised   paper")
     for r in t.column.itertuples():
         print(f"{r.label:<{width}}  {r.runs:>4}   {r.normalized_mean:10.2f}   {r.paper:5.2f}")
+    if t.training_s:
+        print(f"training time: {sum(t.training_s.values()) / 3600:.2f} core-hours over {len(t.training_s)} job(s) "
+              f"(longest {max(t.training_s.values()) / 3600:.2f} h)")
     for note in t.notes:
         print(f"note: {note}")
     print(f"wrote {args.csv}, {args.md}, {args.curves}, {args.scores_fig}")

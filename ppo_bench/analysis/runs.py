@@ -32,6 +32,7 @@ class Run:
     global_step: int = 0
     total_timesteps: int | None = None
     error: str | None = None
+    wall_s: float = float("nan")  # training wall time of its population process, summed over resumes
     steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # env steps at episode end
     returns: np.ndarray = field(default_factory=lambda: np.zeros(0))  # total reward of each episode
 
@@ -83,6 +84,7 @@ def load_run(run_dir: Path) -> Run | None:
     if status_path.exists():
         st = json.loads(status_path.read_text())
         run.status, run.global_step, run.error = st["status"], int(st["global_step"]), st.get("error")
+        run.wall_s = float(st.get("wall_s", float("nan")))
     run.steps, run.returns = read_episodes(run_dir)
     return run
 

@@ -38,6 +38,18 @@ class Table1:
     scaled_envs: list[str]  # the envs with a defined normalisation (some run beat the random policy)
     best: str = "run"
     notes: list[str] = field(default_factory=list)
+    training_s: dict[str, float] = field(default_factory=dict)  # env → its job's training time (see job_training_s)
+
+
+def job_training_s(runs: list[Run]) -> dict[str, float]:
+    """Per environment, the training time of its job: the runs of one population share its process, so
+    the longest ``wall_s`` among them (each summed over resumes; time lost to a kill between
+    checkpoints is not in it)."""
+    out: dict[str, float] = {}
+    for r in runs:
+        if math.isfinite(r.wall_s):
+            out[r.env] = max(out.get(r.env, 0.0), r.wall_s)
+    return out
 
 
 def interval_estimates(matrices: dict[str, np.ndarray], reps: int, seed: int) -> dict[str, dict[str, float]]:
@@ -137,7 +149,7 @@ def build_table1(runs: list[Run], random_scores: dict[str, float], grid: Grid, b
     if len(scaled_envs) < len(envs):
         notes.append(f"the Table-1 column averages over {len(scaled_envs)} of {len(envs)} environments")
     return Table1(envs, settings, list(grid.seeds), {s: setting_label(objectives[s]) for s in settings}, per_run, table, normalizers,
-                  column_df, incomplete_runs, scaled_envs, best, notes)
+                  column_df, incomplete_runs, scaled_envs, best, notes, job_training_s(runs))
 
 
 def write_csv(t: Table1, path: Path) -> None:
@@ -191,6 +203,13 @@ def render_markdown(t: Table1, command: str, run_roots: list[str], reps: int) ->
     else:
         missing = "None: every run of the grid finished."
     steps = sorted(set(t.runs.timesteps)) if len(t.runs) else []
+    hours = {env: sec / 3600 for env, sec in t.training_s.items()}
+    timing = _md_table(["environment", "training time of its job (h)"],
+                       [[env, f"{h:.2f}"] for env, h in sorted(hours.items())])
+    timing += (f"\n\nIn all {sum(hours.values()):.2f} core-hours (one job per environment, one core each; the sweep's "
+               "wall time is about this divided by the number of parallel jobs, and never below the longest job). "
+               "From the runs' `status.json` (`wall_s`, summed over resumes; a job's runs share its process). "
+               "Time lost to kills between checkpoints and process start-up are not included.") if hours else "No run has a status.json yet."
     notes = "\n## Notes\n\n" + "".join(f"- {n}\n" for n in t.notes) if t.notes else ""
     return f"""# Table 1, reproduced
 
@@ -214,6 +233,10 @@ The random policy's scores are `results/random_scores.csv` (uniform random actio
 ## Scores per environment: mean ± std over seeds (normalised)
 
 {raw}
+
+## Training time
+
+{timing}
 
 ## Missing, unfinished or failed runs
 
