@@ -12,7 +12,8 @@ from omegaconf import DictConfig
 from ppo_bench.config import CONF_DIR, register_configs, validate
 from ppo_bench.errors import ConfigError
 from ppo_bench.population import RunSpec, expand
-from ppo_bench.train import Interrupted, PopulationTrainer, read_status
+from ppo_bench.preemption import Interrupted
+from ppo_bench.train import PopulationTrainer, read_status
 
 register_configs()
 

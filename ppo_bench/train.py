@@ -9,12 +9,9 @@ objective hyperparameters (adaptive β included), checkpoints and TensorBoard di
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import signal
 import sys
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -36,6 +33,7 @@ from ppo_bench.normalization import ObservationNormalizer, RewardScaler
 from ppo_bench.objectives import get_objective
 from ppo_bench.optim import PerRunAdam, linear_annealing
 from ppo_bench.population import RunSpec
+from ppo_bench.preemption import Interrupted, StopRequest
 from ppo_bench.progress import make_progress
 from ppo_bench.tblog import RunLogger, flat_hparams
 
@@ -511,58 +509,6 @@ class PopulationTrainer:
             if lg is not None:
                 lg.close()
         self.envs.close()
-
-
-class Interrupted(Exception):
-    """Training stopped on request (SIGTERM/SIGINT) with every run checkpointed."""
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.exit_code = 128 + signum  # what the shell reports for a process killed by that signal
-
-
-class StopRequest:
-    """While active, SIGTERM and SIGINT (a cluster's preemption or time limit, Ctrl-C) only set
-    ``signal``: the trainer finishes its iteration and checkpoints every run instead of dying
-    mid-iteration and losing what it did since the last checkpoint. A second signal acts at once
-    (the previous handler), except while the final checkpoints are written (``deferred``).
-    Outside the main thread signals cannot be caught; nothing is installed."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self):
-        self.signal: signal.Signals | None = None
-        self._previous: dict = {}
-
-    def _handle(self, signum, frame) -> None:
-        if self.signal is not None:
-            prev = self._previous.get(signum)
-            signal.signal(signum, prev if prev is not None else signal.SIG_DFL)
-            signal.raise_signal(signum)
-            return
-        self.signal = signal.Signals(signum)
-
-    @contextlib.contextmanager
-    def deferred(self):
-        """Signals arriving meanwhile wait until the block ends (so a second SIGTERM, e.g. a process
-        pool tearing down its workers, cannot cut the final checkpoints short)."""
-        if not self._previous or not hasattr(signal, "pthread_sigmask"):
-            yield
-            return
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
-        try:
-            yield
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-    def __enter__(self) -> "StopRequest":
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, prev in self._previous.items():
-            signal.signal(s, prev)
 
 
 def masked_standardize(x: Tensor, w: Tensor, eps: float = 1e-8) -> Tensor:

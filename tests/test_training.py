@@ -11,7 +11,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from ppo_bench import train as train_mod
 from ppo_bench.cli import population_specs, train_from_config
-from ppo_bench.train import CHECKPOINT, Interrupted, PopulationTrainer, gather_rows
+from ppo_bench.preemption import Interrupted
+from ppo_bench.train import CHECKPOINT, PopulationTrainer, gather_rows
 
 FAST = ["ppo.num_steps=128", "ppo.minibatch_size=32", "ppo.epochs=2", "ppo.total_timesteps=512",
         "checkpoint_every=2"]
