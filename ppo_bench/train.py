@@ -130,6 +130,12 @@ class PopulationTrainer:
                   for k in obj.hparams}
             self.groups.append([obj, idx, hp])
 
+        p = cfg.ppo  # the loss's settings as plain Python values (what torch.compile specialises on)
+        self.need_kl = any(obj.uses_kl for obj, _, _ in self.groups)
+        self.norm_adv, self.vf_coef, self.ent_coef = str(p.norm_adv), float(p.vf_coef), float(p.ent_coef)
+        self.clip_value = None if p.clip_value is None else float(p.clip_value)
+        self.compiled_loss = torch.compile(self.network_loss, dynamic=False) if cfg.compile else None
+
         self.buf = Rollout.empty(self.T, R, N, self.obs_dim, param_dim, self.act_shape, self.act_dtype)
         # per-step bookkeeping lives in NumPy: (R, N) arrays are too small for torch's per-op cost
         self.raw_obs = np.asarray(reset(self.envs, self.env_seeds), dtype=np.float64).reshape(R, N, -1)
@@ -321,37 +327,21 @@ class PopulationTrainer:
 
     def update(self) -> dict[str, Tensor]:
         """K epochs of minibatch Adam on each run's own loss; diagnostics over the batch afterwards."""
-        p, R, M = self.cfg.ppo, self.R, self.M
+        R, M = self.R, self.M
         data = self.batch()
         B = data["obs"].shape[1]
         n_mb = B // M
         lr = self.learning_rate()
         losses = torch.zeros(3, R)  # policy, value, entropy: means over minibatches
         grad_norm = torch.zeros(R)
-        need_kl = any(obj.uses_kl for obj, _, _ in self.groups)
         start = self.iteration * self.K
         for epoch in range(self.K):
             perm = rng.permutations(self.seeds, rng.PERMUTATION, start + epoch, B)
             shuffled = {k: gather_rows(v, perm) for k, v in data.items()}
             for j in range(n_mb):
                 mb = {k: v[:, j * M:(j + 1) * M] for k, v in shuffled.items()}
-                params, value, tape = self.model.forward_taped(mb["obs"])
-                params.requires_grad_(True)
-                value.requires_grad_(True)
-                ratio = (self.dist.log_prob(params, mb["actions"]) - mb["logp"]).exp()
-                kl = self.dist.kl(mb["params"], params) if need_kl else None
-                w = mb["valid"]
-                wsum = w.sum(1).clamp(min=1.0)
-                adv = mb["adv"] if p.norm_adv != "minibatch" else masked_standardize(mb["adv"], w)
-
-                policy_loss = -(self.surrogate(ratio, adv, kl) * w).sum(1) / wsum
-                value_loss = (value_error(value, mb["ret"], mb["values"], p.clip_value) * w).sum(1) / wsum
-                # paper eq. (9): maximise L^CLIP − c1 L^VF + c2 S  ⇔  minimise the negation
-                loss = policy_loss + p.vf_coef * value_loss
-                if p.ent_coef:
-                    entropy = (self.dist.entropy(params) * w).sum(1) / wsum
-                    loss = loss - p.ent_coef * entropy
-                norms = self.step_optimizer(loss, lr, (tape, params, value), want_norm=j == n_mb - 1)
+                loss, policy_loss, value_loss, backward = self.minibatch_losses(mb)
+                norms = self.step_optimizer(loss, lr, backward, want_norm=j == n_mb - 1)
                 losses[:2] += torch.stack([policy_loss, value_loss]).detach()
                 if norms is not None and j == n_mb - 1:
                     grad_norm += norms
@@ -363,21 +353,58 @@ class PopulationTrainer:
         self.check_parameters()
         return stats
 
-    def step_optimizer(self, loss: Tensor, lr: Tensor, taped: tuple, want_norm: bool = False) -> Tensor | None:
-        """Backpropagate Σ_r loss_r (run r's parameters get ∇ loss_r) and take one Adam step per active run.
+    def minibatch_loss(self, mb: dict[str, Tensor], params: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Each run's loss on one minibatch from the network's outputs, with its policy and value parts
+        ((R,) each, masked means over the minibatch's valid samples)."""
+        ratio = (self.dist.log_prob(params, mb["actions"]) - mb["logp"]).exp()
+        kl = self.dist.kl(mb["params"], params) if self.need_kl else None
+        w = mb["valid"]
+        wsum = w.sum(1).clamp(min=1.0)
+        adv = mb["adv"] if self.norm_adv != "minibatch" else masked_standardize(mb["adv"], w)
+        policy_loss = -(self.surrogate(ratio, adv, kl) * w).sum(1) / wsum
+        value_loss = (value_error(value, mb["ret"], mb["values"], self.clip_value) * w).sum(1) / wsum
+        # paper eq. (9): maximise L^CLIP − c1 L^VF + c2 S  ⇔  minimise the negation
+        loss = policy_loss + self.vf_coef * value_loss
+        if self.ent_coef:
+            entropy = (self.dist.entropy(params) * w).sum(1) / wsum
+            loss = loss - self.ent_coef * entropy
+        return loss, policy_loss, value_loss
 
-        ``taped`` = (tape, params, value) from the model's forward_taped: autograd takes the loss back
-        to the network outputs, the model's own backward the rest of the way."""
+    def network_loss(self, mb: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """minibatch_loss of the network's forward on the minibatch, differentiable by autograd end to end:
+        the function ``compile=true`` hands to torch.compile (forward and backward fused by Inductor)."""
+        params, value = self.model(mb["obs"])
+        return self.minibatch_loss(mb, params, value)
+
+    def minibatch_losses(self, mb: dict[str, Tensor]):
+        """(loss, policy loss, value loss, backward), where backward(Σ_r loss_r) = ∂/∂flat (R, P).
+
+        Eager: the model's forward_taped, autograd from the loss back to the network outputs only, and
+        the model's own backward_taped the rest of the way. Compiled: autograd through the compiled graph."""
+        if self.compiled_loss is not None:
+            loss, policy_loss, value_loss = self.compiled_loss(mb)
+            return loss, policy_loss, value_loss, lambda total: torch.autograd.grad(total, self.model.flat)[0]
+        params, value, tape = self.model.forward_taped(mb["obs"])
+        params.requires_grad_(True)
+        value.requires_grad_(True)
+        loss, policy_loss, value_loss = self.minibatch_loss(mb, params, value)
+
+        def backward(total: Tensor) -> Tensor:
+            g_params, g_value = torch.autograd.grad(total, [params, value], allow_unused=True)
+            g_params = torch.zeros_like(params) if g_params is None else g_params
+            g_value = torch.zeros_like(value) if g_value is None else g_value
+            return self.model.backward_taped(tape, g_params, g_value)
+
+        return loss, policy_loss, value_loss, backward
+
+    def step_optimizer(self, loss: Tensor, lr: Tensor, backward, want_norm: bool = False) -> Tensor | None:
+        """Backpropagate Σ_r loss_r (run r's parameters get ∇ loss_r) and take one Adam step per active run."""
         active = self.active
         finite = torch.isfinite(loss)
         if not bool(finite[active].all()):
             self.fail((active & ~finite).nonzero().flatten().tolist(), "non-finite loss")
             active = self.active
-        tape, params, value = taped
-        g_params, g_value = torch.autograd.grad(torch.where(active, loss, 0.0).sum(), [params, value], allow_unused=True)
-        g_params = torch.zeros_like(params) if g_params is None else g_params
-        g_value = torch.zeros_like(value) if g_value is None else g_value
-        self.model.flat.grad = self.model.backward_taped(tape, g_params, g_value)
+        self.model.flat.grad = backward(torch.where(active, loss, 0.0).sum())
         return self.opt.step(lr, active, self.cfg.ppo.max_grad_norm, want_norm)
 
     @torch.no_grad()

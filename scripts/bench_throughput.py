@@ -11,6 +11,8 @@ For one environment it measures, each in a fresh process pinned to one torch thr
   population_sps  aggregate training steps/s of the Table-1 population: 11 settings × 3 seeds = 33 runs
   sb3_sps         Stable-Baselines3 PPO, same hyperparameters and network, same env, one thread
   pair_sps        two population processes at once through joblib (2 cores): aggregate steps/s
+  *_compiled_sps  single and population again with compile=true (torch.compile of the update's
+                  minibatch forward, loss and backward; skipped by --no-compile or without a C++ compiler)
 and the peak resident memory of each process. Training rates are timed over whole iterations
 (collect + update) after one warm-up iteration. Results go to results/bench/throughput_<env>.json
 with the machine's description; the load average is recorded because these machines are shared.
@@ -23,6 +25,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,7 +55,7 @@ def physics_worker(env_id: str, seconds: float) -> dict:
     return {"sps": n / (time.perf_counter() - t0), "frame_skip": nstep}
 
 
-def ppo_worker(env_id: str, population: bool, iters: int) -> dict:
+def ppo_worker(env_id: str, population: bool, iters: int, compiled: bool = False) -> dict:
     import torch
     from hydra import compose, initialize_config_dir
 
@@ -63,21 +66,25 @@ def ppo_worker(env_id: str, population: bool, iters: int) -> dict:
     torch.set_num_threads(1)
     register_configs()
     root = tempfile.mkdtemp(prefix="ppo_bench_bench_")
-    overrides = [f"env.id={env_id}", f"run_root={root}", "progress=never", "checkpoint_every=1000000"]
+    overrides = [f"env.id={env_id}", f"run_root={root}", "progress=never", "checkpoint_every=1000000",
+                 f"compile={compiled}"]
     # the population is Table 1's: its 11 settings × 3 seeds, from the experiment config itself
     overrides += ["experiment=table1"] if population else ["objective=clip", "objective.eps=0.2"]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
     trainer = PopulationTrainer(cfg, population_specs(cfg))
     trainer.start(resume=False)
-    trainer.iterate()  # warm-up
+    t0 = time.perf_counter()
+    trainer.iterate()  # warm-up (and, compiled, the compilation)
+    warmup_s = time.perf_counter() - t0
     steps, t0 = 0, time.perf_counter()
     for _ in range(iters):
         steps += trainer.iterate()[0]
     elapsed = time.perf_counter() - t0
     trainer.close()
     return {"sps": steps / elapsed, "runs": trainer.R, "steps": steps, "seconds": elapsed,
-            "peak_rss_mb": peak_rss_mb(), "vector_env": type(trainer.envs).__name__}
+            "peak_rss_mb": peak_rss_mb(), "vector_env": type(trainer.envs).__name__, "compiled": compiled,
+            "warmup_iteration_s": warmup_s}
 
 
 def sb3_worker(env_id: str, iters: int) -> dict:
@@ -136,6 +143,7 @@ def main() -> None:
     ap.add_argument("--physics-seconds", type=float, default=5.0)
     ap.add_argument("--skip-sb3", action="store_true")
     ap.add_argument("--skip-pair", action="store_true")
+    ap.add_argument("--no-compile", action="store_true", help="skip the compile=true measurements")
     ap.add_argument("--out", default=None, help="default: results/bench/throughput_<env>.json")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -145,7 +153,7 @@ def main() -> None:
         if kind == "physics":
             res = physics_worker(env_id, float(rest[0]))
         elif kind == "ppo":
-            res = ppo_worker(env_id, rest[0] == "population", int(rest[1]))
+            res = ppo_worker(env_id, rest[0] == "population", int(rest[1]), rest[2:] == ["compiled"])
         else:
             res = sb3_worker(env_id, int(rest[0]))
         print(json.dumps(res))
@@ -161,6 +169,11 @@ def main() -> None:
     res["single"] = in_subprocess("ppo", env, "single", str(args.single_iters))
     print(f"[{env}] population of 33 …", flush=True)
     res["population"] = in_subprocess("ppo", env, "population", str(args.population_iters))
+    compile_ok = not args.no_compile and shutil.which(os.environ.get("CXX", "g++")) is not None
+    if compile_ok:
+        for kind, iters in (("single", args.single_iters), ("population", args.population_iters)):
+            print(f"[{env}] {kind}, compile=true …", flush=True)
+            res[f"{kind}_compiled"] = in_subprocess("ppo", env, kind, str(iters), "compiled")
     if not args.skip_sb3:
         print(f"[{env}] Stable-Baselines3 …", flush=True)
         res["sb3"] = in_subprocess("sb3", env, str(args.single_iters))
@@ -182,6 +195,14 @@ def main() -> None:
     if "sb3" in res:
         res["ratios"]["single_over_sb3"] = single / res["sb3"]["sps"]
         rows.append(("sb3_sps (1 run)", res["sb3"]["sps"], f"{res['sb3']['peak_rss_mb']:.0f} MB peak RSS"))
+    if compile_ok:
+        single_c, pop_c = res["single_compiled"]["sps"], res["population_compiled"]["sps"]
+        res["ratios"]["population_compiled_over_physics"] = pop_c / phys
+        res["ratios"]["population_compiled_over_eager"] = pop_c / pop
+        rows += [("single_sps, compile=true", single_c, ""),
+                 ("population_sps, compile=true", pop_c, f"{res['population_compiled']['peak_rss_mb']:.0f} MB peak RSS")]
+        if "sb3" in res:
+            res["ratios"]["single_compiled_over_sb3"] = single_c / res["sb3"]["sps"]
     if "pair" in res:
         res["ratios"]["two_processes_over_one"] = res["pair"]["sps"] / pop
         rows.append(("pair_sps (2 × 33 runs, joblib)", res["pair"]["sps"], ""))
