@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -56,7 +57,13 @@ def read_scalar(path: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
     from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 
     acc = EventAccumulator(str(path), size_guidance={SCALARS: 0})
-    acc.Reload()
+    tb_log = logging.getLogger("tensorboard")  # it warns at every purge ("out of order event.step"): expected here
+    level = tb_log.level
+    tb_log.setLevel(logging.ERROR)
+    try:
+        acc.Reload()
+    finally:
+        tb_log.setLevel(level)
     if tag not in acc.Tags()["scalars"]:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     events = acc.Scalars(tag)
