@@ -93,11 +93,11 @@ def test_help_names_the_groups(tmp_path):
         assert word in r.stdout, r.stdout
 
 
-def test_compile_without_a_cpp_compiler_is_a_config_error(make_cfg, monkeypatch):
+def test_compile_without_a_cpp_compiler_is_a_config_error(make_cfg):
     import torch._inductor.config as inductor_config
 
     assert validate(make_cfg("compile=true"))  # this machine has one (the compiled-update test needs it)
-    monkeypatch.setattr(inductor_config.cpp, "cxx", ("no-such-c++-compiler",))
-    with pytest.raises(ConfigError, match="compile=true needs a C\\+\\+ compiler"):
-        validate(make_cfg("compile=true"))
+    with inductor_config.patch({"cpp.cxx": ("no-such-c++-compiler",)}):
+        with pytest.raises(ConfigError, match="compile=true needs a C\\+\\+ compiler"):
+            validate(make_cfg("compile=true"))
     validate(make_cfg("compile=false"))  # eager needs none
