@@ -22,10 +22,11 @@ class Killed(BaseException):
     pass
 
 
-@pytest.mark.parametrize("env", ["cartpole", "inverted_pendulum"])
-def test_resume_after_kill_is_bit_identical(make_cfg, tmp_path, monkeypatch, env):
+@pytest.mark.parametrize("env, compiled", [("cartpole", False), ("inverted_pendulum", False),
+                                           ("inverted_pendulum", True)])
+def test_resume_after_kill_is_bit_identical(make_cfg, tmp_path, monkeypatch, env, compiled):
     pop = ["population.seeds=[0,1]", "population.objectives=[{name:clip},{name:kl_adaptive}]",
-           "env.reward_scale=true"]
+           "env.reward_scale=true", f"compile={compiled}"]
     straight = make_cfg(f"env={env}", *FAST, *pop, f"run_root={tmp_path}/a")
     final_straight = {}
     orig_train = PopulationTrainer.train
