@@ -81,7 +81,8 @@ class Config:
     progress: str = "auto"  # auto (bar on a terminal, quiet in CI) | always | never
     torch_threads: int = 1
     # torch.compile the update's minibatch forward, loss and backward (Inductor's C++ backend: needs a C++
-    # compiler; ~20 s of compiling per process). Same update up to float rounding, ~1.5x faster; off by default.
+    # compiler; 5-30 s of compiling per process). Same update up to float rounding; a minibatch step ~1.2-1.5x
+    # and a 33-run population 1.1-1.2x faster (results/bench/). Off by default; on in experiment=table1.
     compile: bool = False
 
 

@@ -340,7 +340,7 @@ class PopulationTrainer:
             shuffled = {k: gather_rows(v, perm) for k, v in data.items()}
             for j in range(n_mb):
                 mb = {k: v[:, j * M:(j + 1) * M] for k, v in shuffled.items()}
-                loss, policy_loss, value_loss, backward = self.minibatch_losses(mb)
+                loss, policy_loss, value_loss, backward = self.loss_and_backward(mb)
                 norms = self.step_optimizer(loss, lr, backward, want_norm=j == n_mb - 1)
                 losses[:2] += torch.stack([policy_loss, value_loss]).detach()
                 if norms is not None and j == n_mb - 1:
@@ -376,7 +376,7 @@ class PopulationTrainer:
         params, value = self.model(mb["obs"])
         return self.minibatch_loss(mb, params, value)
 
-    def minibatch_losses(self, mb: dict[str, Tensor]):
+    def loss_and_backward(self, mb: dict[str, Tensor]):
         """(loss, policy loss, value loss, backward), where backward(Σ_r loss_r) = ∂/∂flat (R, P).
 
         Eager: the model's forward_taped, autograd from the loss back to the network outputs only, and
