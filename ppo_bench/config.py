@@ -138,15 +138,17 @@ def _choice(name: str, value: Any, allowed: tuple) -> None:
         raise ConfigError(f"{name}={value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
 
 
-def _check_cpp_compiler() -> None:
-    """compile=true: torch.compile's CPU backend (Inductor) writes C++ and needs a compiler to build it."""
+def missing_cpp_compiler() -> str | None:
+    """Why compile=true cannot work here, or None: torch.compile's CPU backend (Inductor) writes C++ and
+    needs a compiler to build it; this asks Inductor's own compiler search."""
     from torch._inductor.cpp_builder import get_cpp_compiler
 
     try:
         get_cpp_compiler()
     except Exception as e:  # Inductor's InvalidCxxCompiler, or whatever its search raises
-        raise ConfigError(f"compile=true needs a C++ compiler for torch.compile's CPU backend, and none was found "
-                          f"({type(e).__name__}: {e}); install g++ (or set CXX) or use compile=false") from None
+        return (f"compile=true needs a C++ compiler for torch.compile's CPU backend, and none was found "
+                f"({type(e).__name__}: {e}); install g++ (or set CXX) or use compile=false")
+    return None
 
 
 def validate(cfg: DictConfig) -> list[dict]:
@@ -184,8 +186,8 @@ def validate(cfg: DictConfig) -> list[dict]:
     if not cfg.model.hidden or any(not isinstance(h, int) or h <= 0 for h in cfg.model.hidden):
         raise ConfigError(f"model.hidden={list(cfg.model.hidden)} must be a non-empty list of positive integers")
     _choice("progress", cfg.progress, ("auto", "always", "never"))
-    if cfg.compile:
-        _check_cpp_compiler()
+    if cfg.compile and (problem := missing_cpp_compiler()):
+        raise ConfigError(problem)
     for key in ("obs_clip", "reward_clip"):
         if not cfg.env[key] > 0:
             raise ConfigError(f"env.{key}={cfg.env[key]} must be > 0")

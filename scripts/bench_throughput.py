@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -169,7 +168,9 @@ def main() -> None:
     res["single"] = in_subprocess("ppo", env, "single", str(args.single_iters))
     print(f"[{env}] population of 33 …", flush=True)
     res["population"] = in_subprocess("ppo", env, "population", str(args.population_iters))
-    compile_ok = not args.no_compile and shutil.which(os.environ.get("CXX", "g++")) is not None
+    from ppo_bench.config import missing_cpp_compiler
+
+    compile_ok = not args.no_compile and missing_cpp_compiler() is None
     if compile_ok:
         for kind, iters in (("single", args.single_iters), ("population", args.population_iters)):
             print(f"[{env}] {kind}, compile=true …", flush=True)
