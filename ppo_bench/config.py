@@ -80,9 +80,9 @@ class Config:
     checkpoint_every: int = 50  # iterations between checkpoints (and at the end)
     progress: str = "auto"  # auto (bar on a terminal, quiet in CI) | always | never
     torch_threads: int = 1
-    # torch.compile the update's minibatch forward, loss and backward (Inductor's C++ backend: needs a C++
-    # compiler; 5-30 s of compiling per process). Same update up to float rounding; a minibatch step ~1.2-1.5x
-    # and a 33-run population 1.1-1.2x faster (results/bench/). Off by default; on in experiment=table1.
+    # torch.compile the update's minibatch gradient — taped forward, the loss's gradient, taped backward — as
+    # one graph (Inductor's C++ backend: needs a C++ compiler; 5-40 s of compiling per process). Same update
+    # up to float rounding; faster per minibatch step (results/bench/). Off by default; on in experiment=table1.
     compile: bool = False
 
 

@@ -134,7 +134,9 @@ class PopulationTrainer:
         self.need_kl = any(obj.uses_kl for obj, _, _ in self.groups)
         self.norm_adv, self.vf_coef, self.ent_coef = str(p.norm_adv), float(p.vf_coef), float(p.ent_coef)
         self.clip_value = None if p.clip_value is None else float(p.clip_value)
-        self.compiled_loss = torch.compile(self.network_loss, dynamic=False) if cfg.compile else None
+        self.max_grad_norm = None if p.max_grad_norm is None else float(p.max_grad_norm)
+        self.compiled_gradient = (torch.compile(self.minibatch_gradient, dynamic=False, fullgraph=True)
+                                  if cfg.compile else None)
 
         self.buf = Rollout.empty(self.T, R, N, self.obs_dim, param_dim, self.act_shape, self.act_dtype)
         # per-step bookkeeping lives in NumPy: (R, N) arrays are too small for torch's per-op cost
@@ -340,10 +342,9 @@ class PopulationTrainer:
             shuffled = {k: gather_rows(v, perm) for k, v in data.items()}
             for j in range(n_mb):
                 mb = {k: v[:, j * M:(j + 1) * M] for k, v in shuffled.items()}
-                loss, policy_loss, value_loss, backward = self.loss_and_backward(mb)
-                norms = self.step_optimizer(loss, lr, backward, want_norm=j == n_mb - 1)
-                losses[:2] += torch.stack([policy_loss, value_loss]).detach()
-                if norms is not None and j == n_mb - 1:
+                policy_loss, value_loss, norms = self.minibatch_step(mb, lr, want_norm=j == n_mb - 1)
+                losses[:2] += torch.stack([policy_loss, value_loss])
+                if j == n_mb - 1:
                     grad_norm += norms
         stats = self.diagnostics(data)
         stats["policy"], stats["value"] = losses[0] / (self.K * n_mb), losses[1] / (self.K * n_mb)
@@ -370,42 +371,36 @@ class PopulationTrainer:
             loss = loss - self.ent_coef * entropy
         return loss, policy_loss, value_loss
 
-    def network_loss(self, mb: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        """minibatch_loss of the network's forward on the minibatch, differentiable by autograd end to end:
-        the function ``compile=true`` hands to torch.compile (forward and backward fused by Inductor)."""
-        params, value = self.model(mb["obs"])
-        return self.minibatch_loss(mb, params, value)
-
-    def loss_and_backward(self, mb: dict[str, Tensor]):
-        """(loss, policy loss, value loss, backward), where backward(Σ_r loss_r) = ∂/∂flat (R, P).
-
-        Eager: the model's forward_taped, autograd from the loss back to the network outputs only, and
-        the model's own backward_taped the rest of the way. Compiled: autograd through the compiled graph."""
-        if self.compiled_loss is not None:
-            loss, policy_loss, value_loss = self.compiled_loss(mb)
-            return loss, policy_loss, value_loss, lambda total: torch.autograd.grad(total, self.model.flat)[0]
-        params, value, tape = self.model.forward_taped(mb["obs"])
-        params.requires_grad_(True)
-        value.requires_grad_(True)
-        loss, policy_loss, value_loss = self.minibatch_loss(mb, params, value)
-
-        def backward(total: Tensor) -> Tensor:
-            g_params, g_value = torch.autograd.grad(total, [params, value], allow_unused=True)
-            g_params = torch.zeros_like(params) if g_params is None else g_params
-            g_value = torch.zeros_like(value) if g_value is None else g_value
-            return self.model.backward_taped(tape, g_params, g_value)
-
-        return loss, policy_loss, value_loss, backward
-
-    def step_optimizer(self, loss: Tensor, lr: Tensor, backward, want_norm: bool = False) -> Tensor | None:
-        """Backpropagate Σ_r loss_r (run r's parameters get ∇ loss_r) and take one Adam step per active run."""
+    def minibatch_step(self, mb: dict[str, Tensor], lr: Tensor, want_norm: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+        """One Adam step of every active run on its own loss over minibatch mb: (policy loss, value loss,
+        gradient norms before clipping when want_norm or clipping asks for them). A run whose loss is not
+        finite is stopped (``fail``) and takes no step."""
         active = self.active
-        finite = torch.isfinite(loss)
-        if not bool(finite[active].all()):
+        gradient = self.compiled_gradient or self.minibatch_gradient
+        grad, policy_loss, value_loss, finite = gradient(mb, active)
+        if not bool((finite | ~active).all()):
             self.fail((active & ~finite).nonzero().flatten().tolist(), "non-finite loss")
             active = self.active
-        self.model.flat.grad = backward(torch.where(active, loss, 0.0).sum())
-        return self.opt.step(lr, active, self.cfg.ppo.max_grad_norm, want_norm)
+        self.model.flat.grad = grad
+        norms = self.opt.step(lr, active, self.max_grad_norm, want_norm)
+        return policy_loss, value_loss, norms
+
+    def minibatch_gradient(self, mb: dict[str, Tensor], active: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """∂/∂flat of Σ_r loss_r over the active runs with a finite loss (run r's parameters get ∇ loss_r),
+        with each run's policy loss, value loss and whether its loss is finite.
+
+        The network's forward and backward are the model's taped ones (written out, no autograd); only the
+        loss's gradient w.r.t. the network's outputs is automatic (``output_gradient``). All of it is tensor
+        ops, so ``compile=true`` hands this function to torch.compile as one graph."""
+        params, value, tape = self.model.forward_taped(mb["obs"])
+
+        def total_loss(params: Tensor, value: Tensor):
+            loss, policy_loss, value_loss = self.minibatch_loss(mb, params, value)
+            finite = torch.isfinite(loss)
+            return torch.where(active & finite, loss, 0.0).sum(), (policy_loss, value_loss, finite)
+
+        (g_params, g_value), (policy_loss, value_loss, finite) = output_gradient(total_loss, params, value)
+        return self.model.backward_taped(tape, g_params, g_value), policy_loss, value_loss, finite
 
     @torch.no_grad()
     def diagnostics(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -536,6 +531,21 @@ class PopulationTrainer:
             if lg is not None:
                 lg.close()
         self.envs.close()
+
+
+def output_gradient(f, params: Tensor, value: Tensor):
+    """((∂f/∂params, ∂f/∂value), aux) of f(params, value) = (scalar, aux), aux detached.
+
+    Under torch.compile through torch.func.grad (Dynamo traces it; torch.autograd.grad would break the
+    graph); eagerly through torch.autograd.grad, which costs less per op than functorch's wrappers there."""
+    if torch.compiler.is_compiling():
+        return torch.func.grad(f, argnums=(0, 1), has_aux=True)(params, value)
+    params, value = params.detach().requires_grad_(True), value.detach().requires_grad_(True)
+    with torch.enable_grad():
+        total, aux = f(params, value)
+    grads = torch.autograd.grad(total, [params, value], allow_unused=True)
+    grads = tuple(torch.zeros_like(x) if g is None else g for g, x in zip(grads, (params, value)))
+    return grads, tuple(a.detach() for a in aux)
 
 
 def masked_standardize(x: Tensor, w: Tensor, eps: float = 1e-8) -> Tensor:

@@ -12,7 +12,7 @@ For one environment it measures, each in a fresh process pinned to one torch thr
   sb3_sps         Stable-Baselines3 PPO, same hyperparameters and network, same env, one thread
   pair_sps        two population processes at once through joblib (2 cores): aggregate steps/s
   *_compiled_sps  single and population again with compile=true (torch.compile of the update's
-                  minibatch forward, loss and backward; skipped by --no-compile or without a C++ compiler)
+                  minibatch gradient as one graph; skipped by --no-compile or without a C++ compiler)
 and the peak resident memory of each process. Training rates are timed over whole iterations
 (collect + update) after one warm-up iteration. Results go to results/bench/throughput_<env>.json
 with the machine's description; the load average is recorded because these machines are shared.

@@ -67,8 +67,8 @@ def test_fused_acting_network_equals_the_training_forward(make_cfg):
 
 
 def test_compiled_update_equals_the_eager_one(make_cfg):
-    """compile=true (torch.compile of the minibatch forward, loss and backward) trains the same runs as the
-    hand-written eager path, to float rounding, over several iterations, without recompiling when the
+    """compile=true (torch.compile of the minibatch gradient: taped forward, loss gradient, taped backward)
+    trains the same runs as the eager path, to float rounding, over several iterations, without recompiling when the
     adaptive β changes between iterations (a recompile would silently fall back to eager after a few)."""
     import torch._dynamo
 
@@ -79,7 +79,7 @@ def test_compiled_update_equals_the_eager_one(make_cfg):
         runs = {}
         for mode in ("false", "true"):
             t = trainer(make_cfg(*case, *SMALL, SETTINGS, "population.seeds=[3,4]", f"compile={mode}"))
-            assert (t.compiled_loss is not None) == (mode == "true")
+            assert (t.compiled_gradient is not None) == (mode == "true")
             t.start(resume=False)
             start = t.model.flat.detach().clone()
             with torch._dynamo.config.patch(error_on_recompile=True):  # (config's own patch: monkeypatch breaks it)

@@ -179,18 +179,18 @@ def test_run_folder_holds_config_scalars_hparams_and_checkpoint(make_cfg):
     assert status["status"] == "finished" and status["global_step"] == 512
 
 
-def test_non_finite_loss_stops_only_that_run_and_keeps_its_checkpoint(make_cfg, monkeypatch, capsys):
-    cfg = make_cfg("env=cartpole", *FAST, "population.seeds=[0,1,2]")
-    orig = PopulationTrainer.surrogate
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_non_finite_loss_stops_only_that_run_and_keeps_its_checkpoint(make_cfg, monkeypatch, capsys, compiled):
+    cfg = make_cfg("env=cartpole", *FAST, "population.seeds=[0,1,2]", f"compile={compiled}")
+    orig = PopulationTrainer.batch
 
-    def poisoned(self, ratio, adv, kl):
-        out = orig(self, ratio, adv, kl)
+    def poisoned(self):
+        out = orig(self)
         if int(self.iteration[1]) == 2:  # after run 1's checkpoint at iteration 2
-            out = out.clone()
-            out[1] = float("nan")
+            out["adv"][1] = float("nan")
         return out
 
-    monkeypatch.setattr(PopulationTrainer, "surrogate", poisoned)
+    monkeypatch.setattr(PopulationTrainer, "batch", poisoned)
     summary = train_from_config(cfg)
     statuses = {name.split("/")[-1]: s["status"] for name, s in summary.items()}
     assert statuses == {"seed0": "finished", "seed1": "failed", "seed2": "finished"}
