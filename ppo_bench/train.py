@@ -371,7 +371,8 @@ class PopulationTrainer:
             loss = loss - self.ent_coef * entropy
         return loss, policy_loss, value_loss
 
-    def minibatch_step(self, mb: dict[str, Tensor], lr: Tensor, want_norm: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+    def minibatch_step(self, mb: dict[str, Tensor], lr: Tensor,
+                       want_norm: bool) -> tuple[Tensor, Tensor, Tensor | None]:
         """One Adam step of every active run on its own loss over minibatch mb: (policy loss, value loss,
         gradient norms before clipping when want_norm or clipping asks for them). A run whose loss is not
         finite is stopped (``fail``) and takes no step."""

@@ -68,8 +68,8 @@ def test_fused_acting_network_equals_the_training_forward(make_cfg):
 
 def test_compiled_update_equals_the_eager_one(make_cfg):
     """compile=true (torch.compile of the minibatch gradient: taped forward, loss gradient, taped backward)
-    trains the same runs as the eager path, to float rounding, over several iterations, without recompiling when the
-    adaptive β changes between iterations (a recompile would silently fall back to eager after a few)."""
+    trains the same runs as the eager path, to float rounding, over several iterations, without recompiling
+    when the adaptive β changes between iterations (a recompile would silently fall back to eager after a few)."""
     import torch._dynamo
 
     cases = [("env=hopper", "model=separate", "ppo.clip_value=0.2", "ppo.ent_coef=0.01"),
