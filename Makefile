@@ -36,8 +36,8 @@ test: install-test
 
 bench: $(VENV)/.test
 	$(PIP) install -q -e ".[bench]"
-	$(PY) scripts/bench_throughput.py --env HalfCheetah-v5
-	$(PY) scripts/bench_throughput.py --env Hopper-v5
+	$(PY) scripts/bench_throughput.py --env HalfCheetah-v5 --repeats 3
+	$(PY) scripts/bench_throughput.py --env Hopper-v5 --repeats 3
 
 clean:
 	rm -rf outputs multirun runs .pytest_cache

@@ -3,7 +3,8 @@
 
     python scripts/bench_throughput.py                       # HalfCheetah-v5
     python scripts/bench_throughput.py --env Hopper-v5
-    make bench                                               # installs the bench extra, runs both envs
+    python scripts/bench_throughput.py --repeats 3           # each figure the median of 3 interleaved rounds
+    make bench                                               # installs the bench extra, both envs, --repeats 3
 
 For one environment it measures, each in a fresh process pinned to one torch thread:
   physics_sps     raw MuJoCo: a plain mj_step(model, data, nstep=frame_skip) loop, no policy
@@ -14,7 +15,10 @@ For one environment it measures, each in a fresh process pinned to one torch thr
   *_compiled_sps  single and population again with compile=true (torch.compile of the update's
                   minibatch gradient as one graph; skipped by --no-compile or without a C++ compiler)
 and the peak resident memory of each process. Training rates are timed over whole iterations
-(collect + update) after one warm-up iteration. Results go to results/bench/throughput_<env>.json
+(collect + update) after one warm-up iteration. With --repeats k every measurement is taken k times,
+the rounds interleaved (all measurements once, then again), and each figure is the median of its k
+(all k kept in the JSON): the hosts are shared, and a slow spell during one measurement would
+otherwise skew its ratios. Results go to results/bench/throughput_<env>.json
 with the machine's description; the load average is recorded because these machines are shared.
 """
 
@@ -117,6 +121,26 @@ def in_subprocess(*args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def pair_worker(env: str, population_iters: int) -> dict:
+    """Two population processes at once through joblib (one per core): their aggregate steps/s."""
+    from joblib import Parallel, delayed
+
+    pair = Parallel(n_jobs=2)(delayed(in_subprocess)("ppo", env, "population", str(population_iters))
+                              for _ in range(2))
+    return {"sps_each": [p["sps"] for p in pair], "sps": sum(p["sps"] for p in pair),
+            "peak_rss_mb": [p["peak_rss_mb"] for p in pair]}
+
+
+def median_result(results: list[dict]) -> dict:
+    """The result whose steps/s is the median of the repeats (the lower middle one for an even count),
+    with every repeat's steps/s beside it."""
+    ranked = sorted(results, key=lambda r: r["sps"])
+    out = dict(ranked[(len(ranked) - 1) // 2])
+    if len(results) > 1:
+        out["sps_repeats"] = [r["sps"] for r in results]
+    return out
+
+
 def machine() -> dict:
     import gymnasium
     import mujoco
@@ -143,9 +167,13 @@ def main() -> None:
     ap.add_argument("--skip-sb3", action="store_true")
     ap.add_argument("--skip-pair", action="store_true")
     ap.add_argument("--no-compile", action="store_true", help="skip the compile=true measurements")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="take every measurement this many times (interleaved rounds) and keep the median")
     ap.add_argument("--out", default=None, help="default: results/bench/throughput_<env>.json")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error(f"--repeats must be at least 1, got {args.repeats}")
 
     if args.worker:
         kind, env_id, *rest = args.worker
@@ -162,30 +190,27 @@ def main() -> None:
     load_before = os.getloadavg()
     t_start = time.time()
     res: dict = {"env": env, "machine": machine(), "command": "python scripts/bench_throughput.py " + " ".join(sys.argv[1:])}
-    print(f"[{env}] physics …", flush=True)
-    res["physics"] = in_subprocess("physics", env, str(args.physics_seconds))
-    print(f"[{env}] single run …", flush=True)
-    res["single"] = in_subprocess("ppo", env, "single", str(args.single_iters))
-    print(f"[{env}] population of 33 …", flush=True)
-    res["population"] = in_subprocess("ppo", env, "population", str(args.population_iters))
     from ppo_bench.config import missing_cpp_compiler
 
     compile_ok = not args.no_compile and missing_cpp_compiler() is None
+    plan = [("physics", ("physics", env, str(args.physics_seconds))),
+            ("single", ("ppo", env, "single", str(args.single_iters))),
+            ("population", ("ppo", env, "population", str(args.population_iters)))]
     if compile_ok:
-        for kind, iters in (("single", args.single_iters), ("population", args.population_iters)):
-            print(f"[{env}] {kind}, compile=true …", flush=True)
-            res[f"{kind}_compiled"] = in_subprocess("ppo", env, kind, str(iters), "compiled")
+        plan += [("single_compiled", ("ppo", env, "single", str(args.single_iters), "compiled")),
+                 ("population_compiled", ("ppo", env, "population", str(args.population_iters), "compiled"))]
     if not args.skip_sb3:
-        print(f"[{env}] Stable-Baselines3 …", flush=True)
-        res["sb3"] = in_subprocess("sb3", env, str(args.single_iters))
+        plan.append(("sb3", ("sb3", env, str(args.single_iters))))
     if not args.skip_pair:
-        from joblib import Parallel, delayed
-
-        print(f"[{env}] two population processes through joblib …", flush=True)
-        pair = Parallel(n_jobs=2)(delayed(in_subprocess)("ppo", env, "population", str(args.population_iters))
-                                  for _ in range(2))
-        res["pair"] = {"sps_each": [p["sps"] for p in pair], "sps": sum(p["sps"] for p in pair),
-                       "peak_rss_mb": [p["peak_rss_mb"] for p in pair]}
+        plan.append(("pair", None))
+    rounds: dict[str, list[dict]] = {name: [] for name, _ in plan}
+    for k in range(args.repeats):
+        for name, worker in plan:
+            print(f"[{env}] {name}" + (f" (round {k + 1} of {args.repeats})" if args.repeats > 1 else "") + " …",
+                  flush=True)
+            rounds[name].append(pair_worker(env, args.population_iters) if worker is None else in_subprocess(*worker))
+    for name, results in rounds.items():
+        res[name] = median_result(results)
     res["load_average_before_after"] = [load_before[0], os.getloadavg()[0]]
     res["wall_s"] = time.time() - t_start
 
