@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
@@ -42,8 +43,12 @@ class RunLogger:
                 self.writer.file_writer.add_summary(summary)
 
     def scalars(self, values: dict[str, float], step: int) -> None:
-        for tag, value in values.items():
-            self.writer.add_scalar(tag, float(value), step)
+        """All values at one step in one event — one summary with a value per tag, as TF's merged
+        summaries are — which TensorBoard reads per tag exactly as one add_scalar each. Every event is a
+        hand-off to SummaryWriter's writer thread (~0.1 ms of CPU, measured), so an episode's return and
+        length, or an iteration's dozen statistics, cost one hand-off instead of one per tag."""
+        summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(v)) for tag, v in values.items()])
+        self.writer.file_writer.add_summary(summary, step)
 
     def text(self, tag: str, rows: list[dict], step: int) -> None:
         """Rows of a small table (e.g. prompt / completion / reward) as Markdown in the Text tab."""
