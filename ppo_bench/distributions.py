@@ -9,7 +9,7 @@ Sampling takes pre-drawn noise, so randomness is owned by each run's counter-bas
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 from torch import Tensor
@@ -20,6 +20,7 @@ _LOG_2PI = math.log(2 * math.pi)
 class ActionDistribution(Protocol):
     def sample(self, params: Tensor, noise: Tensor) -> Tensor: ...
     def sample_with_log_prob(self, params: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]: ...
+    def rollout_sampler(self, noise: Tensor) -> Callable[[int, Tensor], tuple[Tensor, Tensor]]: ...
     def log_prob(self, params: Tensor, actions: Tensor) -> Tensor: ...
     def entropy(self, params: Tensor) -> Tensor: ...
     def kl(self, old: Tensor, new: Tensor) -> Tensor: ...
@@ -44,6 +45,21 @@ class DiagGaussian:
         mean, log_std = self.split(params)
         logp = (-0.5 * noise.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1)
         return mean + log_std.exp() * noise, logp
+
+    def rollout_sampler(self, noise: Tensor) -> Callable[[int, Tensor], tuple[Tensor, Tensor]]:
+        """sample_with_log_prob(params_t, noise[t]) for a rollout's noise (T, R, N, A), as (t, params_t) ↦
+        (action, log-prob). The log-std does not depend on the observation and the parameters do not change
+        during a rollout, so σ·noise and the log-probs of all T steps are computed in one go at the first
+        step (the same elementwise arithmetic); a step is then one addition."""
+        pre: list[Tensor] = []
+
+        def sample(t: int, params: Tensor) -> tuple[Tensor, Tensor]:
+            mean, log_std = self.split(params)
+            if not pre:
+                pre.extend([log_std.exp() * noise, (-0.5 * noise.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1)])
+            return mean + pre[0][t], pre[1][t]
+
+        return sample
 
     def log_prob(self, params: Tensor, actions: Tensor) -> Tensor:
         mean, log_std = self.split(params)
@@ -79,6 +95,10 @@ class Categorical:
     def sample_with_log_prob(self, params: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
         action = self.sample(params, noise)
         return action, self.log_prob(params, action)
+
+    def rollout_sampler(self, noise: Tensor) -> Callable[[int, Tensor], tuple[Tensor, Tensor]]:
+        """(t, params_t) ↦ sample_with_log_prob(params_t, noise[t])."""
+        return lambda t, params: self.sample_with_log_prob(params, noise[t])
 
     def log_prob(self, params: Tensor, actions: Tensor) -> Tensor:
         logp = torch.log_softmax(params, -1)

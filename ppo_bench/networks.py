@@ -66,9 +66,6 @@ def _affine(x: Tensor, W: Tensor, b: Tensor) -> Tensor:
         return torch.baddbmm(b.transpose(1, 2), W.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2)
     return torch.baddbmm(b, x, W)
 
-# Acting: policy and value layers are fused block-diagonally only while the zeros are cheap to read.
-BLOCK_DIAGONAL_MAX_RUNS = 4
-
 
 class FlatLayout:
     """Named (R, *shape) views into one flat (R, P) parameter tensor."""
@@ -202,45 +199,47 @@ class ActorCritic(nn.Module):
     def acting_network(self):
         """A function obs (R, B, in) ↦ (distribution parameters, value) for rollouts.
 
-        Rollouts feed a handful of observations per run, so for few runs the number of ops is the
-        cost: policy and value layers are then laid side by side in one MLP (concatenated where they
-        read the same input, block-diagonal after that), one matmul per layer instead of two. For
-        many runs the weights' bytes are the cost, and only the first layer is shared.
-        Built once per rollout from the current parameters (they do not change while acting).
+        Rollouts feed a handful of observations per run, so the number of ops is the cost, not the
+        arithmetic: the policy and value networks run as one batch of 2R networks (run r's policy at
+        2r, its value network at 2r + 1; the value head is padded with zero columns to the policy
+        head's width), one batched product and one activation per layer. A tanh layer's weights are
+        stored doubled, so its activation is σ(z)·2 − 1 with z = 2(xW + b) computed exactly by the
+        product — the same numbers as tanh_via_sigmoid, in two ops instead of four. Built once per
+        rollout from the current parameters (they do not change while acting).
         """
         v = lambda name: self.layout.view(self.flat, name).detach().clone()  # noqa: E731
-        trunk = [(v(w), v(b)) for w, b in self.trunk]
-        pi = [(v(w), v(b)) for w, b in self.pi]
-        vf = [(v(w), v(b)) for w, b in self.vf]
-        first = (torch.cat([pi[0][0], vf[0][0]], 2), torch.cat([pi[0][1], vf[0][1]], 2))  # same input
-        block = self.flat.shape[0] <= BLOCK_DIAGONAL_MAX_RUNS
-        fused = []
-        if block:
-            for (Wp, bp), (Wv, bv) in zip(pi[1:], vf[1:]):
-                R, ip, op = Wp.shape
-                W = torch.zeros(R, ip + Wv.shape[1], op + Wv.shape[2])
-                W[:, :ip, :op], W[:, ip:, op:] = Wp, Wv
-                fused.append((W, torch.cat([bp, bv], 2)))
-        log_std = v(self.log_std) if self.gaussian else None
-        act, A = self.act_no_grad, self.action_dim
+        R, A = self.flat.shape[0], self.action_dim
+        tanh = self.activation == "tanh"
+        scale = 2.0 if tanh else 1.0  # exact: a power of two
 
-        def mlp(x: Tensor, layers) -> Tensor:
-            for W, b in layers:
-                x = torch.baddbmm(b, act(x), W)
-            return x
+        def layer(W: Tensor, b: Tensor, activated: bool) -> tuple[Tensor, Tensor]:
+            return (W * scale, b * scale) if activated else (W, b)
+
+        trunk = [layer(v(w), v(b), True) for w, b in self.trunk]
+        paired = []
+        for k, ((wp, bp), (wv, bv)) in enumerate(zip(self.pi, self.vf)):
+            Wp, Bp, Wv, Bv = v(wp), v(bp), v(wv), v(bv)
+            if Wv.shape[2] < Wp.shape[2]:  # the value head: zero columns up to the policy head's width
+                Wv = torch.nn.functional.pad(Wv, (0, Wp.shape[2] - Wv.shape[2]))
+                Bv = torch.nn.functional.pad(Bv, (0, Bp.shape[2] - Bv.shape[2]))
+            W, B = torch.stack([Wp, Wv], 1).flatten(0, 1), torch.stack([Bp, Bv], 1).flatten(0, 1)
+            paired.append(layer(W, B, k < len(self.pi) - 1))
+        log_std = v(self.log_std) if self.gaussian else None
+        minus_one, one = torch.tensor(-1.0), torch.tensor(1.0)
+
+        def act(z: Tensor) -> Tensor:  # tanh(x) from z = 2x (tanh_via_sigmoid's arithmetic)
+            return torch.addcmul(minus_one, torch.sigmoid(z), one, value=2.0) if tanh else torch.relu(z)
 
         def forward(obs: Tensor) -> tuple[Tensor, Tensor]:
             h = obs
             for W, b in trunk:
                 h = act(torch.baddbmm(b, h, W))
-            x = torch.baddbmm(first[1], h, first[0])
-            if block:
-                x = mlp(x, fused)
-                out, value = x[..., :A], x[..., A]
-            else:
-                hp = x[..., :pi[0][0].shape[2]]
-                hv = x[..., pi[0][0].shape[2]:]
-                out, value = mlp(hp, pi[1:]), mlp(hv, vf[1:])[..., 0]
+            B = h.shape[1]
+            x = h.unsqueeze(1).expand(R, 2, B, h.shape[2]).reshape(2 * R, B, h.shape[2])
+            for W, b in paired[:-1]:
+                x = act(torch.baddbmm(b, x, W))
+            y = torch.baddbmm(paired[-1][1], x, paired[-1][0]).view(R, 2, B, -1)
+            out, value = y[:, 0], y[:, 1, :, 0]
             if log_std is not None:
                 out = torch.cat([out, log_std.expand_as(out)], -1)
             return out, value

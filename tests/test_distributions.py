@@ -53,3 +53,20 @@ def test_categorical_sampling_frequencies():
     u = torch.rand(1, 100_000, 1, generator=torch.Generator().manual_seed(2))
     freq = torch.bincount(c.sample(logits, u).flatten(), minlength=3).float() / 100_000
     assert torch.allclose(freq, torch.tensor([0.2, 0.5, 0.3]), atol=0.01)
+
+
+def test_rollout_sampler_is_sample_with_log_prob_step_by_step():
+    """A rollout's sampler (Gaussian: σ·noise and log-probs of all steps at once) gives bit for bit what
+    sample_with_log_prob gives at each step."""
+    g = torch.Generator().manual_seed(3)
+    T, R, N = 7, 5, 2
+    for d, P, noise in ((DiagGaussian(3), 6, torch.randn(T, R, N, 3, generator=g)),
+                        (Categorical(4), 4, torch.rand(T, R, N, 1, generator=g))):
+        params = torch.randn(T, R, N, P, generator=g)
+        if P == 6:
+            params[..., 3:] = params[0, :, :1, 3:]  # a state-independent log-std, fixed for the rollout
+        sample = d.rollout_sampler(noise)
+        for t in range(T):
+            a, lp = sample(t, params[t])
+            a_ref, lp_ref = d.sample_with_log_prob(params[t], noise[t])
+            assert torch.equal(a, a_ref) and torch.equal(lp, lp_ref)
