@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from ppo_bench import train as train_mod
 from ppo_bench.cli import population_specs, train_from_config
 from ppo_bench.preemption import Interrupted
-from ppo_bench.train import CHECKPOINT, PopulationTrainer, gather_rows
+from ppo_bench.train import CHECKPOINT, PopulationTrainer, minibatches
 
 FAST = ["ppo.num_steps=128", "ppo.minibatch_size=32", "ppo.epochs=2", "ppo.total_timesteps=512",
         "checkpoint_every=2"]
@@ -221,9 +221,12 @@ def test_time_limit_truncation_and_autoreset_rows_in_the_rollout(make_cfg):
 
 
 @pytest.mark.parametrize("shape", [(3, 7), (3, 7, 4), (3, 7, 2, 3)])
-def test_gather_rows_matches_a_loop_over_runs(shape):
+def test_minibatches_match_a_loop_over_runs(shape):
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(shape, generator=gen)
-    idx = torch.stack([torch.randperm(7, generator=gen)[:5] for _ in range(3)])
-    expected = torch.stack([x[r, idx[r]] for r in range(3)])
-    assert torch.equal(gather_rows(x, idx), expected)
+    perm = torch.stack([torch.randperm(7, generator=gen) for _ in range(3)])
+    mbs = minibatches(x, perm, 3)  # 7 samples in minibatches of 3: two, the seventh sample dropped
+    assert mbs.shape == (2, 3, 3, *shape[2:])
+    for j in range(2):
+        assert mbs[j].is_contiguous()
+        assert torch.equal(mbs[j], torch.stack([x[r, perm[r, 3 * j:3 * j + 3]] for r in range(3)]))
