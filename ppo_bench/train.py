@@ -250,24 +250,27 @@ class PopulationTrainer:
     def collect(self) -> None:
         buf, R, N = self.buf, self.R, self.N
         active = self.active
-        active_np = active.numpy()
+        all_active = bool(active.all())
+        active_np = None if all_active else active.numpy()  # runs stopped mid-population keep their statistics
         sample = self.dist.rollout_sampler(self.action_noise())
         policy = self.model.acting_network()
         clip = self.gaussian and self.cfg.env.clip_actions
+        idle = None if all_active else np.repeat(active_np, N).reshape(-1, *([1] * len(self.act_shape)))
+        steps: dict[str, list[Tensor]] = {"obs": [], "params": [], "values": [], "actions": [], "logp": []}
         for t in range(self.T):
             obs = torch.from_numpy(self.obs_norm(self.raw_obs, active=active_np))
             params, value = policy(obs)
             action, logp = sample(t, params)
-            buf.obs[t], buf.params[t], buf.values[t], buf.actions[t], buf.logp[t] = obs, params, value, action, logp
+            for k, x in zip(steps, (obs, params, value, action, logp)):
+                steps[k].append(x)
             valid = ~self.prev_done
             buf.valid[t] = valid
 
             env_action = action.numpy().reshape(R * N, *self.act_shape)
             if clip:
                 env_action = np.clip(env_action, self.act_low, self.act_high)
-            if not active_np.all():  # stopped runs idle with a harmless action
-                env_action = np.where(np.repeat(active_np, N).reshape(-1, *([1] * len(self.act_shape))),
-                                      env_action, 0)
+            if idle is not None:  # stopped runs idle with a harmless action
+                env_action = np.where(idle, env_action, 0)
             next_obs, reward, term, trunc, _ = self.envs.step(env_action)
             reward, term, trunc = reward.reshape(R, N), term.reshape(R, N), trunc.reshape(R, N)
             done = term | trunc
@@ -280,7 +283,9 @@ class PopulationTrainer:
             buf.terminated[t], buf.truncated[t] = term, trunc
             self.raw_obs = next_obs.reshape(R, N, -1)
             self.prev_done = done
-        buf.values[self.T] = policy(torch.from_numpy(self.obs_norm(self.raw_obs, update=False)))[1]
+        steps["values"].append(policy(torch.from_numpy(self.obs_norm(self.raw_obs, update=False)))[1])
+        for k, xs in steps.items():  # one copy per buffer instead of a (slow) tensor __setitem__ per step
+            torch.stack(xs, out=getattr(buf, k))
 
     def record_episodes(self, done: np.ndarray, t: int) -> None:
         for r, n in zip(*done.nonzero()):
