@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 def tanh_via_sigmoid(x: Tensor) -> Tensor:
     """tanh(x) = 2σ(2x) − 1. Measured on the CPU builds we run: torch's tanh kernel costs ~3× its
-    sigmoid kernel, and tanh dominated a 33-run update. Used everywhere (acting, training, any R),
-    so every path shares the same arithmetic."""
+    sigmoid kernel, and tanh dominated a 33-run update. Used everywhere (training, any R), so every path
+    shares the same arithmetic; the acting network gets the same numbers in two ops from doubled weights."""
     return torch.sigmoid(x * 2).mul_(2).sub_(1)
 
 

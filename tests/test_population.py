@@ -57,8 +57,9 @@ def test_members_differ_and_adaptive_beta_follows_the_rule(make_cfg):
 
 def test_fused_acting_network_equals_the_training_forward(make_cfg):
     for env, arch, seeds in (("env=hopper", "model=separate", "[0,1,2]"), ("env=cartpole", "model=shared", "[0,1,2]"),
-                              ("env=hopper", "model=separate", "[0,1,2,3,4,5]"), ("env=pendulum", "model=shared", "[0,1,2,3,4]")):
-        t = trainer(make_cfg(env, arch, f"population.seeds={seeds}"))
+                              ("env=hopper", "model=separate", "[0,1,2,3,4,5]"), ("env=pendulum", "model=shared", "[0,1,2,3,4]"),
+                              ("env=hopper", "model=separate model.activation=relu", "[0,1]")):
+        t = trainer(make_cfg(env, *arch.split(), f"population.seeds={seeds}"))
         obs = torch.randn(t.R, 5, t.obs_dim)
         p_train, v_train = t.model(obs)
         p_act, v_act = t.model.acting_network()(obs)
