@@ -41,7 +41,7 @@ class _Tanh(torch.autograd.Function):
 
 
 ACTIVATIONS = {"tanh": _Tanh.apply, "relu": torch.relu}
-ACTING_ACTIVATIONS = {"tanh": tanh_via_sigmoid, "relu": torch.relu}  # no autograd while acting
+NO_GRAD_ACTIVATIONS = {"tanh": tanh_via_sigmoid, "relu": torch.relu}  # the taped forward: no autograd
 
 
 def _tanh_backward(grad: Tensor, y: Tensor) -> Tensor:
@@ -100,7 +100,7 @@ class ActorCritic(nn.Module):
             raise ValueError(f"model.arch must be 'separate' or 'shared', got {arch!r}")
         self.arch, self.gaussian, self.action_dim = arch, gaussian, action_dim
         self.activation = activation
-        self.act, self.act_no_grad = ACTIVATIONS[activation], ACTING_ACTIVATIONS[activation]
+        self.act, self.act_no_grad = ACTIVATIONS[activation], NO_GRAD_ACTIVATIONS[activation]
         self.log_std_init = log_std_init
         self.layout = lay = FlatLayout()
         hidden = list(hidden)
