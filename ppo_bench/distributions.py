@@ -11,16 +11,20 @@ from __future__ import annotations
 import math
 from typing import Callable, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
 _LOG_2PI = math.log(2 * math.pi)
 
+# (t, distribution parameters at step t (R, N, P)) ↦ (action, log-prob), NumPy in and out (rollouts act in NumPy)
+RolloutSampler = Callable[[int, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
 
 class ActionDistribution(Protocol):
     def sample(self, params: Tensor, noise: Tensor) -> Tensor: ...
     def sample_with_log_prob(self, params: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]: ...
-    def rollout_sampler(self, noise: Tensor) -> Callable[[int, Tensor], tuple[Tensor, Tensor]]: ...
+    def rollout_sampler(self, noise: Tensor) -> RolloutSampler: ...
     def log_prob(self, params: Tensor, actions: Tensor) -> Tensor: ...
     def entropy(self, params: Tensor) -> Tensor: ...
     def kl(self, old: Tensor, new: Tensor) -> Tensor: ...
@@ -46,17 +50,20 @@ class DiagGaussian:
         logp = (-0.5 * noise.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1)
         return mean + log_std.exp() * noise, logp
 
-    def rollout_sampler(self, noise: Tensor) -> Callable[[int, Tensor], tuple[Tensor, Tensor]]:
+    def rollout_sampler(self, noise: Tensor) -> RolloutSampler:
         """sample_with_log_prob(params_t, noise[t]) for a rollout's noise (T, R, N, A), as (t, params_t) ↦
-        (action, log-prob). The log-std does not depend on the observation and the parameters do not change
-        during a rollout, so σ·noise and the log-probs of all T steps are computed in one go at the first
-        step (the same elementwise arithmetic); a step is then one addition."""
-        pre: list[Tensor] = []
+        (action, log-prob) on the acting network's NumPy arrays. The log-std does not depend on the
+        observation and the parameters do not change during a rollout, so σ·noise and the log-probs of all
+        T steps are computed in one go at the first step (the same elementwise arithmetic, in torch); a
+        step is then one float32 addition."""
+        pre: list[np.ndarray] = []
 
-        def sample(t: int, params: Tensor) -> tuple[Tensor, Tensor]:
+        def sample(t: int, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             mean, log_std = self.split(params)
             if not pre:
-                pre.extend([log_std.exp() * noise, (-0.5 * noise.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1)])
+                log_std = torch.from_numpy(np.ascontiguousarray(log_std))
+                pre.extend([(log_std.exp() * noise).numpy(),
+                            (-0.5 * noise.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1).numpy()])
             return mean + pre[0][t], pre[1][t]
 
         return sample
@@ -96,9 +103,14 @@ class Categorical:
         action = self.sample(params, noise)
         return action, self.log_prob(params, action)
 
-    def rollout_sampler(self, noise: Tensor) -> Callable[[int, Tensor], tuple[Tensor, Tensor]]:
-        """(t, params_t) ↦ sample_with_log_prob(params_t, noise[t])."""
-        return lambda t, params: self.sample_with_log_prob(params, noise[t])
+    def rollout_sampler(self, noise: Tensor) -> RolloutSampler:
+        """(t, params_t) ↦ sample_with_log_prob(params_t, noise[t]) on the acting network's NumPy arrays."""
+
+        def sample(t: int, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            action, logp = self.sample_with_log_prob(torch.from_numpy(params), noise[t])
+            return action.numpy(), logp.numpy()
+
+        return sample
 
     def log_prob(self, params: Tensor, actions: Tensor) -> Tensor:
         logp = torch.log_softmax(params, -1)

@@ -15,13 +15,14 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 def tanh_via_sigmoid(x: Tensor) -> Tensor:
     """tanh(x) = 2σ(2x) − 1. Measured on the CPU builds we run: torch's tanh kernel costs ~3× its
-    sigmoid kernel, and tanh dominated a 33-run update. Used everywhere (training, any R), so every path
-    shares the same arithmetic; the acting network gets the same numbers in two ops from doubled weights."""
+    sigmoid kernel, and tanh dominated a 33-run update. Used by every torch forward (training, any R); the
+    NumPy acting network uses np.tanh, equal to float rounding."""
     return torch.sigmoid(x * 2).mul_(2).sub_(1)
 
 
@@ -197,51 +198,45 @@ class ActorCritic(nn.Module):
 
     @torch.no_grad()
     def acting_network(self):
-        """A function obs (R, B, in) ↦ (distribution parameters, value) for rollouts.
-
-        Rollouts feed a handful of observations per run, so the number of ops is the cost, not the
-        arithmetic: the policy and value networks run as one batch of 2R networks (run r's policy at
-        2r, its value network at 2r + 1; the value head is padded with zero columns to the policy
-        head's width), one batched product and one activation per layer. A tanh layer's weights are
-        stored doubled, so its activation is σ(z)·2 − 1 with z = 2(xW + b) computed exactly by the
-        product — the same numbers as tanh_via_sigmoid, in two ops instead of four. Built once per
-        rollout from the current parameters (they do not change while acting).
-        """
-        v = lambda name: self.layout.view(self.flat, name).detach().clone()  # noqa: E731
-        R, A = self.flat.shape[0], self.action_dim
-        tanh = self.activation == "tanh"
-        scale = 2.0 if tanh else 1.0  # exact: a power of two
-
-        def layer(W: Tensor, b: Tensor, activated: bool) -> tuple[Tensor, Tensor]:
-            return (W * scale, b * scale) if activated else (W, b)
-
-        trunk = [layer(v(w), v(b), True) for w, b in self.trunk]
+        """A function obs (R, B, in) ↦ (distribution parameters (R, B, P), value (R, B)) for rollouts,
+        in NumPy float32: rollouts feed a handful of observations per run, so the number of ops and
+        each op's fixed cost are the price, not the arithmetic, and NumPy's per-op cost is a fraction of
+        torch's. The policy and value networks run as one batch of 2R networks (run r's policy at 2r,
+        its value network at 2r + 1; the value head is padded with zero columns to the policy head's
+        width): one batched product, one bias add and one activation per layer. Built once per rollout
+        from the current parameters (they do not change while acting). Matches forward() to float
+        rounding (np.tanh, not tanh_via_sigmoid's arithmetic)."""
+        v = lambda name: self.layout.view(self.flat, name).detach().numpy().copy()  # noqa: E731
+        R = self.flat.shape[0]
+        activation = np.tanh if self.activation == "tanh" else (lambda z, out: np.maximum(z, 0, out=out))
+        trunk = [(v(w), v(b)) for w, b in self.trunk]
         paired = []
-        for k, ((wp, bp), (wv, bv)) in enumerate(zip(self.pi, self.vf)):
+        for (wp, bp), (wv, bv) in zip(self.pi, self.vf):
             Wp, Bp, Wv, Bv = v(wp), v(bp), v(wv), v(bv)
             if Wv.shape[2] < Wp.shape[2]:  # the value head: zero columns up to the policy head's width
-                Wv = torch.nn.functional.pad(Wv, (0, Wp.shape[2] - Wv.shape[2]))
-                Bv = torch.nn.functional.pad(Bv, (0, Bp.shape[2] - Bv.shape[2]))
-            W, B = torch.stack([Wp, Wv], 1).flatten(0, 1), torch.stack([Bp, Bv], 1).flatten(0, 1)
-            paired.append(layer(W, B, k < len(self.pi) - 1))
+                pad = ((0, 0), (0, 0), (0, Wp.shape[2] - Wv.shape[2]))
+                Wv, Bv = np.pad(Wv, pad), np.pad(Bv, pad)
+            paired.append((np.stack([Wp, Wv], 1).reshape(2 * R, *Wp.shape[1:]),
+                           np.stack([Bp, Bv], 1).reshape(2 * R, *Bp.shape[1:])))
         log_std = v(self.log_std) if self.gaussian else None
-        minus_one, one = torch.tensor(-1.0), torch.tensor(1.0)
 
-        def act(z: Tensor) -> Tensor:  # tanh(x) from z = 2x (tanh_via_sigmoid's arithmetic)
-            return torch.addcmul(minus_one, torch.sigmoid(z), one, value=2.0) if tanh else torch.relu(z)
+        def layer(x: np.ndarray, W: np.ndarray, b: np.ndarray, activated: bool) -> np.ndarray:
+            y = np.matmul(x, W)
+            y += b
+            return activation(y, out=y) if activated else y
 
-        def forward(obs: Tensor) -> tuple[Tensor, Tensor]:
+        def forward(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             h = obs
             for W, b in trunk:
-                h = act(torch.baddbmm(b, h, W))
+                h = layer(h, W, b, True)
             B = h.shape[1]
-            x = h.unsqueeze(1).expand(R, 2, B, h.shape[2]).reshape(2 * R, B, h.shape[2])
-            for W, b in paired[:-1]:
-                x = act(torch.baddbmm(b, x, W))
-            y = torch.baddbmm(paired[-1][1], x, paired[-1][0]).view(R, 2, B, -1)
+            x = np.broadcast_to(h[:, None], (R, 2, B, h.shape[2])).reshape(2 * R, B, h.shape[2])
+            for k, (W, b) in enumerate(paired):
+                x = layer(x, W, b, k < len(paired) - 1)
+            y = x.reshape(R, 2, B, -1)
             out, value = y[:, 0], y[:, 1, :, 0]
             if log_std is not None:
-                out = torch.cat([out, log_std.expand_as(out)], -1)
+                out = np.concatenate([out, np.broadcast_to(log_std, out.shape)], -1)
             return out, value
 
         return forward

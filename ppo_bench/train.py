@@ -256,9 +256,9 @@ class PopulationTrainer:
         policy = self.model.acting_network()
         clip = self.gaussian and self.cfg.env.clip_actions
         idle = None if all_active else np.repeat(active_np, N).reshape(-1, *([1] * len(self.act_shape)))
-        steps: dict[str, list[Tensor]] = {"obs": [], "params": [], "values": [], "actions": [], "logp": []}
-        for t in range(self.T):
-            obs = torch.from_numpy(self.obs_norm(self.raw_obs, active=active_np))
+        steps: dict[str, list[np.ndarray]] = {"obs": [], "params": [], "values": [], "actions": [], "logp": []}
+        for t in range(self.T):  # acting is NumPy (the acting network's docstring says why)
+            obs = self.obs_norm(self.raw_obs, active=active_np)
             params, value = policy(obs)
             action, logp = sample(t, params)
             for k, x in zip(steps, (obs, params, value, action, logp)):
@@ -266,7 +266,7 @@ class PopulationTrainer:
             valid = ~self.prev_done
             buf.valid[t] = valid
 
-            env_action = action.numpy().reshape(R * N, *self.act_shape)
+            env_action = action.reshape(R * N, *self.act_shape)
             if clip:
                 env_action = np.clip(env_action, self.act_low, self.act_high)
             if idle is not None:  # stopped runs idle with a harmless action
@@ -283,9 +283,9 @@ class PopulationTrainer:
             buf.terminated[t], buf.truncated[t] = term, trunc
             self.raw_obs = next_obs.reshape(R, N, -1)
             self.prev_done = done
-        steps["values"].append(policy(torch.from_numpy(self.obs_norm(self.raw_obs, update=False)))[1])
+        steps["values"].append(policy(self.obs_norm(self.raw_obs, update=False))[1])
         for k, xs in steps.items():  # one copy per buffer instead of a (slow) tensor __setitem__ per step
-            torch.stack(xs, out=getattr(buf, k))
+            np.stack(xs, out=getattr(buf, k).numpy())
 
     def record_episodes(self, done: np.ndarray, t: int) -> None:
         for r, n in zip(*done.nonzero()):

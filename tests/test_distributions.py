@@ -56,8 +56,8 @@ def test_categorical_sampling_frequencies():
 
 
 def test_rollout_sampler_is_sample_with_log_prob_step_by_step():
-    """A rollout's sampler (Gaussian: σ·noise and log-probs of all steps at once) gives bit for bit what
-    sample_with_log_prob gives at each step."""
+    """A rollout's sampler (Gaussian: σ·noise and log-probs of all steps at once; NumPy in and out) gives
+    bit for bit what sample_with_log_prob gives at each step."""
     g = torch.Generator().manual_seed(3)
     T, R, N = 7, 5, 2
     for d, P, noise in ((DiagGaussian(3), 6, torch.randn(T, R, N, 3, generator=g)),
@@ -67,6 +67,6 @@ def test_rollout_sampler_is_sample_with_log_prob_step_by_step():
             params[..., 3:] = params[0, :, :1, 3:]  # a state-independent log-std, fixed for the rollout
         sample = d.rollout_sampler(noise)
         for t in range(T):
-            a, lp = sample(t, params[t])
+            a, lp = sample(t, params[t].numpy())  # the acting network's NumPy arrays in and out
             a_ref, lp_ref = d.sample_with_log_prob(params[t], noise[t])
-            assert torch.equal(a, a_ref) and torch.equal(lp, lp_ref)
+            assert torch.equal(torch.from_numpy(a), a_ref) and torch.equal(torch.from_numpy(lp), lp_ref)

@@ -1,5 +1,6 @@
 """A member of a population learns what it learns alone with the same seed (SPEC §2.6)."""
 
+import numpy as np
 import torch
 
 from ppo_bench.cli import population_specs
@@ -62,9 +63,11 @@ def test_fused_acting_network_equals_the_training_forward(make_cfg):
         t = trainer(make_cfg(env, *arch.split(), f"population.seeds={seeds}"))
         obs = torch.randn(t.R, 5, t.obs_dim)
         p_train, v_train = t.model(obs)
-        p_act, v_act = t.model.acting_network()(obs)
-        torch.testing.assert_close(p_act, p_train.detach(), atol=1e-6, rtol=1e-5)
-        torch.testing.assert_close(v_act, v_train.detach(), atol=1e-6, rtol=1e-5)
+        p_act, v_act = t.model.acting_network()(obs.numpy())
+        assert p_act.dtype == v_act.dtype == np.float32
+        torch.testing.assert_close(torch.from_numpy(p_act), p_train.detach(), atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(torch.from_numpy(np.ascontiguousarray(v_act)), v_train.detach(),
+                                   atol=1e-6, rtol=1e-5)
 
 
 def test_compiled_update_equals_the_eager_one(make_cfg):
