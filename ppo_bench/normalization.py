@@ -22,16 +22,26 @@ class RunningMeanStd:
     def update(self, x: np.ndarray, active: np.ndarray | None = None) -> None:
         """x: (R, N, *feature) — a batch of N samples per run. Runs with active=False keep their stats."""
         n = x.shape[1]
-        if n == 1:  # one actor per run (the paper's MuJoCo setting): the same numbers without NumPy's mean/var
-            b_mean, b_var = x[:, 0], 0.0
-        else:
-            b_mean, b_var = x.mean(1), x.var(1)
         extra = (1,) * (self.mean.ndim - 1)
         count = self.count.reshape(-1, *extra)
-        delta = b_mean - self.mean
         tot = count + n
-        new_mean = self.mean + delta * n / tot
-        new_var = (self.var * count + b_var * n + delta * delta * count * n / tot) / tot
+        if n == 1:
+            # One actor per run (the paper's MuJoCo setting): batch mean x, batch variance 0. The same
+            # numbers as the general formula below (·1 and + 0 are exact), in a third of the NumPy calls:
+            # this runs at every environment step.
+            delta = x[:, 0] - self.mean
+            new_mean = self.mean + delta / tot
+            new_var = self.var * count
+            delta *= delta
+            delta *= count
+            delta /= tot
+            new_var += delta
+            new_var /= tot
+        else:
+            b_mean, b_var = x.mean(1), x.var(1)
+            delta = b_mean - self.mean
+            new_mean = self.mean + delta * n / tot
+            new_var = (self.var * count + b_var * n + delta * delta * count * n / tot) / tot
         if active is None:
             self.mean, self.var, self.count = new_mean, new_var, self.count + n
         else:
@@ -60,8 +70,9 @@ class ObservationNormalizer:
             return obs.astype(np.float32)
         if update:
             self.rms.update(obs, active)
-        out = (obs - self.rms.mean[:, None]) / np.sqrt(self.rms.var[:, None] + self.epsilon)
-        return np.clip(out, -self.clip, self.clip).astype(np.float32)
+        out = obs - self.rms.mean[:, None]
+        out /= np.sqrt(self.rms.var[:, None] + self.epsilon)
+        return np.clip(out, -self.clip, self.clip, out=out).astype(np.float32)
 
 
 class RewardScaler:

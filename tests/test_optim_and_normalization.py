@@ -67,6 +67,25 @@ def test_running_mean_std_keeps_runs_apart(n_envs):
         np.testing.assert_allclose(rms.var[r], flat.var(0), rtol=1e-10)
 
 
+def test_running_mean_std_one_sample_path_is_the_general_formula_bit_for_bit():
+    """N = 1's fewer-op path gives exactly the numbers of Chan et al.'s update with NumPy's mean and var."""
+    rng = np.random.default_rng(1)
+    rms = RunningMeanStd(3, (4,))
+    mean, var, count = np.zeros((3, 4)), np.ones((3, 4)), np.full(3, 1e-4)
+    for t in range(200):
+        x = rng.normal(loc=5.0, scale=3.0, size=(3, 1, 4))
+        active = np.array([True, t % 3 > 0, True])
+        rms.update(x, active)
+        c = count[:, None]
+        tot = c + 1
+        delta = x.mean(1) - mean
+        new_mean = mean + delta * 1 / tot
+        new_var = (var * c + x.var(1) * 1 + delta * delta * c * 1 / tot) / tot
+        mean, var = np.where(active[:, None], new_mean, mean), np.where(active[:, None], new_var, var)
+        count = np.where(active, count + 1, count)
+        assert np.array_equal(rms.mean, mean) and np.array_equal(rms.var, var) and np.array_equal(rms.count, count)
+
+
 def test_observation_normalizer_clips_and_reward_scaler_resets_at_episode_end():
     norm = ObservationNormalizer(1, 1, clip=5.0)
     for v in (0.0, 1.0, 0.0, 1.0):
