@@ -72,6 +72,8 @@ def _mujoco_state_spec():
 
 def env_state(envs: SyncVectorEnv, i: int) -> dict:
     """Everything needed to continue sub-env i exactly where it is."""
+    if isinstance(envs, BatchedMujocoVectorEnv):  # its state is in the batch between steps
+        envs.sync_sub_env(i)
     env = envs.envs[i]
     u = env.unwrapped
     tl = _time_limit(env)
@@ -109,3 +111,5 @@ def set_env_state(envs: SyncVectorEnv, i: int, state: dict) -> None:
         mujoco.mj_forward(u.model, u.data)
     else:
         vars(u).update(pickle.loads(state["pickled"]))
+    if isinstance(envs, BatchedMujocoVectorEnv):
+        envs.load_sub_env(i)

@@ -2,11 +2,19 @@
 
 ``BatchedMujocoVectorEnv`` is a ``SyncVectorEnv`` of the real ``gym.make`` sub-environments
 (reset, seeding, reset noise, ``envs[i]``, ``_autoreset_envs`` and the spaces stay Gymnasium's
-own) that replaces only ``step``: each stepped sub-env gets ``data.ctrl[:] = action`` and one
-``mujoco.mj_step(model, data, nstep=frame_skip)``, exactly the physics of ``MujocoEnv.do_simulation``,
-and then observations, rewards and terminations of all sub-envs are computed at once in numpy from
-the stacked MjData arrays. Gymnasium's per-env Python (``step``, ``_get_obs``, reward terms, the
-info dict, ``SyncVectorEnv``'s info merging) costs about as much as the physics; this removes it.
+own) that replaces only ``step``: the stepped sub-envs' controls are set to the actions and all of
+them advance ``frame_skip`` ``mj_step`` substeps in one call of a ``mujoco.batch.Batch`` (MuJoCo's
+own batched stepper: one C++ loop over the simulations, documented bit-identical to a loop of
+``mj_step`` over one MjData each), exactly the physics of ``MujocoEnv.do_simulation``; then
+observations, rewards and terminations of all sub-envs are computed at once in numpy from the
+batch's (B, ·) arrays. Gymnasium's per-env Python (``step``, ``_get_obs``, reward terms, the info
+dict, ``SyncVectorEnv``'s info merging) costs about as much as the physics; this removes it.
+
+Between steps a sub-env's physical state (its mjSTATE_INTEGRATION row) and its TimeLimit count live
+in the batch: a sub-env's own MjData and ``TimeLimit._elapsed_steps`` are brought up to date by
+``sync_sub_env(i)`` before anyone reads them, and the batch takes them back with
+``load_sub_env(i)`` after they are written (``ppo_bench.envs.env_state`` / ``set_env_state`` do
+both). Resets, which go through Gymnasium's own wrappers, are loaded into the batch as they happen.
 
 Results are bit for bit those of Gymnasium 1.4's envs under ``SyncVectorEnv`` in NEXT_STEP
 autoreset mode (``tests/test_vec_mujoco.py``), because every number is made by the same floating
@@ -17,7 +25,7 @@ point operations in the same order:
   Reacher's ``get_body_com`` and InvertedDoublePendulum's ``site_xpos`` read in Gymnasium too.
 - ``mj_rnePostConstraint``, which Gymnasium calls after every step, only fills ``cacc``,
   ``cfrc_int`` and ``cfrc_ext``; none of these seven tasks reads them (Ant and Humanoid do), and
-  they do not feed back into the next ``mj_step``, so it is skipped (``FastTask.rne_post_constraint``).
+  they do not feed back into the next ``mj_step``, so it is skipped.
 - Row reductions run over C-contiguous rows with the same numpy kernel as Gymnasium's 1-D ones
   (``np.sum`` over the last axis; Reacher's norm through the same BLAS dot as ``np.linalg.norm``).
 - ``np.float64 ** 2`` on a scalar calls libm ``pow``, which is not always ``x * x``; the squares
@@ -41,6 +49,7 @@ from typing import Any
 import gymnasium as gym
 import mujoco
 import numpy as np
+from mujoco.batch import Batch
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
 from gymnasium.envs.mujoco.inverted_double_pendulum_v5 import InvertedDoublePendulumEnv
@@ -61,7 +70,7 @@ class StepBatch:
     qpos_before: np.ndarray  # (B, nq), before mj_step
     qpos: np.ndarray  # (B, nq)
     qvel: np.ndarray  # (B, nv)
-    extra: np.ndarray  # (B, k): the task's extra MjData entries, stacked (FastTask.extra_views)
+    extra: np.ndarray | None  # (B, k): the task's extra MjData entries, stacked (FastTask.extra_views)
     action: np.ndarray  # (B, nu), as passed to step (dtype kept)
 
 
@@ -74,8 +83,8 @@ class FastTask:
     step: TaskStep  # (unwrapped sub-env 0, batch) -> (obs, reward, terminated)
     reads: tuple[str, ...]  # attributes of the unwrapped env that step reads: equal across sub-envs
     kwargs: frozenset[str]  # gym.make kwargs whose values the fast path reads from the env instance
-    extra_views: Callable[[Any], list[np.ndarray]] | None = None  # per-env views into MjData
-    rne_post_constraint: bool = False  # the task reads cacc / cfrc_int / cfrc_ext
+    # (unwrapped sub-env 0, Batch) -> live (B, k_j) views of the derived MjData entries the task reads
+    extra_views: Callable[[Any, Batch], list[np.ndarray]] | None = None
 
 
 def _ctrl_cost(weight, action: np.ndarray) -> np.ndarray:
@@ -155,8 +164,9 @@ def reacher(env, b: StepBatch):
     return obs, reward_dist + reward_ctrl, _no_termination(b)
 
 
-def _reacher_views(env) -> list[np.ndarray]:
-    return [env.get_body_com("fingertip"), env.get_body_com("target")]
+def _reacher_views(env, batch: Batch) -> list[np.ndarray]:
+    xpos = batch.bind("xpos")  # get_body_com(name) = data.xpos[body id]
+    return [xpos[:, env.model.body(name).id] for name in ("fingertip", "target")]
 
 
 def inverted_pendulum(env, b: StepBatch):
@@ -193,8 +203,8 @@ def inverted_double_pendulum(env, b: StepBatch):
     return obs, reward, terminated
 
 
-def _double_pendulum_views(env) -> list[np.ndarray]:
-    return [env.data.site_xpos[0], env.data.qfrc_constraint[:1]]
+def _double_pendulum_views(env, batch: Batch) -> list[np.ndarray]:
+    return [batch.bind("site_xpos")[:, 0], batch.bind("qfrc_constraint")[:, :1]]
 
 
 _COMMON_KWARGS = frozenset({"max_episode_steps", "frame_skip"})
@@ -286,20 +296,36 @@ class BatchedMujocoVectorEnv(SyncVectorEnv):
                 raise ValueError(f"{env_id}: sub-envs differ in one of {reads}")
         self._frame_skip = self._task_envs[0].frame_skip
         self._nu = self._task_envs[0].model.nu
-        # Views into each sub-env's MjData: its buffers live as long as the sub-env (reset and
-        # mj_setState write into them in place). After a step, qpos | qvel | the task's extra
-        # entries of all sub-envs are gathered by one concatenate.
-        self._models = [u.model for u in self._task_envs]
-        self._datas = [u.data for u in self._task_envs]
-        self._ctrl = [d.ctrl for d in self._datas]
-        self._qpos = [d.qpos for d in self._datas]
-        extra = self.task.extra_views or (lambda u: [])
-        self._state_views = [v for u in self._task_envs for v in (u.data.qpos, u.data.qvel, *extra(u))]
-        self._nq, self._nv = self._task_envs[0].model.nq, self._task_envs[0].model.nv
+        # One MuJoCo batch steps every sub-env; its bound arrays are live (B, ·) views: qpos, qvel and
+        # ctrl of the state rows, the task's derived entries refreshed after every step.
+        self._batch = Batch(self._task_envs[0].model, nsim=self.num_envs, nthread=1)
+        self._qpos, self._qvel = self._batch.bind("qpos"), self._batch.bind("qvel")
+        self._ctrl = self._batch.bind("ctrl")
+        self._extra = self.task.extra_views(self._task_envs[0], self._batch) if self.task.extra_views else []
+        self._elapsed = np.zeros(self.num_envs, dtype=np.int64)  # TimeLimit._elapsed_steps, per sub-env
+        self._max_steps = np.array([tl._max_episode_steps for tl in self._time_limits], dtype=np.int64)
         self._all_reset = False  # OrderEnforcing's check, which this step bypasses
 
-    def _stack(self, views: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate(views).reshape(self.num_envs, -1)
+    # ---- the batch holds the sub-envs' state between steps ---------------------------------------
+    def load_sub_env(self, i: int) -> None:
+        """Take sub-env i's state from its own MjData and TimeLimit (after a reset or a write)."""
+        u = self._task_envs[i]
+        mujoco.mj_getState(u.model, u.data, self._batch.state[i], mujoco.mjtState.mjSTATE_INTEGRATION)
+        self._elapsed[i] = self._time_limits[i]._elapsed_steps
+
+    def sync_sub_env(self, i: int) -> None:
+        """Write sub-env i's state from the batch into its own MjData (derived fields recomputed by
+        mj_forward) and TimeLimit, for whoever reads them next."""
+        u = self._task_envs[i]
+        mujoco.mj_setState(u.model, u.data, self._batch.state[i], mujoco.mjtState.mjSTATE_INTEGRATION)
+        mujoco.mj_forward(u.model, u.data)
+        self._time_limits[i]._elapsed_steps = int(self._elapsed[i])
+
+    def reset(self, *, seed=None, options=None):
+        out = super().reset(seed=seed, options=options)
+        for i in range(self.num_envs):
+            self.load_sub_env(i)
+        return out
 
     def step(self, actions):
         actions = np.asarray(actions)
@@ -310,34 +336,30 @@ class BatchedMujocoVectorEnv(SyncVectorEnv):
             if not all(e.env.has_reset for e in self.envs):
                 raise gym.error.ResetNeeded("Cannot call env.step() before calling env.reset()")
             self._all_reset = True
-        ctrl_values = actions.astype(np.float64)  # exact; what data.ctrl[:] = action stores, cast once
-        resetting = self._autoreset_envs.tolist()
-        truncated = np.zeros(self.num_envs, dtype=np.bool_)
-        reset_obs = []
-        qpos_before = self._stack(self._qpos)
-        post = self.task.rne_post_constraint
-        nstep = self._frame_skip
-        for i, (reset_i, action, ctrl, model, data, tl) in enumerate(
-            zip(resetting, ctrl_values, self._ctrl, self._models, self._datas, self._time_limits)
-        ):
-            if reset_i:  # NEXT_STEP autoreset: the action is ignored, the reset goes through the wrappers
-                reset_obs.append((i, self.envs[i].reset()[0]))
-                continue
-            ctrl[:] = action
-            mujoco.mj_step(model, data, nstep)
-            if post:
-                mujoco.mj_rnePostConstraint(model, data)
-            tl._elapsed_steps += 1
-            if tl._elapsed_steps >= tl._max_episode_steps:
-                truncated[i] = True
-        state = self._stack(self._state_views)
-        nq, nv = self._nq, self._nv
-        batch = StepBatch(qpos_before, state[:, :nq], state[:, nq : nq + nv], state[:, nq + nv :], actions)
+        resetting = self._autoreset_envs
+        qpos_before = self._qpos.copy()
+        if resetting.any():  # NEXT_STEP autoreset: their actions are ignored, their resets come below
+            stepping = ~resetting
+            ids = np.flatnonzero(stepping)
+            self._ctrl[ids] = actions[ids]  # data.ctrl[:] = action: float32 → float64 is exact
+            self._batch.step(ids=ids, nstep=self._frame_skip)
+        else:
+            stepping = None
+            self._ctrl[...] = actions
+            self._batch.step(nstep=self._frame_skip)
+        self._elapsed += 1 if stepping is None else stepping
+        truncated = self._elapsed >= self._max_steps
+        if stepping is not None:
+            truncated &= stepping
+        extra = np.concatenate(self._extra, axis=1) if self._extra else None
+        batch = StepBatch(qpos_before, self._qpos, self._qvel, extra, actions)
         obs, reward, terminated = self.task.step(self._task_envs[0], batch)
         reward = np.asarray(reward, dtype=np.float64)
         terminated = np.asarray(terminated, dtype=np.bool_)
-        for i, o in reset_obs:
-            obs[i], reward[i], terminated[i] = o, 0.0, False
+        if stepping is not None:
+            for i in np.flatnonzero(resetting).tolist():  # through the wrappers, then into the batch
+                obs[i], reward[i], terminated[i] = self.envs[i].reset()[0], 0.0, False
+                self.load_sub_env(i)
         self._rewards, self._terminations, self._truncations = reward, terminated, truncated
         self._autoreset_envs = terminated | truncated
         self._observations[...] = obs

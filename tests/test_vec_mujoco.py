@@ -1,6 +1,7 @@
 """BatchedMujocoVectorEnv against Gymnasium's own SyncVectorEnv: bit for bit, every step."""
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
@@ -18,6 +19,13 @@ def _pair(env_id, kwargs, n=3):
     ref = SyncVectorEnv(_fns(env_id, kwargs, n), autoreset_mode=AutoresetMode.NEXT_STEP)
     fast = BatchedMujocoVectorEnv(_fns(env_id, kwargs, n))
     return ref, fast
+
+
+def _integration_state(env) -> np.ndarray:
+    u = env.unwrapped
+    state = np.empty(mujoco.mj_stateSize(u.model, mujoco.mjtState.mjSTATE_INTEGRATION))
+    mujoco.mj_getState(u.model, u.data, state, mujoco.mjtState.mjSTATE_INTEGRATION)
+    return state
 
 
 def _actions(space, steps, n, scale, dtype, seed=0):
@@ -90,6 +98,9 @@ def test_bit_identical_to_gymnasium(env_id, kwargs, steps, scale, ends):
         seen["terminated"] += int(out_ref[2].sum())
         seen["truncated"] += int(out_ref[3].sum())
     assert np.array_equal(ref._autoreset_envs, fast._autoreset_envs)
+    for i in range(3):  # the sub-envs' own MjData and TimeLimit, brought up to date from the batch
+        fast.sync_sub_env(i)
+        assert np.array_equal(_integration_state(ref.envs[i]), _integration_state(fast.envs[i]))
     assert [e._elapsed_steps for e in ref.envs] == [e._elapsed_steps for e in fast.envs]
     for end in ends:
         assert seen[end] > 0, f"no episode was {end}: {seen}"
