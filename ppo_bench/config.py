@@ -81,8 +81,9 @@ class Config:
     progress: str = "auto"  # auto (bar on a terminal, quiet in CI) | always | never
     torch_threads: int = 1
     # torch.compile the update's minibatch gradient — taped forward, the loss's gradient, taped backward — as
-    # one graph, and the post-update diagnostics pass (Inductor's C++ backend: needs a C++ compiler; 5-40 s of
-    # compiling per process). Same update up to float rounding; faster per minibatch step (results/bench/).
+    # one graph, the post-update diagnostics pass and the rollout's value pass (Inductor's C++ backend: needs a
+    # C++ compiler; 5-40 s of compiling per process). Same update up to float rounding; faster per minibatch
+    # step (results/bench/).
     # Off by default; on in experiment=table1.
     compile: bool = False
 

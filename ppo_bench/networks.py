@@ -22,7 +22,7 @@ from torch import Tensor, nn
 def tanh_via_sigmoid(x: Tensor) -> Tensor:
     """tanh(x) = 2σ(2x) − 1. Measured on the CPU builds we run: torch's tanh kernel costs ~3× its
     sigmoid kernel, and tanh dominated a 33-run update. Used by every torch forward (training, any R); the
-    NumPy acting network uses np.tanh, equal to float rounding."""
+    NumPy acting policy uses np.tanh, equal to float rounding."""
     return torch.sigmoid(x * 2).mul_(2).sub_(1)
 
 
@@ -196,48 +196,42 @@ class ActorCritic(nn.Module):
         R = self.flat.shape[0]
         return torch.cat([grads[name].reshape(R, -1) for name in self.layout.slots], 1)
 
+    def value(self, obs: Tensor) -> Tensor:
+        """The value network alone, (R, B, in) ↦ (R, B): a rollout's values are evaluated after it, all at once.
+        Autograd-free activations; call it under torch.no_grad (undecorated: torch.compile keys its cache on
+        the code object, and every no_grad-decorated function shares the decorator's)."""
+        p = self.layout.views(self.flat)
+        h = obs
+        for k, (w, b) in enumerate(self.trunk + self.vf):
+            h = _affine(h, p[w], p[b])
+            if k < len(self.trunk) + len(self.vf) - 1:
+                h = self.act_no_grad(h)
+        return h.squeeze(-1)
+
     @torch.no_grad()
-    def acting_network(self):
-        """A function obs (R, B, in) ↦ (distribution parameters (R, B, P), value (R, B)) for rollouts,
-        in NumPy float32: rollouts feed a handful of observations per run, so the number of ops and
-        each op's fixed cost are the price, not the arithmetic, and NumPy's per-op cost is a fraction of
-        torch's. The policy and value networks run as one batch of 2R networks (run r's policy at 2r,
-        its value network at 2r + 1; the value head is padded with zero columns to the policy head's
-        width): one batched product, one bias add and one activation per layer. Built once per rollout
-        from the current parameters (they do not change while acting). Matches forward() to float
-        rounding (np.tanh, not tanh_via_sigmoid's arithmetic)."""
+    def acting_policy(self):
+        """A function obs (R, B, in) ↦ distribution parameters (R, B, P) for rollouts, in NumPy float32.
+
+        Rollouts feed a handful of observations per run, so each op's fixed cost and the weights' trip
+        from memory are the price, not the arithmetic: NumPy's per-op cost is a fraction of torch's, and
+        acting needs only the policy network (the rollout's values are evaluated after it, in one batched
+        pass: ``value``). Built once per rollout from the current parameters (they do not change while
+        acting). Matches forward() to float rounding (np.tanh, not tanh_via_sigmoid's arithmetic)."""
         v = lambda name: self.layout.view(self.flat, name).detach().numpy().copy()  # noqa: E731
-        R = self.flat.shape[0]
-        activation = np.tanh if self.activation == "tanh" else (lambda z, out: np.maximum(z, 0, out=out))
-        trunk = [(v(w), v(b)) for w, b in self.trunk]
-        paired = []
-        for (wp, bp), (wv, bv) in zip(self.pi, self.vf):
-            Wp, Bp, Wv, Bv = v(wp), v(bp), v(wv), v(bv)
-            if Wv.shape[2] < Wp.shape[2]:  # the value head: zero columns up to the policy head's width
-                pad = ((0, 0), (0, 0), (0, Wp.shape[2] - Wv.shape[2]))
-                Wv, Bv = np.pad(Wv, pad), np.pad(Bv, pad)
-            paired.append((np.stack([Wp, Wv], 1).reshape(2 * R, *Wp.shape[1:]),
-                           np.stack([Bp, Bv], 1).reshape(2 * R, *Bp.shape[1:])))
+        layers = [(v(w), v(b)) for w, b in self.trunk + self.pi]
         log_std = v(self.log_std) if self.gaussian else None
+        tanh = self.activation == "tanh"
 
-        def layer(x: np.ndarray, W: np.ndarray, b: np.ndarray, activated: bool) -> np.ndarray:
-            y = np.matmul(x, W)
-            y += b
-            return activation(y, out=y) if activated else y
-
-        def forward(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def forward(obs: np.ndarray) -> np.ndarray:
             h = obs
-            for W, b in trunk:
-                h = layer(h, W, b, True)
-            B = h.shape[1]
-            x = np.broadcast_to(h[:, None], (R, 2, B, h.shape[2])).reshape(2 * R, B, h.shape[2])
-            for k, (W, b) in enumerate(paired):
-                x = layer(x, W, b, k < len(paired) - 1)
-            y = x.reshape(R, 2, B, -1)
-            out, value = y[:, 0], y[:, 1, :, 0]
+            for k, (W, b) in enumerate(layers):
+                h = np.matmul(h, W)
+                h += b
+                if k < len(layers) - 1:
+                    h = np.tanh(h, out=h) if tanh else np.maximum(h, 0, out=h)
             if log_std is not None:
-                out = np.concatenate([out, np.broadcast_to(log_std, out.shape)], -1)
-            return out, value
+                h = np.concatenate([h, np.broadcast_to(log_std, h.shape)], -1)
+            return h
 
         return forward
 

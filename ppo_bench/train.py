@@ -137,6 +137,7 @@ class PopulationTrainer:
         self.max_grad_norm = None if p.max_grad_norm is None else float(p.max_grad_norm)
         compiled = lambda f: torch.compile(f, dynamic=False, fullgraph=True) if cfg.compile else None  # noqa: E731
         self.compiled_gradient, self.compiled_diagnostics = compiled(self.minibatch_gradient), compiled(self.diagnostics)
+        self.compiled_value = compiled(self.model.value)
 
         self.buf = Rollout.empty(self.T, R, N, self.obs_dim, param_dim, self.act_shape, self.act_dtype)
         # per-step bookkeeping lives in NumPy: (R, N) arrays are too small for torch's per-op cost
@@ -253,15 +254,15 @@ class PopulationTrainer:
         all_active = bool(active.all())
         active_np = None if all_active else active.numpy()  # runs stopped mid-population keep their statistics
         sample = self.dist.rollout_sampler(self.action_noise())
-        policy = self.model.acting_network()
+        policy = self.model.acting_policy()
         clip = self.gaussian and self.cfg.env.clip_actions
         idle = None if all_active else np.repeat(active_np, N).reshape(-1, *([1] * len(self.act_shape)))
-        steps: dict[str, list[np.ndarray]] = {"obs": [], "params": [], "values": [], "actions": [], "logp": []}
-        for t in range(self.T):  # acting is NumPy (the acting network's docstring says why)
+        steps: dict[str, list[np.ndarray]] = {"obs": [], "params": [], "actions": [], "logp": []}
+        for t in range(self.T):  # acting is NumPy (acting_policy's docstring says why)
             obs = self.obs_norm(self.raw_obs, active=active_np)
-            params, value = policy(obs)
+            params = policy(obs)
             action, logp = sample(t, params)
-            for k, x in zip(steps, (obs, params, value, action, logp)):
+            for k, x in zip(steps, (obs, params, action, logp)):
                 steps[k].append(x)
             valid = ~self.prev_done
             buf.valid[t] = valid
@@ -283,9 +284,15 @@ class PopulationTrainer:
             buf.terminated[t], buf.truncated[t] = term, trunc
             self.raw_obs = next_obs.reshape(R, N, -1)
             self.prev_done = done
-        steps["values"].append(policy(self.obs_norm(self.raw_obs, update=False))[1])
+        steps["obs"].append(self.obs_norm(self.raw_obs, update=False))  # o_T, for the bootstrap value
+        obs = np.stack(steps.pop("obs"))  # (T + 1, R, N, obs_dim)
+        np.copyto(buf.obs.numpy(), obs[:-1])
         for k, xs in steps.items():  # one copy per buffer instead of a (slow) tensor __setitem__ per step
             np.stack(xs, out=getattr(buf, k).numpy())
+        # acting did not need the value network: V(o_0), …, V(o_T) of every run in one batched pass
+        T1 = self.T + 1
+        flat_obs = torch.from_numpy(obs).transpose(0, 1).reshape(R, T1 * N, self.obs_dim)
+        buf.values.copy_((self.compiled_value or self.model.value)(flat_obs).view(R, T1, N).transpose(0, 1))
 
     def record_episodes(self, done: np.ndarray, t: int) -> None:
         for r, n in zip(*done.nonzero()):
