@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -141,23 +140,6 @@ def median_result(results: list[dict]) -> dict:
     return out
 
 
-def machine() -> dict:
-    import gymnasium
-    import mujoco
-    import numpy
-    import torch
-
-    model = ""
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"cores": os.cpu_count(), "cpu": model, "platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "gymnasium": gymnasium.__version__, "mujoco": mujoco.__version__,
-            "numpy": numpy.__version__}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--env", default="HalfCheetah-v5")
@@ -189,7 +171,10 @@ def main() -> None:
     env = args.env
     load_before = os.getloadavg()
     t_start = time.time()
-    res: dict = {"env": env, "machine": machine(), "command": "python scripts/bench_throughput.py " + " ".join(sys.argv[1:])}
+    from ppo_bench.machine import describe
+
+    res: dict = {"env": env, "machine": describe("torch", "gymnasium", "mujoco", "numpy"),
+                 "command": "python scripts/bench_throughput.py " + " ".join(sys.argv[1:])}
     from ppo_bench.config import missing_cpp_compiler
 
     compile_ok = not args.no_compile and missing_cpp_compiler() is None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import gymnasium as gym
@@ -23,6 +22,7 @@ import mujoco
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
+from ppo_bench.machine import describe
 from ppo_bench.vec_mujoco import FAST_TASKS, BatchedMujocoVectorEnv
 
 BANK = 256  # pre-drawn action rows, cycled
@@ -95,9 +95,7 @@ def main() -> None:
                   f"{sync / phys:>9.2f} {fast / phys:>10.2f} {fast / sync:>10.2f}", flush=True)
 
     if args.out:
-        machine = dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
-                       cpus=os.cpu_count(), python=platform.python_version(), numpy=np.__version__,
-                       mujoco=mujoco.__version__, gymnasium=gym.__version__)
+        machine = describe("numpy", "mujoco", "gymnasium")
         with open(args.out + ".tmp", "w") as f:
             setup = dict(envs=args.envs, seconds=args.seconds, rounds=args.rounds)
             json.dump(dict(machine=machine, **setup, results=rows), f, indent=2)

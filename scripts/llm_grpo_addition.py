@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ from ppo_bench.atomic import atomic_write_text
 from ppo_bench.errors import ConfigError
 from ppo_bench.llm.config import LLM_CONF_DIR, register_configs, run_name
 from ppo_bench.llm.plots import plot_grpo_run
+from ppo_bench.machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,12 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def machine() -> dict:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+    return {**describe("torch", "transformers"),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 

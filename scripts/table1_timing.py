@@ -23,7 +23,6 @@ import heapq
 import json
 import math
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -35,16 +34,6 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 TABLE1_STEPS = 1_000_000
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def children_cpu_s() -> float:
@@ -103,6 +92,7 @@ def sweep_projection(rows: list[dict], cores: list[int]) -> dict:
 def main(argv: list[str] | None = None) -> None:
     from ppo_bench.analysis.runs import experiment_env_presets
     from ppo_bench.atomic import atomic_write_text
+    from ppo_bench.machine import describe
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--envs", nargs="+", help="conf/env presets (default: the 7 of experiment=table1)")
@@ -132,9 +122,8 @@ def main(argv: list[str] | None = None) -> None:
         out = {"what": "Table 1 sweep wall-time projection (scripts/table1_timing.py)",
                "command": " ".join(["python", "scripts/table1_timing.py", *(argv if argv is not None else sys.argv[1:])]),
                "note": args.note,
-               "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
-                           "python": platform.python_version()},
-               "torch": __import__("torch").__version__, "load_avg_before": [round(x, 2) for x in load_before],
+               "machine": describe("torch", "gymnasium", "mujoco", "numpy"),
+               "load_avg_before": [round(x, 2) for x in load_before],
                "load_avg_after": [round(x, 2) for x in os.getloadavg()], "date": time.strftime("%Y-%m-%d %H:%M"),
                "per_env": rows, **sweep_projection(rows, args.cores)}
     atomic_write_text(Path(args.out), json.dumps(out, indent=2) + "\n")
