@@ -171,12 +171,11 @@ def main() -> None:
     env = args.env
     load_before = os.getloadavg()
     t_start = time.time()
+    from ppo_bench.config import missing_cpp_compiler
     from ppo_bench.machine import describe
 
     res: dict = {"env": env, "machine": describe("torch", "gymnasium", "mujoco", "numpy"),
                  "command": "python scripts/bench_throughput.py " + " ".join(sys.argv[1:])}
-    from ppo_bench.config import missing_cpp_compiler
-
     compile_ok = not args.no_compile and missing_cpp_compiler() is None
     plan = [("physics", ("physics", env, str(args.physics_seconds))),
             ("single", ("ppo", env, "single", str(args.single_iters))),
