@@ -1,4 +1,4 @@
-"""Crash-safe file writes: write to a temporary name in the same folder, then rename (SPEC §7)."""
+"""Crash-safe file writes: write to a temporary name in the same folder, then rename."""
 
 from __future__ import annotations
 

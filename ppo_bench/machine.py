@@ -1,7 +1,7 @@
 """What a benchmark or reference run was measured on: the machine, the libraries, the code's commit.
 
 Every timing in ``results/`` is stored beside ``describe()``, so that a figure can be traced to the
-hardware and to the exact code that produced it (SPEC §6)."""
+hardware and to the exact code that produced it (README, "Throughput")."""
 
 from __future__ import annotations
 

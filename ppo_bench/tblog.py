@@ -1,4 +1,4 @@
-"""TensorBoard logging per run (SPEC §2.7): one directory per run, scalars, and the HParams plugin."""
+"""TensorBoard logging per run (README, "Outputs, TensorBoard, resume"): one directory per run, scalars, and the HParams plugin."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """PPO, actor-critic style (paper Algorithm 1), for a population of R runs in one process.
 
-Every tensor carries a leading run axis R; a single run is R = 1 (SPEC §2.6). One iteration:
+Every tensor carries a leading run axis R; a single run is R = 1 (README, "Populations"). One iteration:
 each run's N actors collect T steps (``collect``), GAE turns them into advantages (``ppo_bench.gae``),
 and K epochs of minibatch Adam optimise each run's own surrogate objective (``update``). Each run
 owns its seed, environments, normalisation statistics, optimiser state, step-size schedule,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Throughput benchmark (SPEC §6, issue 3): every figure measured side by side in one run.
+"""Throughput benchmark (README, "Throughput"): every figure measured side by side in one run.
 
     python scripts/bench_throughput.py                       # HalfCheetah-v5
     python scripts/bench_throughput.py --env Hopper-v5

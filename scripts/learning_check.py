@@ -80,7 +80,7 @@ Reproduce (from the repository root, after `make demo` or `make test` has instal
 
     .venv/bin/python scripts/learning_check.py
 
-Each env is one process training its 3 seeds as a population (SPEC §2.6); the two envs ran in
+Each env is one process training its 3 seeds as a population; the two envs ran in
 parallel on a {platform.machine()} machine with {__import__('os').cpu_count()} cores (torch {torch.__version__}).
 Score = mean total reward of a run's last 100 episodes (paper §6.1), then mean ± sample std over seeds.
 "train wall s" is the training wall time of the slowest seed's population process, summed over resumed sittings.

@@ -4,13 +4,13 @@
     python scripts/llm_dpo_variants.py --losses sigmoid ipo # a subset
     python scripts/llm_dpo_variants.py --from-runs          # only rewrite the results from the runs' logs
 
-Every variant trains with conf/llm/experiment/dpo_addition.yaml (= `ppo-bench-llm +experiment=dpo_addition
+Every variant trains with conf_llm/experiment/dpo_addition.yaml (= `ppo-bench-llm +experiment=dpo_addition
 algo.loss=<loss>`) on the same preference pairs and the same budget: the first variant samples the pairs
 from the starting policy and writes them to its run folder's pairs.jsonl; every other variant reads that
 file (algo.data_file). Writes results/llm/dpo_variants.md (per variant: held-out greedy accuracy before
 and after, final reward accuracy and margin over the training pairs, the change in the chosen and the
 rejected log-probs from the reference) and results/llm/dpo_logps.png (chosen and rejected log-probs over
-training, per variant: the seed notes' "why do chosen and rejected probabilities fall together?").
+training, per variant: "why do chosen and rejected probabilities fall together?").
 A killed run resumes when the command is run again; a finished one is not retrained.
 Extra Hydra overrides may follow, e.g. `seed=1` or `algo.steps=50`.
 """
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = rows[0]["pairs"] or {}
     model = "SmolLM2-135M-Instruct" if rows[0].get("model") == "smollm2" else rows[0].get("model")
     md = (f"# DPO variants on 2-digit addition ({model})\n\n"
-          f"Command: `{' '.join(['python scripts/llm_dpo_variants.py', *overrides])}` (config: conf/llm/experiment/dpo_addition.yaml).\n"
+          f"Command: `{' '.join(['python scripts/llm_dpo_variants.py', *overrides])}` (config: conf_llm/experiment/dpo_addition.yaml).\n"
           f"Pairs: {pairs.get('pairs')} ({pairs.get('on_policy')} on-policy, {pairs.get('fallback')} fallback: reference answer vs a wrong sample); "
           f"accuracy of the starting policy's samples: {fmt(pairs.get('sample_accuracy'))}. Held-out: greedy exact match.\n"
           "Reward accuracy, margin and Δ log π are over all training pairs after the last step (Δ = log π − log π_ref, summed over response tokens).\n\n"

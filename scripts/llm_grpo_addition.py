@@ -3,7 +3,7 @@
     python scripts/llm_grpo_addition.py                 # train (or resume), then write the results
     python scripts/llm_grpo_addition.py --from-run DIR  # only rewrite the results from a run's logs
 
-Trains with conf/llm/experiment/grpo_addition.yaml (the same as
+Trains with conf_llm/experiment/grpo_addition.yaml (the same as
 `ppo-bench-llm +experiment=grpo_addition`), then writes results/llm/grpo_addition.json (model,
 task, steps, wall_s, n_eval, acc_before, acc_after, the config, and the benchmark line: seconds per
 step split into generation / reference+old log-probs / update) and results/llm/grpo_addition.png

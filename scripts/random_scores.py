@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The random policy's score per environment (SPEC §3.1): 0 of Table 1's normalised scale.
+"""The random policy's score per environment: 0 of Table 1's normalised scale.
 
 Uniform random actions (``action_space.sample()``), a fixed seed per episode, at least 100
 episodes per environment; the environments are built exactly as the runs build them (the

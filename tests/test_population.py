@@ -1,4 +1,4 @@
-"""A member of a population learns what it learns alone with the same seed (SPEC §2.6)."""
+"""A member of a population learns what it learns alone with the same seed."""
 
 import numpy as np
 import torch

@@ -1,4 +1,4 @@
-"""Table 1's formulas (paper §6.1, SPEC §3.1), one small function each, and the paper's numbers.
+"""Table 1's formulas (paper §6.1; README, "How the table is computed"), one small function each, and the paper's numbers.
 
 * A run's score: the average total reward of its last 100 episodes (``run_score``).
 * Per environment, scores are shifted and scaled so that the random policy scores 0 and the best
@@ -67,7 +67,7 @@ PAPER_TABLE1: list[tuple[dict, float]] = [
     ({"name": "kl_fixed", "beta": 10.0}, 0.69),
 ]
 
-# Final returns of PPO-clip at 1M steps from openai/baselines ppo2 (gym v2 envs, 6 seeds), SPEC §3.1.
+# Final returns of PPO-clip at 1M steps from openai/baselines ppo2 (gym v2 envs, 6 seeds): the benchmarks_mujoco1M table of baselines' README.
 BASELINES_PPO2_CLIP = {
     "HalfCheetah-v5": 1668.58, "Hopper-v5": 2316.16, "InvertedDoublePendulum-v5": 7102.91,
     "InvertedPendulum-v5": 809.43, "Reacher-v5": -6.71, "Swimmer-v5": 111.19, "Walker2d-v5": 3424.95,

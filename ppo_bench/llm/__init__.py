@@ -1,4 +1,4 @@
-"""GRPO (and, later, DPO) for small causal language models on verifiable tasks (SPEC §4).
+"""GRPO (and, later, DPO) for small causal language models on verifiable tasks (docs/llm.md).
 
 Modules: ``models`` (models and tokenizers), ``tasks`` and ``rewards`` (problems and verifiable
 rewards), ``sampling`` and ``logprobs`` (generation, per-token log-probs), ``grpo`` (the equations

@@ -1,4 +1,4 @@
-"""`ppo-bench-llm`: the Hydra app that trains a small causal LM with GRPO or DPO (SPEC §4).
+"""`ppo-bench-llm`: the Hydra app that trains a small causal LM with GRPO or DPO (docs/llm.md).
 
 Examples:
   ppo-bench-llm +experiment=grpo_addition          the reference run (SmolLM2-135M, 2-digit addition)

@@ -1,7 +1,7 @@
 """Structured configs of the LLM app (validated by Hydra's ConfigStore) and the checks Hydra cannot express.
 
-Config groups mirror the code: ``conf/llm/model`` → :mod:`models`, ``conf/llm/task`` → :mod:`tasks`,
-``conf/llm/algo`` → :mod:`grpo`. GRPO defaults follow DeepSeekMath (per-sequence mean, group std,
+Config groups mirror the code: ``conf_llm/model`` → :mod:`models`, ``conf_llm/task`` → :mod:`tasks`,
+``conf_llm/algo`` → :mod:`grpo`. GRPO defaults follow DeepSeekMath (per-sequence mean, group std,
 ε = 0.2); where TRL's ``GRPOConfig`` differs the comment says so.
 """
 
@@ -17,7 +17,7 @@ from omegaconf import MISSING, DictConfig
 
 from ppo_bench.errors import ConfigError
 
-LLM_CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "llm"
+LLM_CONF_DIR = Path(__file__).resolve().parents[2] / "conf_llm"
 SCHEMA_NAME = "ppo_bench_llm_schema"
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo")
@@ -97,14 +97,14 @@ class EvalConfig:
 class LLMConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
-    algo: Any = MISSING  # conf/llm/algo/<name>.yaml, validated by its own schema (grpo_schema, dpo_schema)
+    algo: Any = MISSING  # conf_llm/algo/<name>.yaml, validated by its own schema (grpo_schema, dpo_schema)
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     device: str = "cpu"  # cpu | cuda | auto (a GPU when present)
     dtype: str = "auto"  # compute dtype (autocast; weights stay float32): auto = float32 on CPU, bfloat16 on a GPU that has it
     torch_threads: int = 0  # 0 = torch's default
     run_root: str = "runs/llm"
-    run_name: Optional[str] = None  # set in conf/llm/config.yaml: <task>-<model>/<algo>_<loss>_G<G>_lr<lr>_beta<β>/seed<k>
+    run_name: Optional[str] = None  # set in conf_llm/config.yaml: <task>-<model>/<algo>_<loss>_G<G>_lr<lr>_beta<β>/seed<k>
     resume: bool = True  # continue from run_dir/checkpoint.pt when it exists
     checkpoint_every: int = 10
     max_wall_s: Optional[float] = None  # stop the training loop after this many seconds (summed over resumes)
@@ -118,7 +118,7 @@ def register_configs() -> None:
 
     cs = ConfigStore.instance()
     cs.store(name=SCHEMA_NAME, node=LLMConfig)
-    # one schema per algorithm, named in the defaults of conf/llm/algo/<name>.yaml (BenchMARL's layout)
+    # one schema per algorithm, named in the defaults of conf_llm/algo/<name>.yaml (BenchMARL's layout)
     cs.store(group="algo", name="grpo_schema", node=GRPOConfig)
     cs.store(group="algo", name="dpo_schema", node=DPOConfig)
 
@@ -139,7 +139,7 @@ def _positive(key: str, value) -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Every check that needs no tokenizer or model (SPEC §7): raise ConfigError naming the option."""
+    """Every check that needs no tokenizer or model (README, "Train": one line, exit code 2): raise ConfigError naming the option."""
     from ppo_bench.llm.models import MODEL_SOURCES
     from ppo_bench.llm.tasks import TASKS
 
@@ -213,7 +213,7 @@ def _validate_common(cfg: DictConfig) -> None:
 
 
 def run_name(cfg: DictConfig) -> str:
-    """The run's folder under run_root (conf/llm/config.yaml names it after task, model and the key
+    """The run's folder under run_root (conf_llm/config.yaml names it after task, model and the key
     hyperparameters, so TensorBoard's run selector reads like the sweep)."""
     if cfg.run_name:
         return str(cfg.run_name)

@@ -1,9 +1,9 @@
-"""DPO and its variants: one small function per objective, behind a registry (SPEC §4.3).
+"""DPO and its variants: one small function per objective, behind a registry (docs/llm.md, "DPO").
 
 Every loss takes the summed response log-probs of the policy and the reference for the chosen (y⁺)
 and rejected (y⁻) responses, [B] each, and returns ``(losses, chosen_rewards, rejected_rewards)``,
 [B] each: the per-pair loss and the implicit rewards r̂(y|x) = β (log π(y|x) − log π_ref(y|x)),
-detached, as in the seed notes' ``preference_loss`` and TRL. ``algo.loss`` picks the function.
+detached, as in the DPO authors' reference code (``preference_loss``) and TRL. ``algo.loss`` picks the function.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def sigmoid(pc: Logps, pr: Logps, rc: Logps, rr: Logps, o: LossOptions) -> LossO
 
 
 def ipo(pc: Logps, pr: Logps, rc: Logps, rr: Logps, o: LossOptions) -> LossOut:
-    # IPO, Azar et al. 2023 eq. 17 (summed log-probs, as the seed notes' sketch): (h − 1/(2β))²
+    # IPO, Azar et al. 2023 eq. 17 (summed log-probs, as the DPO authors' ``preference_loss``): (h − 1/(2β))²
     return (_h(pc, pr, rc, rr) - 1.0 / (2.0 * o.beta)) ** 2, *_rewards(pc, pr, rc, rr, o.beta, o.beta)
 
 
@@ -67,19 +67,19 @@ def reference_free(pc: Logps, pr: Logps, rc: Logps, rr: Logps, o: LossOptions) -
 
 
 def asymmetric(pc: Logps, pr: Logps, rc: Logps, rr: Logps, o: LossOptions) -> LossOut:
-    # the seed notes' remedy 1: −log σ(β⁺(log π − log π_ref)(y⁺) − β⁻(log π − log π_ref)(y⁻)), β⁺ > β⁻
+    # asymmetric β (docs/llm.md, "DPO"): anchors the chosen side harder than the rejected: −log σ(β⁺(log π − log π_ref)(y⁺) − β⁻(log π − log π_ref)(y⁻)), β⁺ > β⁻
     chosen, rejected = _rewards(pc, pr, rc, rr, o.beta_chosen, o.beta_rejected)
     return -F.logsigmoid(o.beta_chosen * (pc - rc) - o.beta_rejected * (pr - rr)), chosen, rejected
 
 
 def dpop(pc: Logps, pr: Logps, rc: Logps, rr: Logps, o: LossOptions) -> LossOut:
-    # DPO-P, the seed notes' remedy 2 (after Pal et al. 2024, DPOP): L_DPO + λ·max(0, −r̂(y⁺|x)), keeps r̂(y⁺|x) > 0
+    # DPO-P (after Pal et al. 2024, DPOP): L_DPO + λ·max(0, −r̂(y⁺|x)), keeps r̂(y⁺|x) > 0
     losses, chosen, rejected = sigmoid(pc, pr, rc, rr, o)
     return losses + o.dpop_lambda * torch.relu(-o.beta * (pc - rc)), chosen, rejected
 
 
 def dpo_sft(pc: Logps, pr: Logps, rc: Logps, rr: Logps, o: LossOptions) -> LossOut:
-    # DPO + SFT, the seed notes' remedy 3 (RPO, Pang et al. 2024): L_DPO + α·(−log π(y⁺|x))
+    # DPO + SFT (RPO, Pang et al. 2024): L_DPO + α·(−log π(y⁺|x))
     losses, chosen, rejected = sigmoid(pc, pr, rc, rr, o)
     return losses - o.sft_alpha * pc, chosen, rejected
 

@@ -1,7 +1,7 @@
-"""The DPO config group (``conf/llm/algo/dpo.yaml``): its structured schema and the checks Hydra cannot express.
+"""The DPO config group (``conf_llm/algo/dpo.yaml``): its structured schema and the checks Hydra cannot express.
 
 Defaults follow TRL's ``DPOConfig`` where it has the option (β = 0.1, learning rate 1e-6, sigmoid loss);
-the variants' own knobs follow the seed notes (β⁺ = 0.6, β⁻ = 0.2; α ∈ [0.1, 0.5]).
+the variants' own knobs are documented in docs/llm.md, "DPO" (β⁺ = 0.6, β⁻ = 0.2; α ∈ [0.1, 0.5]).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ class DPOConfig:
     loss: str = "sigmoid"  # sigmoid | ipo | cdpo | reference_free | asymmetric | dpop | dpo_sft  (dpo.DPO_LOSSES)
     beta: float = 0.1  # β, the strength of the implicit KL constraint (TRL's default)
     label_smoothing: float = 0.1  # cdpo: ε, the assumed share of flipped preference labels, in [0, 0.5)
-    beta_chosen: float = 0.6  # asymmetric: β⁺ on the chosen log-ratio (seed notes)
+    beta_chosen: float = 0.6  # asymmetric: β⁺ on the chosen log-ratio, > β⁻
     beta_rejected: float = 0.2  # asymmetric: β⁻ on the rejected log-ratio
     dpop_lambda: float = 1.0  # dpop: weight of max(0, −r̂(y⁺|x))
-    sft_alpha: float = 0.2  # dpo_sft: α in L_DPO + α·(−log π(y⁺|x)); the seed notes suggest [0.1, 0.5]
+    sft_alpha: float = 0.2  # dpo_sft: α in L_DPO + α·(−log π(y⁺|x)); 0.1–0.5 keeps the SFT term from dominating
     steps: int = 100  # optimizer steps
     batch_size: int = 8  # preference pairs per optimizer step
     micro_batch_size: int = 8  # pairs per forward/backward (2× as many rows: chosen and rejected together)
@@ -48,7 +48,7 @@ def _fail(key: str, value, need: str) -> None:
 
 
 def validate_dpo_algo(a) -> None:
-    """SPEC §7 for ``algo=dpo``: one ConfigError naming the option and the allowed values."""
+    """The checks of ``algo=dpo``: one ConfigError naming the option and the allowed values."""
     from ppo_bench.llm.dpo import DPO_LOSSES
 
     if a.loss not in DPO_LOSSES:

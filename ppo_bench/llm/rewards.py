@@ -1,4 +1,4 @@
-"""Verifiable rewards: plain callables ``reward(prompt, completion, **fields) -> float`` (SPEC §4.2).
+"""Verifiable rewards: plain callables ``reward(prompt, completion, **fields) -> float`` (docs/llm.md, "Tasks and rewards").
 
 ``fields`` are the task fields of the example (``answer`` always, plus the task's own, e.g. ``a``,
 ``b`` for addition). Several rewards are summed with weights by :func:`weighted_rewards`; a new

@@ -1,8 +1,8 @@
-"""Verifiable tasks generated from a seed, each with a held-out evaluation split (SPEC §4.4).
+"""Verifiable tasks generated from a seed, each with a held-out evaluation split (docs/llm.md, "Tasks and rewards").
 
 A task turns a random generator into :class:`Example` s (a question, its answer, and the fields its
 rewards read), holds out ``n_eval`` problems chosen by ``split_seed`` that training never samples,
-and names its reward callables. A new task is one class here plus one file in ``conf/llm/task/``.
+and names its reward callables. A new task is one class here plus one file in ``conf_llm/task/``.
 """
 
 from __future__ import annotations

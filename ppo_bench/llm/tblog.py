@@ -1,4 +1,4 @@
-"""TensorBoard logging for LLM runs, with the conventions of SPEC §2.7 (ppo_bench.tblog): one directory
+"""TensorBoard logging for LLM runs, with the conventions of ppo_bench.tblog: one directory
 per run, scalars under ``rewards/``, ``losses/``, ``stats/``, ``eval/``, ``charts/``, ``perf/``, sample
 completions as text, and the run's hyperparameters through the HParams plugin."""
 

@@ -48,7 +48,7 @@ def read_json(path: Path) -> dict | None:
 
 
 def check_prompt_lengths(cfg, tokenizer, task: Task, limit: int) -> None:
-    """SPEC §7: a prompt (plus the completion budget) longer than the model's context is a config error."""
+    """A prompt (plus the completion budget) longer than the model's context is a config error."""
     probe = task.eval_split() + task.sample_train(random.Random(0), 256)
     longest = max(len(tokenizer(render_prompt(tokenizer, e.question, cfg.task.chat, cfg.task.system_prompt), add_special_tokens=False).input_ids) for e in probe)
     budget = max(cfg.algo.max_completion_length, cfg.eval.max_new_tokens)

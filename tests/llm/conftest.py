@@ -8,7 +8,7 @@ register_configs()
 
 @pytest.fixture
 def llm_cfg(tmp_path):
-    """Compose the real conf/llm tree with overrides; run folders under tmp_path."""
+    """Compose the real conf_llm tree with overrides; run folders under tmp_path."""
 
     def _make(*overrides: str):
         with initialize_config_dir(str(LLM_CONF_DIR), version_base="1.3"):

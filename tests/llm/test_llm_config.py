@@ -1,4 +1,4 @@
-"""The Hydra app: config composition, and bad input as one line before any model is loaded (SPEC §7)."""
+"""The Hydra app: config composition, and bad input as one line before any model is loaded."""
 
 import importlib.util
 import subprocess
