@@ -5,7 +5,7 @@ Gymnasium envs, physics stepped directly, observations and rewards computed for 
 once, bit-identical to Gymnasium's own step); any other id uses Gymnasium's ``SyncVectorEnv``.
 Sub-environment ``r * N + n`` belongs to run r and is seeded with ``seed_r + n``, so a run meets
 the same episodes alone or inside a population. Autoreset is Gymnasium's NEXT_STEP mode (see
-``ppo_bench.gae`` for how reset rows are handled). ``env_state`` / ``set_env_state`` snapshot a
+``ppo_bench.losses.gae`` for how reset rows are handled). ``env_state`` / ``set_env_state`` snapshot a
 sub-environment exactly (MuJoCo's full integration state, or the pickled state of a pure-Python
 env), so a resumed run continues bit for bit.
 """

@@ -18,6 +18,8 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
+from ppo_bench.losses import clipped_surrogate as clipped
+
 
 @dataclass(frozen=True)
 class Objective:
@@ -81,8 +83,8 @@ def conservative_surrogate(ratio: Tensor, adv: Tensor, kl: Tensor) -> Tensor:
 
 @objective("clip", eps=in_open_unit_interval)
 def clipped_surrogate(ratio: Tensor, adv: Tensor, kl: Tensor, eps: Tensor) -> Tensor:
-    # paper eq. (7): L^CLIP = E[min(r_t Â_t, clip(r_t, 1−ε, 1+ε) Â_t)]
-    return torch.minimum(ratio * adv, torch.clamp(ratio, 1 - eps, 1 + eps) * adv)
+    # paper eq. (7): L^CLIP = E[min(r_t Â_t, clip(r_t, 1−ε, 1+ε) Â_t)], the toolkit's formula with one ε
+    return clipped(ratio, adv, eps, eps)
 
 
 @objective("kl_adaptive", after_update=adapt_beta, uses_kl=True, beta=positive, kl_target=positive)

@@ -1,7 +1,7 @@
 """PPO, actor-critic style (paper Algorithm 1), for a population of R runs in one process.
 
 Every tensor carries a leading run axis R; a single run is R = 1 (README, "Populations"). One iteration:
-each run's N actors collect T steps (``collect``), GAE turns them into advantages (``ppo_bench.gae``),
+each run's N actors collect T steps (``collect``), GAE turns them into advantages (``ppo_bench.losses.gae``),
 and K epochs of minibatch Adam optimise each run's own surrogate objective (``update``). Each run
 owns its seed, environments, normalisation statistics, optimiser state, step-size schedule,
 objective hyperparameters (adaptive β included), checkpoints and TensorBoard directory.
@@ -27,9 +27,9 @@ from ppo_bench.atomic import atomic_torch_save, atomic_write_text
 from ppo_bench.distributions import Categorical, DiagGaussian
 from ppo_bench.envs import env_state, make_vector_env, reset, set_env_state
 from ppo_bench.errors import ConfigError
-from ppo_bench.gae import gae
 from ppo_bench.networks import ActorCritic
 from ppo_bench.normalization import ObservationNormalizer, RewardScaler
+from ppo_bench.losses import clipped_value_loss, gae, kl_k3, masked_mean, masked_standardize, policy_ratio
 from ppo_bench.objectives import get_objective
 from ppo_bench.optim import PerRunAdam, linear_annealing
 from ppo_bench.population import RunSpec
@@ -309,7 +309,7 @@ class PopulationTrainer:
         """Flatten the rollout to (R, B = T·N, ...) and add advantages and returns."""
         b, R = self.buf, self.R
         p = self.cfg.ppo
-        values = b.values.double().numpy()
+        values = b.values.double().numpy()  # GAE's loop runs over NumPy rows: cheaper per step than torch
         adv, ret = gae(b.rewards, values, b.terminated, b.truncated, b.valid, p.gamma, p.gae_lambda)
 
         def flat(x):
@@ -369,17 +369,16 @@ class PopulationTrainer:
     def minibatch_loss(self, mb: dict[str, Tensor], params: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Each run's loss on one minibatch from the network's outputs, with its policy and value parts
         ((R,) each, masked means over the minibatch's valid samples)."""
-        ratio = (self.dist.log_prob(params, mb["actions"]) - mb["logp"]).exp()
+        ratio = policy_ratio(self.dist.log_prob(params, mb["actions"]), mb["logp"])
         kl = self.dist.kl(mb["params"], params) if self.need_kl else None
         w = mb["valid"]
-        wsum = w.sum(1).clamp(min=1.0)
         adv = mb["adv"] if self.norm_adv != "minibatch" else masked_standardize(mb["adv"], w)
-        policy_loss = -(self.surrogate(ratio, adv, kl) * w).sum(1) / wsum
-        value_loss = (value_error(value, mb["ret"], mb["values"], self.clip_value) * w).sum(1) / wsum
+        policy_loss = -masked_mean(self.surrogate(ratio, adv, kl), w, dim=1)
+        value_loss = masked_mean(clipped_value_loss(value, mb["ret"], mb["values"], self.clip_value), w, dim=1)
         # paper eq. (9): maximise L^CLIP − c1 L^VF + c2 S  ⇔  minimise the negation
         loss = policy_loss + self.vf_coef * value_loss
         if self.ent_coef:
-            entropy = (self.dist.entropy(params) * w).sum(1) / wsum
+            entropy = masked_mean(self.dist.entropy(params), w, dim=1)
             loss = loss - self.ent_coef * entropy
         return loss, policy_loss, value_loss
 
@@ -423,17 +422,16 @@ class PopulationTrainer:
         """
         params, _ = self.model(data["obs"])
         w = data["valid"]
-        wsum = w.sum(1).clamp(min=1.0)
-        logratio = self.dist.log_prob(params, data["actions"]) - data["logp"]
-        ratio = logratio.exp()
+        logp = self.dist.log_prob(params, data["actions"])
+        ratio = policy_ratio(logp, data["logp"])
         eps = torch.full((self.R, 1), float("nan"))
         for obj, idx, hp in self.groups:
             if "eps" in hp:
                 eps[idx] = hp["eps"]
-        mean = lambda x: (x * w).sum(1) / wsum  # noqa: E731 — masked mean per run
+        mean = lambda x: masked_mean(x, w, dim=1)  # noqa: E731 — per run
         return {
             "kl": mean(self.dist.kl(data["params"], params)),
-            "approx_kl": mean((ratio - 1) - logratio),
+            "approx_kl": mean(kl_k3(data["logp"], logp)),  # KL[π_old‖π_new] sampled, against the exact "kl"
             "clipfrac": mean(((ratio - 1).abs() > eps).float()),
             "ratio_mean": mean(ratio),
             "ratio_max": torch.where(w > 0, ratio, 0.0).amax(1),
@@ -559,23 +557,6 @@ def output_gradient(f, params: Tensor, value: Tensor):
     grads = torch.autograd.grad(total, [params, value], allow_unused=True)
     grads = tuple(torch.zeros_like(x) if g is None else g for g, x in zip(grads, (params, value)))
     return grads, tuple(a.detach() for a in aux)
-
-
-def masked_standardize(x: Tensor, w: Tensor, eps: float = 1e-8) -> Tensor:
-    """(x − mean) / (std + eps) per run over the valid samples (weights w ∈ {0, 1})."""
-    n = w.sum(1, keepdim=True).clamp(min=1.0)
-    mean = (x * w).sum(1, keepdim=True) / n
-    var = ((x - mean).pow(2) * w).sum(1, keepdim=True) / (n - 1).clamp(min=1.0)
-    return (x - mean) / (var.sqrt() + eps)
-
-
-def value_error(value: Tensor, target: Tensor, old_value: Tensor, clip: float | None) -> Tensor:
-    # paper eq. (9): L^VF = (V_θ(s_t) − V_t^targ)²; optionally clipped around the old value (ppo2)
-    err = (value - target).pow(2)
-    if clip is None:
-        return err
-    clipped = old_value + torch.clamp(value - old_value, -clip, clip)
-    return torch.maximum(err, (clipped - target).pow(2))
 
 
 def minibatches(x: Tensor, perm: Tensor, size: int) -> Tensor:

@@ -4,6 +4,7 @@
     python scripts/bench_throughput.py                       # HalfCheetah-v5
     python scripts/bench_throughput.py --env Hopper-v5
     python scripts/bench_throughput.py --repeats 3           # each figure the median of 3 interleaved rounds
+    python scripts/bench_throughput.py --baseline main~3     # also the code of another commit, side by side
     make bench                                               # installs the bench extra, both envs, --repeats 3
 
 For one environment it measures, each in a fresh process pinned to one torch thread:
@@ -18,7 +19,10 @@ and the peak resident memory of each process. Training rates are timed over whol
 (collect + update) after one warm-up iteration. With --repeats k every measurement is taken k times,
 the rounds interleaved (all measurements once, then again), and each figure is the median of its k
 (all k kept in the JSON): the hosts are shared, and a slow spell during one measurement would
-otherwise skew its ratios. Results go to results/bench/throughput_<env>.json
+otherwise skew its ratios. With --baseline REV the single and population rates (compiled too) are also
+measured with the code of git revision REV, checked out into a temporary worktree and run by its own copy
+of this script, interleaved with the current code's, and the ratios current/baseline printed: how a
+change is shown to keep (or gain) speed. Results go to results/bench/throughput_<env>.json
 with the machine's description; the load average is recorded because these machines are shared.
 """
 
@@ -112,9 +116,12 @@ def sb3_worker(env_id: str, iters: int) -> dict:
     return {"sps": iters * 2048 / elapsed, "peak_rss_mb": peak_rss_mb(), "version": stable_baselines3.__version__}
 
 
-def in_subprocess(*args: str) -> dict:
-    """Run one worker in a fresh interpreter (its own memory peak, no shared state)."""
-    out = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True, cwd=REPO)
+def in_subprocess(*args: str, tree: Path = REPO) -> dict:
+    """Run one worker in a fresh interpreter (its own memory peak, no shared state), with the code of
+    ``tree`` (this checkout, or the baseline's worktree)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, str(tree / "scripts" / "bench_throughput.py"), "--worker", *args],
+                         capture_output=True, text=True, cwd=tree, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"worker {args} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -151,6 +158,8 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true", help="skip the compile=true measurements")
     ap.add_argument("--repeats", type=int, default=1,
                     help="take every measurement this many times (interleaved rounds) and keep the median")
+    ap.add_argument("--baseline", metavar="REV", default=None,
+                    help="also measure single and population with the code of this git revision, side by side")
     ap.add_argument("--out", default=None, help="default: results/bench/throughput_<env>.json")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -183,6 +192,14 @@ def main() -> None:
     if compile_ok:
         plan += [("single_compiled", ("ppo", env, "single", str(args.single_iters), "compiled")),
                  ("population_compiled", ("ppo", env, "population", str(args.population_iters), "compiled"))]
+    baseline_tree = None
+    if args.baseline:
+        baseline_tree = Path(tempfile.mkdtemp(prefix="ppo_bench_baseline_")) / "tree"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(baseline_tree), args.baseline],
+                       check=True, capture_output=True)
+        res["baseline"] = {"rev": args.baseline, "commit": subprocess.run(
+            ["git", "-C", str(baseline_tree), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()}
+        plan += [(f"{name}_baseline", (*worker, "@baseline")) for name, worker in plan if name != "physics"]
     if not args.skip_sb3:
         plan.append(("sb3", ("sb3", env, str(args.single_iters))))
     if not args.skip_pair:
@@ -192,7 +209,14 @@ def main() -> None:
         for name, worker in plan:
             print(f"[{env}] {name}" + (f" (round {k + 1} of {args.repeats})" if args.repeats > 1 else "") + " …",
                   flush=True)
-            rounds[name].append(pair_worker(env, args.population_iters) if worker is None else in_subprocess(*worker))
+            if worker is None:
+                rounds[name].append(pair_worker(env, args.population_iters))
+            elif worker[-1] == "@baseline":
+                rounds[name].append(in_subprocess(*worker[:-1], tree=baseline_tree))
+            else:
+                rounds[name].append(in_subprocess(*worker))
+    if baseline_tree is not None:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(baseline_tree)], capture_output=True)
     for name, results in rounds.items():
         res[name] = median_result(results)
     res["load_average_before_after"] = [load_before[0], os.getloadavg()[0]]
@@ -216,6 +240,11 @@ def main() -> None:
     if "pair" in res:
         res["ratios"]["two_processes_over_one"] = res["pair"]["sps"] / pop
         rows.append(("pair_sps (2 × 33 runs, joblib)", res["pair"]["sps"], ""))
+    if baseline_tree is not None:
+        for name in [n for n in rounds if n.endswith("_baseline")]:
+            current = name[: -len("_baseline")]
+            res["ratios"][f"{current}_over_baseline"] = res[current]["sps"] / res[name]["sps"]
+            rows.append((f"{current}_sps at {args.baseline}", res[name]["sps"], ""))
     print(f"\n{env}   ({res['machine']['cores']} cores, {res['machine']['cpu']}; load avg "
           f"{load_before[0]:.1f} → {res['load_average_before_after'][1]:.1f})")
     for name, sps, note in rows:

@@ -2,48 +2,17 @@
 
 J(θ) = (1/G) Σ_i (1/|o_i|) Σ_t { min[ρ_{i,t} Â_i, clip(ρ_{i,t}, 1−ε, 1+ε_high) Â_i] − β D_KL[π_θ‖π_ref] }
 ρ_{i,t} = π_θ(o_{i,t}|q, o_{i,<t}) / π_θold(o_{i,t}|q, o_{i,<t}),  Â_i = (r_i − mean(r)) / std(r)
+
+The ratio, the clipped surrogate (with DAPO's upper ε), the k3 KL estimator and the group-normalised
+advantages are the shared ones of ``ppo_bench.losses``; what is GRPO's own is the loss normalisation
+over tokens and the loss itself.
 """
 
 from __future__ import annotations
 
 import torch
 
-
-def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-4) -> torch.Tensor:
-    """Â_i = (r_i − mean(r_group)) / (std + eps): DeepSeekMath §4.1.2, outcome supervision.
-
-    ``scale``: ``group`` divides by each group's std (the paper), ``batch`` by the std of the whole
-    batch, ``none`` not at all (Dr. GRPO, Liu et al. 2025). std is the sample std, as in TRL.
-    A group whose rewards are all equal gets advantage 0 for every member.
-    """
-    grouped = rewards.view(-1, group_size)
-    centred = grouped - grouped.mean(dim=1, keepdim=True)
-    if scale == "group":
-        std = grouped.std(dim=1, keepdim=True)
-    elif scale == "batch":
-        std = rewards.std().expand(grouped.shape[0], 1)
-    elif scale == "none":
-        return centred.flatten()
-    else:
-        raise ValueError(f"scale={scale!r} is not one of: group, batch, none")
-    # a group with equal rewards has centred = 0: keep it 0 even when eps = 0
-    return (centred / torch.where(std > 0, std + eps, torch.ones_like(std))).flatten()
-
-
-def policy_ratio(logp: torch.Tensor, old_logp: torch.Tensor) -> torch.Tensor:
-    """ρ_t = π_θ(o_t|q, o_<t) / π_θold(o_t|q, o_<t), per token."""
-    return torch.exp(logp - old_logp)
-
-
-def clipped_token_objective(ratio: torch.Tensor, adv: torch.Tensor, eps_low: float, eps_high: float) -> torch.Tensor:
-    """min[ρ Â, clip(ρ, 1−ε, 1+ε_high) Â]: PPO eq. 7 per token (DeepSeekMath eq. 3), DAPO's decoupled upper ε."""
-    return torch.minimum(ratio * adv, torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high) * adv)
-
-
-def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
-    """D_KL[π_θ‖π_ref] per token, k3 estimator: π_ref/π_θ − log(π_ref/π_θ) − 1 ≥ 0 (DeepSeekMath eq. 4; Schulman 2020)."""
-    log_ratio = ref_logp - logp
-    return torch.exp(log_ratio) - log_ratio - 1.0
+from ppo_bench.losses import clipped_surrogate, kl_k3, policy_ratio
 
 
 def normalise_tokens(per_token: torch.Tensor, mask: torch.Tensor, loss_type: str, n_seqs: int, n_tokens: int, max_len: int) -> torch.Tensor:
@@ -82,8 +51,8 @@ def grpo_loss(
     """−J_GRPO for these rows, and token sums of the diagnostics (clipped fractions, KL)."""
     ratio = policy_ratio(logp, old_logp)
     adv = adv.unsqueeze(1)
-    per_token = clipped_token_objective(ratio, adv, eps_low, eps_high)
-    kl = k3_kl(logp, ref_logp) if beta > 0 else None
+    per_token = clipped_surrogate(ratio, adv, eps_low, eps_high)
+    kl = kl_k3(logp, ref_logp) if beta > 0 else None  # D_KL[π_θ‖π_ref], DeepSeekMath eq. 4
     if kl is not None:
         per_token = per_token - beta * kl
     loss = -normalise_tokens(per_token, mask, loss_type, n_seqs, n_tokens, max_len)

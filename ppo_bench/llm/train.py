@@ -26,13 +26,14 @@ from ppo_bench.atomic import atomic_torch_save, atomic_write_text
 from ppo_bench.errors import ConfigError, NonFiniteLoss
 from ppo_bench.llm.config import run_name, validate
 from ppo_bench.llm.evaluate import greedy_eval
-from ppo_bench.llm.grpo import grpo_loss, group_advantages
+from ppo_bench.llm.grpo import grpo_loss
 from ppo_bench.llm.logprobs import token_logprobs
 from ppo_bench.llm.models import context_length, eos_token_ids, load_model, load_tokenizer, resolve_device, resolve_dtype
 from ppo_bench.llm.rewards import weighted_rewards
 from ppo_bench.llm.sampling import generate
 from ppo_bench.llm.tasks import Task, make_task, render_prompt
 from ppo_bench.llm.tblog import LLMRunLogger
+from ppo_bench.losses import equal_reward_groups, group_advantages
 
 PHASES = ("generation_s", "reward_s", "logprobs_s", "update_s")
 # a resumed run must be the same experiment: these parts of the config may not change
@@ -189,7 +190,7 @@ class GRPOTrainer:
         t4 = time.perf_counter()
 
         lengths = comp.lengths.float()
-        zero_std = rewards.view(-1, G).std(dim=1) == 0
+        zero_std = equal_reward_groups(rewards, G)  # the groups whose advantages are exactly 0
         tok = max(sums["tokens"], 1.0)
         m = {
             "rewards/mean": rewards.mean().item(),

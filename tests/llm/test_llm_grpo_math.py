@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from ppo_bench.llm.grpo import clipped_token_objective, group_advantages, grpo_loss, k3_kl, normalise_tokens, policy_ratio
+from ppo_bench.llm.grpo import grpo_loss, normalise_tokens
+from ppo_bench.losses import clipped_surrogate, group_advantages, kl_k3, policy_ratio
 
 
 def test_group_advantages_hand_values():
@@ -33,17 +34,17 @@ def test_group_advantages_batch_and_none_scaling():
 def test_k3_is_zero_for_identical_policies_and_nonnegative_otherwise():
     g = torch.Generator().manual_seed(0)
     logp = torch.log_softmax(torch.randn(64, 10, generator=g), -1)
-    assert torch.allclose(k3_kl(logp, logp), torch.zeros_like(logp))
+    assert torch.allclose(kl_k3(logp, logp), torch.zeros_like(logp))
     ref = torch.log_softmax(torch.randn(64, 10, generator=g), -1)
-    kl = k3_kl(logp, ref)
+    kl = kl_k3(logp, ref)
     assert (kl >= 0).all() and kl.sum() > 0
     # hand value: π_θ = 0.5, π_ref = 0.25 → 0.5 − log 0.5 − 1
-    assert torch.allclose(k3_kl(torch.tensor(math.log(0.5)), torch.tensor(math.log(0.25))), torch.tensor(0.5 + math.log(2) - 1))
+    assert torch.allclose(kl_k3(torch.tensor(math.log(0.5)), torch.tensor(math.log(0.25))), torch.tensor(0.5 + math.log(2) - 1))
 
 
 def _grad_of_objective(ratio_value: float, adv_value: float, eps=0.2) -> float:
     logp = torch.tensor(math.log(ratio_value), requires_grad=True)
-    obj = clipped_token_objective(policy_ratio(logp, torch.tensor(0.0)), torch.tensor(adv_value), eps, eps)
+    obj = clipped_surrogate(policy_ratio(logp, torch.tensor(0.0)), torch.tensor(adv_value), eps, eps)
     obj.backward()
     return logp.grad.item()
 
@@ -61,8 +62,8 @@ def test_clipped_objective_gradient_vanishes_only_on_the_clipped_side():
 
 def test_upper_epsilon_is_separate():
     ratio = torch.tensor([1.25])
-    assert clipped_token_objective(ratio, torch.tensor([1.0]), 0.2, 0.28).item() == pytest.approx(1.25)
-    assert clipped_token_objective(ratio, torch.tensor([1.0]), 0.2, 0.2).item() == pytest.approx(1.2)
+    assert clipped_surrogate(ratio, torch.tensor([1.0]), 0.2, 0.28).item() == pytest.approx(1.25)
+    assert clipped_surrogate(ratio, torch.tensor([1.0]), 0.2, 0.2).item() == pytest.approx(1.2)
 
 
 PER_TOKEN = torch.tensor([[1.0, 2.0, 3.0, 9.0], [4.0, 9.0, 9.0, 9.0], [1.0, 1.0, 1.0, 1.0]])
