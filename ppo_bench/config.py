@@ -37,7 +37,8 @@ class ModelConfig:
     arch: str = "separate"  # separate | shared (paper eq. 9)
     hidden: List[int] = field(default_factory=lambda: [64, 64])  # paper §6.1
     activation: str = "tanh"  # paper §6.1
-    init: str = "orthogonal"  # orthogonal (ppo2/CleanRL) | default (torch's nn.Linear init)
+    # orthogonal (ppo2/CleanRL) | normc (ppo1, the code released with the paper) | default (torch's nn.Linear)
+    init: str = "orthogonal"
     log_std_init: float = 0.0
 
 
@@ -51,10 +52,14 @@ class PPOConfig:
     gae_lambda: float = 0.95  # paper Table 3
     lr: float = 3.0e-4  # Adam step size (paper Table 3)
     adam_eps: float = 1.0e-8  # torch/ppo1 default; ppo2 and CleanRL use 1e-5
-    anneal_lr: bool = True  # linear decay to 0 (ppo1 run_mujoco schedule='linear')
+    # Paper Table 3 (MuJoCo) keeps the step size constant, as does the code released with it (ppo1 at
+    # baselines da99706, schedule='constant'); true: linear decay to 0 (ppo1 from baselines d9f194f on, ppo2)
+    anneal_lr: bool = False
     norm_adv: str = "batch"  # batch (ppo1) | minibatch (ppo2/CleanRL) | none
     max_grad_norm: Optional[float] = None  # ppo2/CleanRL: 0.5
-    clip_value: Optional[float] = None  # value clipping range (ppo2/CleanRL: = ε)
+    # value clipping around the old prediction: ppo1 as released with the paper (clip_param 0.2, on unscaled
+    # returns, removed in baselines d9f194f); ppo2/CleanRL: = ε
+    clip_value: Optional[float] = None
     vf_coef: float = 1.0  # c1 of paper eq. 9 (only couples anything with model.arch=shared)
     ent_coef: float = 0.0  # c2 of paper eq. 9 (paper MuJoCo: no entropy bonus)
 
@@ -184,7 +189,7 @@ def validate(cfg: DictConfig) -> list[dict]:
     _choice("ppo.norm_adv", p.norm_adv, ("batch", "minibatch", "none"))
     _choice("model.arch", cfg.model.arch, ("separate", "shared"))
     _choice("model.activation", cfg.model.activation, ("tanh", "relu"))
-    _choice("model.init", cfg.model.init, ("orthogonal", "default"))
+    _choice("model.init", cfg.model.init, ("orthogonal", "normc", "default"))
     if not cfg.model.hidden or any(not isinstance(h, int) or h <= 0 for h in cfg.model.hidden):
         raise ConfigError(f"model.hidden={list(cfg.model.hidden)} must be a non-empty list of positive integers")
     _choice("progress", cfg.progress, ("auto", "always", "never"))

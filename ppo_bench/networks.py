@@ -237,7 +237,8 @@ class ActorCritic(nn.Module):
 
     @torch.no_grad()
     def init_run(self, r: int, seed: int, scheme: str = "orthogonal") -> None:
-        """(Re)initialise run r from its seed: hidden gain √2, policy head 0.01, value head 1 (ppo2)."""
+        """(Re)initialise run r from its seed. orthogonal (ppo2): hidden gain √2, policy head 0.01, value head 1;
+        normc (ppo1): every unit's incoming weights a Gaussian vector scaled to norm 1 (policy head 0.01)."""
         gen = torch.Generator().manual_seed(int(seed))
         root2 = math.sqrt(2)
         for layers, last_gain in ((self.trunk, root2), (self.pi, 0.01), (self.vf, 1.0)):
@@ -248,6 +249,11 @@ class ActorCritic(nn.Module):
                 weight = torch.empty(fan_out, fan_in)  # torch's Linear layout, so init matches nn.Linear
                 if scheme == "orthogonal":
                     nn.init.orthogonal_(weight, gain=gain, generator=gen)
+                    bias = torch.zeros(fan_out)
+                elif scheme == "normc":  # baselines' U.normc_initializer(std): Gaussian rows scaled to norm std
+                    std = 0.01 if layers is self.pi and k == len(layers) - 1 else 1.0
+                    weight = torch.randn(fan_out, fan_in, generator=gen)
+                    weight *= std / weight.norm(dim=1, keepdim=True)
                     bias = torch.zeros(fan_out)
                 elif scheme == "default":
                     nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=gen)

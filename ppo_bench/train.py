@@ -148,6 +148,7 @@ class PopulationTrainer:
         self.recent = [deque(maxlen=SCORE_EPISODES) for _ in range(R)]
         self.episodes: list[tuple[int, int, float, int]] = []  # (run, step, return, length) since last log
         self.loggers: list[RunLogger | None] = [None] * R
+        self.reward_terms: dict[str, np.ndarray] = {}  # the last rollout's mean reward terms, (R,) each
 
     # ------------------------------------------------------------------ state
     @property
@@ -258,6 +259,7 @@ class PopulationTrainer:
         clip = self.gaussian and self.cfg.env.clip_actions
         idle = None if all_active else np.repeat(active_np, N).reshape(-1, *([1] * len(self.act_shape)))
         steps: dict[str, list[np.ndarray]] = {"obs": [], "params": [], "actions": [], "logp": []}
+        infos: list[dict] = []  # the env's reward terms per step (Gymnasium's info), reduced once below
         for t in range(self.T):  # acting is NumPy (acting_policy's docstring says why)
             obs = self.obs_norm(self.raw_obs, active=active_np)
             params = policy(obs)
@@ -272,7 +274,8 @@ class PopulationTrainer:
                 env_action = np.clip(env_action, self.act_low, self.act_high)
             if idle is not None:  # stopped runs idle with a harmless action
                 env_action = np.where(idle, env_action, 0)
-            next_obs, reward, term, trunc, _ = self.envs.step(env_action)
+            next_obs, reward, term, trunc, info = self.envs.step(env_action)
+            infos.append(info)
             reward, term, trunc = reward.reshape(R, N), term.reshape(R, N), trunc.reshape(R, N)
             done = term | trunc
 
@@ -285,6 +288,7 @@ class PopulationTrainer:
             self.raw_obs = next_obs.reshape(R, N, -1)
             self.prev_done = done
         steps["obs"].append(self.obs_norm(self.raw_obs, update=False))  # o_T, for the bootstrap value
+        self.reward_terms = mean_reward_terms(infos, buf.valid)
         obs = np.stack(steps.pop("obs"))  # (T + 1, R, N, obs_dim)
         np.copyto(buf.obs.numpy(), obs[:-1])
         for k, xs in steps.items():  # one copy per buffer instead of a (slow) tensor __setitem__ per step
@@ -303,6 +307,22 @@ class PopulationTrainer:
                 self.episodes.append((int(r), step, ret, length))
         self.ep_return[done] = 0.0
         self.ep_length[done] = 0
+
+    def acting_diagnostics(self) -> dict[str, np.ndarray]:
+        """How the Gaussian policy acted in this rollout, per run (R,) over its valid steps: mean |μ| and mean σ
+        over the action components, and the fraction of sampled components outside the action bounds (which
+        the env charges its control cost on, clipped or not)."""
+        if not self.gaussian:
+            return {}
+        b = self.buf
+        mean, log_std = (x.numpy() for x in self.dist.split(b.params))
+        actions = b.actions.numpy()
+        w = b.valid[..., None]
+        count = np.maximum(w.sum((0, 2, 3)) * self.act_shape[0], 1)
+        masked_mean = lambda x: (x * w).sum((0, 2, 3)) / count  # noqa: E731 — (T, R, N, A) → (R,)
+        out_of_bounds = (actions < self.act_low) | (actions > self.act_high)
+        return {"mean_abs_mean": masked_mean(np.abs(mean)), "mean_std": masked_mean(np.exp(log_std)),
+                "frac_out_of_bounds": masked_mean(out_of_bounds)}
 
     # ------------------------------------------------------------------ update
     def batch(self) -> dict[str, Tensor]:
@@ -488,6 +508,12 @@ class PopulationTrainer:
                 values["stats/clipfrac"] = stats["clipfrac"][r]
             if "beta" in hp:
                 values["stats/beta"] = hp["beta"]
+            for k in ("mean_abs_mean", "mean_std", "frac_out_of_bounds"):
+                if k in stats:
+                    values[f"policy/{k}"] = stats[k][r]
+            for k, per_run in self.reward_terms.items():
+                if not math.isnan(per_run[r]):
+                    values[f"env/{k}"] = per_run[r]
             self.loggers[r].scalars({k: float(v) for k, v in values.items()}, step)
 
     # ------------------------------------------------------------------ loop
@@ -496,13 +522,14 @@ class PopulationTrainer:
         t0 = time.perf_counter()
         active_before = self.active.clone()
         self.collect()
+        acting = self.acting_diagnostics()
         stats = self.update()
         stepped = active_before & ~self.failed
         self.iteration += stepped.long()
         elapsed = time.perf_counter() - t0
         self.wall_s += active_before.double() * elapsed
         steps = int(active_before.sum()) * self.N * self.T
-        self.log(stats, active_before, steps / elapsed)
+        self.log({**stats, **acting}, active_before, steps / elapsed)
         for r in stepped.nonzero().flatten().tolist():
             finished = int(self.iteration[r]) >= self.n_iter
             if finished or int(self.iteration[r]) % self.cfg.checkpoint_every == 0:
@@ -542,6 +569,29 @@ class PopulationTrainer:
             if lg is not None:
                 lg.close()
         self.envs.close()
+
+
+def is_reward_term(key: str) -> bool:
+    # Gymnasium's MuJoCo v5 envs report their reward's parts in info: reward_forward, reward_ctrl, ..., *_penalty
+    return not key.startswith("_") and (key.startswith("reward_") or key.endswith("_penalty"))
+
+
+def mean_reward_terms(infos: list[dict], valid: np.ndarray) -> dict[str, np.ndarray]:
+    """Each reward term's mean per step over a rollout's valid steps, per run: infos are the T vector infos
+    (``info[k]`` per sub-env, ``info["_k"]`` where it is set), valid is (T, R, N); NaN where a run has none."""
+    T, R, N = valid.shape
+    keys = dict.fromkeys(k for info in infos for k in info if is_reward_term(k))
+    out = {}
+    for k in keys:
+        values, mask = np.zeros((T, R * N)), np.zeros((T, R * N), dtype=bool)
+        for t, info in enumerate(infos):
+            if k in info:
+                values[t], mask[t] = info[k], info[f"_{k}"]
+        mask = mask.reshape(T, R, N) & valid
+        count = mask.sum((0, 2))
+        total = (values.reshape(T, R, N) * mask).sum((0, 2))
+        out[k] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return out
 
 
 def output_gradient(f, params: Tensor, value: Tensor):

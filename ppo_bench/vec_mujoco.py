@@ -37,7 +37,9 @@ point operations in the same order:
 Only a sub-env stack of ``TimeLimit(OrderEnforcing(<task env>))`` (what
 ``gym.make(id, disable_env_checker=True, **kwargs)`` builds) and the constructor kwargs listed per
 task are supported; ``fast_path_supported`` says so before any env is built, and callers fall back
-to plain ``SyncVectorEnv`` otherwise. Per-step ``info`` is ``{}``.
+to plain ``SyncVectorEnv`` otherwise. Per-step ``info`` holds the task's reward terms as Gymnasium's envs
+report them (``reward_forward``, ``reward_ctrl``, ``reward_survive``, ``reward_dist``, ...), in
+``SyncVectorEnv``'s layout; Gymnasium's other info entries (positions, velocities) are not computed.
 """
 
 from __future__ import annotations
@@ -74,13 +76,13 @@ class StepBatch:
     action: np.ndarray  # (B, nu), as passed to step (dtype kept)
 
 
-TaskStep = Callable[[Any, StepBatch], tuple[np.ndarray, np.ndarray, np.ndarray]]
+TaskStep = Callable[[Any, StepBatch], tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]]
 
 
 @dataclass(frozen=True)
 class FastTask:
     env_class: type
-    step: TaskStep  # (unwrapped sub-env 0, batch) -> (obs, reward, terminated)
+    step: TaskStep  # (unwrapped sub-env 0, batch) -> (obs, reward, terminated, reward terms as Gymnasium's info)
     reads: tuple[str, ...]  # attributes of the unwrapped env that step reads: equal across sub-envs
     kwargs: frozenset[str]  # gym.make kwargs whose values the fast path reads from the env instance
     # (unwrapped sub-env 0, Batch) -> live (B, k_j) views of the derived MjData entries the task reads
@@ -110,26 +112,30 @@ def _no_termination(b: StepBatch) -> np.ndarray:
 
 def half_cheetah(env, b: StepBatch):
     forward_reward = env._forward_reward_weight * _x_velocity(env, b)
-    reward = forward_reward - _ctrl_cost(env._ctrl_cost_weight, b.action)
+    ctrl_cost = _ctrl_cost(env._ctrl_cost_weight, b.action)
+    reward = forward_reward - ctrl_cost
     obs = _position_velocity_obs(b, int(bool(env._exclude_current_positions_from_observation)), False)
-    return obs, reward, _no_termination(b)
+    return obs, reward, _no_termination(b), {"reward_forward": forward_reward, "reward_ctrl": -ctrl_cost}
 
 
 def swimmer(env, b: StepBatch):
     forward_reward = env._forward_reward_weight * _x_velocity(env, b)
-    reward = forward_reward - _ctrl_cost(env._ctrl_cost_weight, b.action)
+    ctrl_cost = _ctrl_cost(env._ctrl_cost_weight, b.action)
+    reward = forward_reward - ctrl_cost
     obs = _position_velocity_obs(b, 2 * bool(env._exclude_current_positions_from_observation), False)
-    return obs, reward, _no_termination(b)
+    return obs, reward, _no_termination(b), {"reward_forward": forward_reward, "reward_ctrl": -ctrl_cost}
 
 
 def _hopping_reward(env, b: StepBatch, is_healthy: np.ndarray):
     forward_reward = env._forward_reward_weight * _x_velocity(env, b)
     healthy_reward = is_healthy * env._healthy_reward
     rewards = forward_reward + healthy_reward
-    reward = rewards - _ctrl_cost(env._ctrl_cost_weight, b.action)
+    ctrl_cost = _ctrl_cost(env._ctrl_cost_weight, b.action)
+    reward = rewards - ctrl_cost
     terminated = ~is_healthy & bool(env._terminate_when_unhealthy)
     obs = _position_velocity_obs(b, int(bool(env._exclude_current_positions_from_observation)), True)
-    return obs, reward, terminated
+    terms = {"reward_forward": forward_reward, "reward_ctrl": -ctrl_cost, "reward_survive": healthy_reward}
+    return obs, reward, terminated, terms
 
 
 def hopper(env, b: StepBatch):
@@ -161,7 +167,7 @@ def reacher(env, b: StepBatch):
     reward_ctrl = -np.sum(np.ascontiguousarray(np.square(b.action)), axis=1) * env._reward_control_weight
     theta = b.qpos[:, :2]
     obs = np.concatenate((np.cos(theta), np.sin(theta), b.qpos[:, 2:], b.qvel[:, :2], vec[:, :2]), axis=1)
-    return obs, reward_dist + reward_ctrl, _no_termination(b)
+    return obs, reward_dist + reward_ctrl, _no_termination(b), {"reward_dist": reward_dist, "reward_ctrl": reward_ctrl}
 
 
 def _reacher_views(env, batch: Batch) -> list[np.ndarray]:
@@ -172,7 +178,8 @@ def _reacher_views(env, batch: Batch) -> list[np.ndarray]:
 def inverted_pendulum(env, b: StepBatch):
     obs = np.concatenate((b.qpos, b.qvel), axis=1)
     terminated = ~np.isfinite(obs).all(axis=1) | (np.abs(obs[:, 1]) > 0.2)
-    return obs, (~terminated).astype(np.float64), terminated
+    reward = (~terminated).astype(np.float64)
+    return obs, reward, terminated, {"reward_survive": reward}
 
 
 def _squares(a: np.ndarray) -> np.ndarray:
@@ -200,7 +207,8 @@ def inverted_double_pendulum(env, b: StepBatch):
         ),
         axis=1,
     )
-    return obs, reward, terminated
+    terms = {"reward_survive": alive_bonus, "distance_penalty": -dist_penalty, "velocity_penalty": -vel_penalty}
+    return obs, reward, terminated, terms
 
 
 def _double_pendulum_views(env, batch: Batch) -> list[np.ndarray]:
@@ -353,7 +361,7 @@ class BatchedMujocoVectorEnv(SyncVectorEnv):
             truncated &= stepping
         extra = np.concatenate(self._extra, axis=1) if self._extra else None
         batch = StepBatch(qpos_before, self._qpos, self._qvel, extra, actions)
-        obs, reward, terminated = self.task.step(self._task_envs[0], batch)
+        obs, reward, terminated, terms = self.task.step(self._task_envs[0], batch)
         reward = np.asarray(reward, dtype=np.float64)
         terminated = np.asarray(terminated, dtype=np.bool_)
         if stepping is not None:
@@ -369,5 +377,16 @@ class BatchedMujocoVectorEnv(SyncVectorEnv):
             reward.copy(),
             terminated.copy(),
             truncated.copy(),
-            {},
+            self.step_info(terms, stepping),
         )
+
+    def step_info(self, terms: dict[str, np.ndarray], stepping: np.ndarray | None) -> dict[str, np.ndarray]:
+        """The reward terms in ``SyncVectorEnv``'s info layout: ``info[k]`` per sub-env, ``info["_k"]`` True where
+        the sub-env stepped (an autoreset row's entries come from its reset, which reports none)."""
+        mask = np.ones(self.num_envs, dtype=np.bool_) if stepping is None else stepping
+        info: dict[str, np.ndarray] = {}
+        for k, v in terms.items():
+            v = np.array(np.broadcast_to(v, (self.num_envs,)), dtype=np.float64)
+            v[~mask] = 0.0
+            info[k], info[f"_{k}"] = v, mask
+        return info
