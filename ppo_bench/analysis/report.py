@@ -1,4 +1,9 @@
-"""``ppo-bench-report RUN_ROOT...``: Table 1's CSV, Markdown and figures from run folders, without retraining."""
+"""``ppo-bench-report``: tables and figures from run folders, without retraining.
+
+``ppo-bench-report FOLDER --by KEY[,KEY...]``: any sweep, runs grouped by config keys (``analysis.sweep``).
+``ppo-bench-report RUN_ROOT... [--experiment table1]``: the paper's Table 1 (``analysis.table1``).
+Both write into ``<first folder>/report/`` unless ``--out-dir`` says otherwise.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +20,21 @@ DEFAULT_RANDOM = Path(__file__).resolve().parents[2] / "results" / "random_score
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="ppo-bench-report",
-        description="Rebuild Table 1 (CSV, Markdown) and its figures from the TensorBoard event files of runs.",
-        epilog="example: ppo-bench-report runs/table1 --experiment table1   (writes results/table1.{csv,md}, "
-               "results/learning_curves.png, results/table1_scores.png)")
-    ap.add_argument("run_roots", nargs="+", metavar="RUN_ROOT", help="folders holding <env>/<setting>/seed<k>/ runs")
+        description="Tables and figures from the TensorBoard event files of runs. With --by: any sweep, its runs "
+                    "grouped by config keys (scores.csv, scores.md, curves.png). Without: the paper's Table 1 "
+                    "(table1.csv, table1.md, learning_curves.png, table1_scores.png).",
+        epilog="examples:\n"
+               "  ppo-bench-report multirun/2026-12-02/10-00-00 --by ppo.anneal_lr,env.clip_actions "
+               "--tags policy/mean_std\n"
+               "  ppo-bench-report runs/table1 --experiment table1 --out-dir results",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_roots", nargs="+", metavar="RUN_ROOT",
+                    help="folder(s) holding the runs (with --by: one folder, runs found at any depth; "
+                         "for Table 1: <env>/<setting>/seed<k>/ runs)")
+    ap.add_argument("--by", help="comma-separated keys of the runs' resolved config to group by, e.g. "
+                                 "objective.name,objective.eps or ppo.anneal_lr,env.clip_actions (seeds are pooled)")
+    ap.add_argument("--tags", default="", help="with --by: more scalar tags to plot beside charts/episodic_return, "
+                                               "comma-separated, e.g. env/reward_ctrl,policy/mean_std")
     ap.add_argument("--experiment", help="conf/experiment/<name>.yaml names the expected grid (envs × settings × "
                                          "seeds), so runs never started are reported missing; default: every env, "
                                          "setting and seed found")
@@ -29,12 +45,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--last", type=int, default=SCORE_EPISODES, help="episodes a run's score averages")
     ap.add_argument("--reps", type=int, default=2000, help="bootstrap replications for rliable's CIs")
     ap.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    ap.add_argument("--out-dir", default="results", help="folder for the four outputs")
+    ap.add_argument("--out-dir", default=None, help="folder for the outputs (default: <first RUN_ROOT>/report; "
+                                                    "the committed results/ only when named)")
     for name, default in [("csv", "table1.csv"), ("md", "table1.md"), ("curves", "learning_curves.png"),
                           ("scores-fig", "table1_scores.png")]:
         ap.add_argument(f"--{name}", help=f"path of that output (default: OUT_DIR/{default})", default=None)
     args = ap.parse_args(argv)
-    out = Path(args.out_dir)
+    args.out_dir = Path(args.out_dir) if args.out_dir else Path(args.run_roots[0]) / "report"
+    out = args.out_dir
     args.csv = Path(args.csv or out / "table1.csv")
     args.md = Path(args.md or out / "table1.md")
     args.curves = Path(args.curves or out / "learning_curves.png")
@@ -42,11 +60,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for key in ("last", "reps"):
         if getattr(args, key) < 1:
             ap.error(f"--{key}={getattr(args, key)} must be a positive integer")
+    if args.by is not None and len(args.run_roots) > 1:
+        ap.error("--by reports one folder (runs are found at any depth below it)")
     return args
+
+
+def split_keys(text: str) -> list[str]:
+    return [k.strip() for k in text.split(",") if k.strip()]
+
+
+def main_sweep(args: argparse.Namespace, command: str) -> int:
+    try:
+        from ppo_bench.analysis.sweep import sweep_report
+    except ImportError as e:  # matplotlib, pandas, rliable are the `analysis` extra
+        print(f"error: {e}; install the analysis extra: pip install -e '.[analysis]'", file=sys.stderr)
+        return 2
+    try:
+        rep = sweep_report(args.run_roots[0], split_keys(args.by), split_keys(args.tags), out_dir=args.out_dir,
+                           random_scores=args.random_scores, last=args.last, reps=args.reps, seed=args.seed,
+                           command=command)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    t = rep.table
+    print(f"{len(rep.runs)} runs, {len(t)} groups × environments")
+    cols = ["env", *rep.by, "seeds", "score_mean", "score_std", "mean_lo", "mean_hi", "iqm", "frac_below_random"]
+    print(t[cols].to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+    for note in rep.notes:
+        print(f"note: {note}")
+    print(f"wrote {', '.join(str(f) for f in rep.files)}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    command = shlex.join(["ppo-bench-report", *(argv if argv is not None else sys.argv[1:])])
+    if args.by is not None:
+        return main_sweep(args, command)
     try:
         from ppo_bench.analysis.plots import plot_learning_curves, plot_scores
         from ppo_bench.analysis.random_policy import load_random_scores
@@ -67,7 +117,6 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     t = build_table1(runs, random, grid, best=args.best, last=args.last, reps=args.reps, seed=args.seed)
-    command = shlex.join(["ppo-bench-report", *(argv if argv is not None else sys.argv[1:])])
     write_csv(t, args.csv)
     from ppo_bench.atomic import atomic_write_text
 

@@ -47,7 +47,13 @@ class Run:
 
 
 def read_scalar(path: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, values) of one tag, every point kept, from an event file or a run folder.
+    """(steps, values) of one tag, every point kept, from an event file or a run folder (``read_scalars``)."""
+    return read_scalars(path, [tag])[tag]
+
+
+def read_scalars(path: Path, tags: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """tag → (steps, values) for each of the tags, every point kept, from an event file or a run folder;
+    empty arrays for a tag the run never logged. The files are read once for all the tags.
 
     For a folder, TensorBoard's reader goes through its event files in the order written and honours
     their purge marks: a run resumed from a checkpoint opens a new event file marked with the
@@ -64,10 +70,13 @@ def read_scalar(path: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
         acc.Reload()
     finally:
         tb_log.setLevel(level)
-    if tag not in acc.Tags()["scalars"]:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    events = acc.Scalars(tag)
-    return np.array([e.step for e in events], dtype=np.int64), np.array([e.value for e in events], dtype=np.float64)
+    logged = set(acc.Tags()["scalars"])
+    out = {}
+    for tag in tags:
+        events = acc.Scalars(tag) if tag in logged else []
+        out[tag] = (np.array([e.step for e in events], dtype=np.int64),
+                    np.array([e.value for e in events], dtype=np.float64))
+    return out
 
 
 def read_episodes(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
