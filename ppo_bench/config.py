@@ -125,6 +125,8 @@ def resolve_objective(spec: Any, where: str = "objective") -> dict:
             raise ConfigError(f"{where}.{key} is not an option of objective {name!r}; its options: {allowed}")
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ConfigError(f"{where}.{key}={value!r} must be a number")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}.{key}={value} must be a finite number")
         problem = obj.hparams[key](float(value))
         if problem:
             raise ConfigError(f"{where}.{key}={value} {problem}")
@@ -163,6 +165,10 @@ def validate(cfg: DictConfig) -> list[dict]:
     from ppo_bench.envs import check_env_id
 
     p = cfg.ppo
+    for section in ("env", "model", "ppo"):  # a non-finite hyperparameter would only show up as a failed run
+        for key, value in cfg[section].items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{section}.{key}={value} must be a finite number")
     for key in ("total_timesteps", "num_steps", "epochs", "minibatch_size"):
         _positive_int(f"ppo.{key}", p[key])
     _positive_int("env.num_envs", cfg.env.num_envs)

@@ -61,11 +61,35 @@ ACTIVATION_BACKWARDS = {"tanh": _tanh_backward, "relu": _relu_backward}  # from 
 NARROW_OUTPUT = 16
 
 
+def _pad_batch(t: Tensor) -> Tensor:
+    """(1, m, n) → (2, m, n): t then zeros, each matrix with t's own strides (which decide the kernel too)."""
+    _, m, n = t.shape
+    size = 1 + (m - 1) * t.stride(1) + (n - 1) * t.stride(2)
+    out = t.new_zeros(2 * size).as_strided((2, m, n), (size, t.stride(1), t.stride(2)))
+    out[0] = t[0]
+    return out
+
+
+def _bmm(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
+    """bias + a @ b for batches (R, m, k) @ (R, k, n), each run's product the same bits whatever R is.
+
+    A batch of one matrix-vector product (m or n = 1) takes another kernel than a batch of several
+    (measured: a value head's (1, 1, 64)·(1, 64, B) differs from row 0 of the same product with R = 2 in
+    the last bits), which would make a run alone differ from the same run in a population. Such a
+    product is padded to a batch of two (``tests/test_population.py`` checks a member against its solo run)."""
+    pad = a.shape[0] == 1 and (a.shape[1] == 1 or b.shape[2] == 1)
+    if pad:
+        a, b = _pad_batch(a), _pad_batch(b)
+        bias = None if bias is None else _pad_batch(bias)
+    out = torch.bmm(a, b) if bias is None else torch.baddbmm(bias, a, b)
+    return out[:1] if pad else out
+
+
 def _affine(x: Tensor, W: Tensor, b: Tensor) -> Tensor:
     """x (R, B, in) @ W (R, in, out) + b (R, 1, out)."""
     if W.shape[2] < NARROW_OUTPUT:
-        return torch.baddbmm(b.transpose(1, 2), W.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2)
-    return torch.baddbmm(b, x, W)
+        return _bmm(W.transpose(1, 2), x.transpose(1, 2), b.transpose(1, 2)).transpose(1, 2)
+    return _bmm(x, W, b)
 
 
 class FlatLayout:
@@ -177,12 +201,12 @@ class ActorCritic(nn.Module):
                     g = act_backward(g, y)
                 W = p[w]
                 if W.shape[2] < NARROW_OUTPUT:  # (∂W)ᵀ = gᵀ·x, the fast orientation for narrow layers
-                    grads[w] = torch.bmm(g.transpose(1, 2), inp).transpose(1, 2)
+                    grads[w] = _bmm(g.transpose(1, 2), inp).transpose(1, 2)
                 else:
-                    grads[w] = torch.bmm(inp.transpose(1, 2), g)
+                    grads[w] = _bmm(inp.transpose(1, 2), g)
                 grads[b] = g.sum(1, keepdim=True)
                 if k > 0 or need_input_grad:  # g·Wᵀ; a one-column layer's is an outer product, cheaper broadcast
-                    g = g * W.transpose(1, 2) if W.shape[2] == 1 else torch.bmm(g, W.transpose(1, 2))
+                    g = g * W.transpose(1, 2) if W.shape[2] == 1 else _bmm(g, W.transpose(1, 2))
             return g
 
         A = self.action_dim

@@ -1,4 +1,4 @@
-"""Adam with a run axis: per-run step size, step count, gradient-norm clipping and an active mask.
+"""Adam with a run axis: per-run step size, step count, gradient-norm clipping, and only the active runs step.
 
 Adam is elementwise, so stacking R runs' parameters in one (R, P) tensor leaves each run's moments
 its own; what needs a run axis is everything that is not elementwise — the step size (a per-run
@@ -34,28 +34,25 @@ class PerRunAdam:
         """One Adam step for the active runs.
 
         Returns each run's gradient norm before clipping when clipping or ``want_norms`` asks for it.
+        Each active run is its own tensor in torch's fused Adam kernel, so a run's update is the same bits
+        alone or in a population, whichever of its neighbours are active (the kernel splits a tensor into
+        vector and scalar parts by its length: one (R, P) tensor would put a run's last elements into
+        another part than a (1, P) one). A stopped run's row, NaN or not, is never read.
         """
         g = self.param.grad
-        lockstep = bool(active.all()) and bool((lr == lr[0]).all()) and bool((self.steps == self.steps[0]).all())
-        if not lockstep:
-            g = torch.where(active.view(-1, 1), g, 0.0)  # a stopped run's NaN gradient must not leak into m, v
         norms = torch.linalg.vector_norm(g, dim=1) if (max_grad_norm is not None or want_norms) else None
         if max_grad_norm is not None:
             g = g * torch.clamp(max_grad_norm / (norms + 1e-6), max=1.0).view(-1, 1)
         self.steps += active.long()
-        if lockstep:
-            # every run active at the same schedule position: torch's fused Adam kernel, one pass
-            step = torch.tensor(float(self.steps[0]))
-            torch._fused_adam_([self.param], [g], [self.m], [self.v], [], [step], lr=float(lr[0]),
-                               beta1=self.beta1, beta2=self.beta2, weight_decay=0.0, eps=self.eps,
-                               amsgrad=False, maximize=False)
-            return norms
-        t = self.steps.clamp(min=1).to(torch.float32).view(-1, 1)
-        af = active.view(-1, 1).to(g.dtype)
-        self.m.add_(af * (1 - self.beta1) * (g - self.m))
-        self.v.add_(af * (1 - self.beta2) * (g * g - self.v))
-        denom = (self.v / (1 - self.beta2 ** t)).sqrt_().add_(self.eps)
-        self.param.sub_((af * lr.view(-1, 1) / (1 - self.beta1 ** t)) * self.m / denom)
+        rates, steps = lr.tolist(), self.steps.to(torch.float32).unbind(0)
+        params, grads, ms, vs = (x.unbind(0) for x in (self.param, g, self.m, self.v))
+        by_rate: dict[float, list[int]] = {}
+        for r in active.nonzero().flatten().tolist():
+            by_rate.setdefault(rates[r], []).append(r)
+        for rate, rs in by_rate.items():
+            torch._fused_adam_([params[r] for r in rs], [grads[r] for r in rs], [ms[r] for r in rs],
+                               [vs[r] for r in rs], [], [steps[r] for r in rs], lr=rate, beta1=self.beta1,
+                               beta2=self.beta2, weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
         return norms
 
     def run_state(self, r: int) -> dict:

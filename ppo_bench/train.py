@@ -332,9 +332,9 @@ class PopulationTrainer:
         values = b.values.double().numpy()  # GAE's loop runs over NumPy rows: cheaper per step than torch
         adv, ret = gae(b.rewards, values, b.terminated, b.truncated, b.valid, p.gamma, p.gae_lambda)
 
-        def flat(x):
+        def flat(x):  # contiguous: a reduction over a strided row sums in another order than over a run alone
             x = torch.as_tensor(x)
-            return x.transpose(0, 1).reshape(R, self.T * self.N, *x.shape[3:])
+            return x.transpose(0, 1).reshape(R, self.T * self.N, *x.shape[3:]).contiguous()
 
         out = {"obs": flat(b.obs), "params": flat(b.params), "actions": flat(b.actions), "logp": flat(b.logp),
                "values": flat(b.values[:-1]), "adv": flat(adv).float(), "ret": flat(ret).float(),
@@ -480,8 +480,11 @@ class PopulationTrainer:
                 continue
             self.failed[r] = True
             step = int(self.iteration[r]) * self.N * self.T
-            msg = (f"run {self.specs[r].name} stopped at iteration {int(self.iteration[r])} (step {step}): {why}; "
-                   f"its last good checkpoint is kept in {self.specs[r].dir}")
+            ckpt = self.specs[r].dir / CHECKPOINT
+            kept = (f"its last good checkpoint is kept: {ckpt}" if ckpt.exists() else
+                    f"it had no checkpoint yet (the first comes at iteration {self.cfg.checkpoint_every}); "
+                    f"its logs are in {self.specs[r].dir}")
+            msg = f"run {self.specs[r].name} stopped at iteration {int(self.iteration[r])} (step {step}): {why}; {kept}"
             self.errors[r] = msg
             print(f"error: {msg}", file=sys.stderr, flush=True)
             self.write_status(r, "failed", why)

@@ -19,4 +19,5 @@ def make_cfg(tmp_path):
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             return compose("config", overrides=[f"run_root={tmp_path}/runs", "progress=never", *overrides])
 
+    _make.root = tmp_path
     return _make

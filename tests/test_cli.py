@@ -36,6 +36,9 @@ def cli(tmp_path, *args):
     ("population.objectives=[{name:trpo}]", "population.objectives[0].name='trpo' is unknown; allowed: clip, "
                                             "kl_adaptive, kl_fixed, none"),
     ("ppo.norm_adv=sometimes", "ppo.norm_adv='sometimes' is not allowed; allowed: batch, minibatch, none"),
+    ("population.objectives=[{name:kl_fixed,beta:inf}]", "population.objectives[0].beta=inf must be a finite number"),
+    ("ppo.lr=inf", "ppo.lr=inf must be a finite number"),
+    ("ppo.max_grad_norm=nan", "ppo.max_grad_norm=nan must be a finite number"),
 ])
 def test_bad_input_one_line_nonzero_exit_no_environment(tmp_path, override, message):
     r = cli(tmp_path, override)
