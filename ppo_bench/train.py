@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ppo_bench import rng
 from ppo_bench.atomic import atomic_torch_save, atomic_write_text
+from ppo_bench.checkpoint import load_checkpoint
 from ppo_bench.distributions import Categorical, DiagGaussian
 from ppo_bench.envs import env_state, make_vector_env, reset, set_env_state
 from ppo_bench.errors import ConfigError
@@ -228,7 +229,7 @@ class PopulationTrainer:
                 if not resume:
                     raise ConfigError(f"resume=false but {ckpt} exists; pass resume=true to continue that run "
                                       "or choose another hydra.run.dir / run_root")
-                state = torch.load(ckpt, weights_only=False)
+                state = load_checkpoint(ckpt)
                 self.load_run_state(r, state)
                 purge_after = state["global_step"]
             else:

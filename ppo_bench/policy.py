@@ -1,0 +1,157 @@
+"""A trained run's policy, for use outside training: ``load_policy(run_dir).act(obs)``.
+
+The acting policy is a plain torch module (``ActingPolicy``): raw observations in, normalised with the
+run's statistics frozen at its checkpoint (as in training: (o − μ) / sqrt(σ² + 1e-8), clipped to
+±env.obs_clip), through the policy network, out the mean action (a Gaussian policy) or the most likely
+one (a categorical policy), clipped to the action bounds when the run trained with
+``env.clip_actions=true``. The evaluation command (``ppo-bench-eval``) acts through the same module, and
+``export_policy`` writes it as TorchScript, so the three give the same actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from torch import Tensor, nn
+
+from ppo_bench.checkpoint import load_checkpoint
+from ppo_bench.normalization import ObservationNormalizer
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class ActingPolicy(nn.Module):
+    """(B, obs_dim) raw observations ↦ (B, action_dim) actions, or (B,) action indices.
+
+    ``distribution(obs)`` gives the policy's distribution parameters: the Gaussian's mean (its
+    log-std is the buffer ``log_std``), or the categorical logits."""
+
+    def __init__(self, layers: list[tuple[Tensor, Tensor]], activation: str, obs_mean: np.ndarray,
+                 obs_var: np.ndarray, obs_clip: float, obs_norm: bool, epsilon: float,
+                 log_std: Tensor | None, low: np.ndarray | None = None, high: np.ndarray | None = None):
+        super().__init__()
+        mods: list[nn.Module] = []
+        for k, (W, b) in enumerate(layers):  # checkpoints store W as (in, out): y = x W + b
+            lin = nn.Linear(W.shape[0], W.shape[1])
+            with torch.no_grad():
+                lin.weight.copy_(W.T)
+                lin.bias.copy_(b.reshape(-1))
+            mods.append(lin)
+            if k < len(layers) - 1:
+                mods.append(nn.Tanh() if activation == "tanh" else nn.ReLU())
+        self.net = nn.Sequential(*mods)
+        self.obs_norm, self.obs_clip = bool(obs_norm), float(obs_clip)
+        self.register_buffer("obs_mean", torch.as_tensor(np.asarray(obs_mean), dtype=torch.float64))
+        self.register_buffer("obs_std", torch.sqrt(torch.as_tensor(np.asarray(obs_var), dtype=torch.float64) + epsilon))
+        self.gaussian = log_std is not None
+        self.register_buffer("log_std", log_std.reshape(-1).clone() if log_std is not None else torch.zeros(0))
+        self.clip_actions = low is not None
+        self.register_buffer("low", torch.as_tensor(low if low is not None else np.zeros(0), dtype=torch.float32))
+        self.register_buffer("high", torch.as_tensor(high if high is not None else np.zeros(0), dtype=torch.float32))
+        self.requires_grad_(False)  # acting only
+
+    def normalize(self, obs: Tensor) -> Tensor:
+        """The run's observation normalisation, frozen: float64 arithmetic as in training, then float32."""
+        x = obs.to(torch.float64)
+        if self.obs_norm:
+            x = ((x - self.obs_mean) / self.obs_std).clamp(-self.obs_clip, self.obs_clip)
+        return x.to(torch.float32)
+
+    def distribution(self, obs: Tensor) -> Tensor:
+        return self.net(self.normalize(obs))
+
+    def forward(self, obs: Tensor) -> Tensor:
+        out = self.distribution(obs)
+        if not self.gaussian:
+            return out.argmax(-1)
+        if self.clip_actions:
+            out = torch.maximum(torch.minimum(out, self.high), self.low)
+        return out
+
+
+@dataclass
+class Policy:
+    """A trained run's policy. ``act(obs)`` takes raw observations (one, or a batch on the first axis) as the
+    environment returns them; ``module`` is the torch module behind it."""
+
+    module: ActingPolicy
+    config: dict[str, Any]  # the run's resolved config (config.yaml)
+    run_dir: Path
+    global_step: int  # environment steps the checkpoint had trained
+
+    @property
+    def env_id(self) -> str:
+        return str(self.config["env"]["id"])
+
+    @property
+    def env_kwargs(self) -> dict:
+        return dict(self.config["env"].get("kwargs") or {})
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool = True, rng: np.random.Generator | None = None) -> np.ndarray:
+        """The action(s) for raw observation(s): the mean (or most likely) action, or with
+        ``deterministic=False`` one sampled from the policy's distribution with ``rng``."""
+        obs = np.asarray(obs)
+        single = obs.ndim == 1
+        x = torch.from_numpy(np.atleast_2d(obs))
+        if deterministic:
+            action = self.module(x).numpy()
+        else:
+            rng = rng if rng is not None else np.random.default_rng()
+            params = self.module.distribution(x).numpy()
+            if self.module.gaussian:
+                std = self.module.log_std.exp().numpy()
+                action = (params + std * rng.standard_normal(params.shape)).astype(np.float32)
+                if self.module.clip_actions:
+                    action = np.clip(action, self.module.low.numpy(), self.module.high.numpy())
+            else:
+                p = np.exp(params - params.max(-1, keepdims=True))
+                p /= p.sum(-1, keepdims=True)
+                u = rng.random((len(p), 1))
+                action = np.minimum((p.cumsum(-1) < u).sum(-1), p.shape[-1] - 1)
+        return action[0] if single else action
+
+
+def load_policy(run_dir: str | Path) -> Policy:
+    """The policy of the run in ``run_dir`` (its ``config.yaml`` and ``checkpoint.pt``), at its last checkpoint."""
+    import gymnasium as gym
+
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", CHECKPOINT):
+        if not (run_dir / name).exists():
+            raise FileNotFoundError(f"{run_dir} is not a trained run: no {name}")
+    cfg = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=False)
+    state = load_checkpoint(run_dir / CHECKPOINT)
+    params = state["model"]
+    trunk = sorted({n.rsplit(".", 1)[0] for n in params if n.startswith("trunk.")}, key=lambda s: int(s.split(".")[1]))
+    pi = sorted({n.rsplit(".", 1)[0] for n in params if n.startswith("pi.")}, key=lambda s: int(s.split(".")[1]))
+    layers = [(params[f"{p}.weight"], params[f"{p}.bias"]) for p in trunk + pi]
+    log_std = params.get("log_std")
+    env = cfg["env"]
+    low = high = None
+    if log_std is not None and env.get("clip_actions"):
+        space = gym.make(env["id"], disable_env_checker=True, **(env.get("kwargs") or {})).action_space
+        low, high = space.low, space.high
+    rms = state["obs_rms"]
+    module = ActingPolicy(layers, cfg["model"]["activation"], rms["mean"], rms["var"], env["obs_clip"],
+                          env["obs_norm"], ObservationNormalizer(1, 1, 1.0).epsilon, log_std, low, high)
+    module.eval()
+    return Policy(module=module, config=cfg, run_dir=run_dir, global_step=int(state["global_step"]))
+
+
+def export_policy(policy: Policy, path: str | Path) -> Path:
+    """Write the acting policy (normalisation and action clipping included) as TorchScript:
+    ``torch.jit.load(path)(obs)`` maps a (B, obs_dim) batch of raw observations to actions."""
+    from ppo_bench.atomic import atomic_write_bytes
+    import io
+
+    example = torch.zeros(2, policy.module.obs_mean.numel(), dtype=torch.float64)
+    traced = torch.jit.trace(policy.module, example)
+    buf = io.BytesIO()
+    torch.jit.save(traced, buf)
+    return atomic_write_bytes(path, buf.getvalue())
