@@ -75,8 +75,8 @@ def plot_learning_curves(t: Table1, runs: list[Run], path: Path) -> None:
             finished[(r.env, r.setting)].append(r)
     colors = setting_colors(t)
     n = len(t.envs)
-    ncols = min(4, n + 1)  # one spare panel holds the legend
-    nrows = math.ceil((n + 1) / ncols)
+    ncols = min(4, n)
+    nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), squeeze=False)
     axes = axes.ravel()
     handles = {}
@@ -105,11 +105,16 @@ def plot_learning_curves(t: Table1, runs: list[Run], path: Path) -> None:
     spare = axes[len(t.envs):]
     for ax in spare:
         ax.axis("off")
-    spare[0].legend(handles=[handles[s] for s in t.settings if s in handles], loc="center", fontsize=9,
-                    frameon=False, title="mean over seeds ± 1 std", title_fontsize=9)
     fig.suptitle(f"Episode return: mean of the episodes ending in a sliding window of "
                  f"{100 * CURVE_WINDOW / CURVE_POINTS:g}% of the timesteps", fontsize=11)
     fig.tight_layout()
+    legend = dict(handles=[handles[s] for s in t.settings if s in handles], fontsize=9, frameon=False,
+                  title="mean over seeds ± 1 std", title_fontsize=9)
+    if len(spare):  # the grid's empty slot holds the legend
+        spare[0].legend(loc="center", **legend)
+    else:  # below the panels: the saved figure's tight bounding box grows to hold it
+        fig.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(4, len(legend["handles"])) or 1,
+                   **legend)
     _save(fig, path)
     plt.close(fig)
 
@@ -140,12 +145,15 @@ def plot_scores(t: Table1, path: Path) -> None:
             paper = np.isfinite(col.paper.to_numpy())
             ax.scatter(col.paper[paper], y[paper], marker="D", color="white", edgecolor="black", s=30, zorder=4,
                        label="paper (Table 1)")
-            ax.legend(loc="upper left", bbox_to_anchor=(0, -0.08), fontsize=8, frameon=False)
         ax.set_title(title, fontsize=11)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, [f"{lab}  ({r}/{e})" for lab, r, e in zip(col.label, col.runs, col.runs_expected)])
     fig.suptitle(f"Normalised scores over {len(t.scaled_envs)} environment(s) × {len(t.seeds)} seed(s) "
                  "(random = 0, best = 1); 95% stratified-bootstrap CIs (rliable)", fontsize=11)
     fig.tight_layout()
+    if axes[0].get_legend_handles_labels()[0]:
+        # below the figure's tick labels, whatever its height (the saved bounding box grows to hold it)
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(0.0, 0.0), fontsize=9,
+                   frameon=False)
     _save(fig, path)
     plt.close(fig)
