@@ -22,7 +22,7 @@ def population_specs(cfg: DictConfig) -> list[RunSpec]:
     """Validate the config and name every run it asks for: objective settings × seeds."""
     settings = validate(cfg)
     seeds = list(cfg.population.seeds) if cfg.population.seeds is not None else [cfg.seed]
-    return expand(cfg.env.id, settings, seeds, cfg.run_root)
+    return expand(cfg.env.id, settings, seeds, cfg.run_root, cfg.algo.name)
 
 
 def train_from_config(cfg: DictConfig) -> dict[str, dict]:
@@ -30,7 +30,7 @@ def train_from_config(cfg: DictConfig) -> dict[str, dict]:
     specs = population_specs(cfg)
     summary: dict[str, dict] = {}
     if cfg.resume:
-        per_iter = cfg.env.num_envs * cfg.ppo.num_steps
+        per_iter = cfg.env.num_envs * cfg.algo.num_steps
         needed = math.ceil(cfg.ppo.total_timesteps / per_iter) * per_iter
         for s in specs:
             st = read_status(s.dir)

@@ -75,7 +75,8 @@ class PopulationConfig:
 @dataclass
 class Config:
     env: EnvConfig = field(default_factory=EnvConfig)
-    objective: Any = MISSING
+    objective: Any = MISSING  # PPO's surrogate (conf/objective/)
+    algo: Any = MISSING  # the update rule and its settings (conf/algo/): ppo, trpo, …
     model: ModelConfig = field(default_factory=ModelConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     population: PopulationConfig = field(default_factory=PopulationConfig)
@@ -160,8 +161,25 @@ def missing_cpp_compiler() -> str | None:
     return None
 
 
+def check_algo(cfg: DictConfig) -> None:
+    """The algo group: a known algorithm, a rollout length and discounting, then its own settings."""
+    from ppo_bench.algorithms import get_algorithm
+
+    a = cfg.algo
+    if not isinstance(a, DictConfig) or "name" not in a:
+        raise ConfigError("algo must be a config group with a name (conf/algo/<name>.yaml), e.g. algo=trpo")
+    algorithm = get_algorithm(a.name)
+    _positive_int("algo.num_steps", a.num_steps)
+    for key in ("gamma", "gae_lambda"):
+        if not 0.0 <= a[key] <= 1.0:
+            raise ConfigError(f"algo.{key}={a[key]} must lie in [0, 1]")
+    if hasattr(algorithm, "check"):
+        algorithm.check(cfg)
+
+
 def validate(cfg: DictConfig) -> list[dict]:
-    """Check everything before any environment is built; return the resolved objective settings."""
+    """Check everything before any environment is built; return the resolved objective settings (PPO's
+    surrogates; one empty setting for any other algorithm)."""
     from ppo_bench.envs import check_env_id
 
     p = cfg.ppo
@@ -207,8 +225,14 @@ def validate(cfg: DictConfig) -> list[dict]:
     presets = sorted(f.stem for f in (CONF_DIR / "env").glob("*.yaml"))
     check_env_id(cfg.env.id, presets)
 
+    check_algo(cfg)
     pop = cfg.population
-    if pop.objectives is not None:
+    if cfg.algo.name != "ppo":
+        if pop.objectives is not None:
+            raise ConfigError(f"population.objectives is PPO's (its surrogates); algo={cfg.algo.name} has none: "
+                              "leave it null")
+        settings = [{}]  # one setting: the algorithm's
+    elif pop.objectives is not None:
         if len(pop.objectives) == 0:
             raise ConfigError("population.objectives is empty; give at least one {name: ...} or null")
         settings = [resolve_objective(o, f"population.objectives[{i}]") for i, o in enumerate(pop.objectives)]

@@ -28,6 +28,7 @@ class ActionDistribution(Protocol):
     def log_prob(self, params: Tensor, actions: Tensor) -> Tensor: ...
     def entropy(self, params: Tensor) -> Tensor: ...
     def kl(self, old: Tensor, new: Tensor) -> Tensor: ...
+    def fisher_vector(self, params: Tensor, u: Tensor) -> Tensor: ...
 
 
 class DiagGaussian:
@@ -85,6 +86,13 @@ class DiagGaussian:
         t = (mu0 - mu1) * torch.exp(-ls1)
         return 0.5 * (var_ratio + t.pow(2) - 1.0 - 2 * (ls0 - ls1)).sum(-1)
 
+    def fisher_vector(self, params: Tensor, u: Tensor) -> Tensor:
+        """M·u with M the Hessian of KL[π(params) ‖ π(p)] in p at p = params (the Fisher information of the
+        distribution in its parameters): 1/σ² on the mean, 2 on the log-std, no cross terms."""
+        _, log_std = self.split(params)
+        u_mean, u_log_std = self.split(u)
+        return torch.cat([u_mean * torch.exp(-2 * log_std), 2 * u_log_std], -1)
+
 
 class Categorical:
     """params = unnormalised logits (R, B, K); noise is one uniform number per sample."""
@@ -125,3 +133,8 @@ class Categorical:
         lp0 = torch.log_softmax(old, -1)
         lp1 = torch.log_softmax(new, -1)
         return (lp0.exp() * (lp0 - lp1)).sum(-1)
+
+    def fisher_vector(self, params: Tensor, u: Tensor) -> Tensor:
+        """M·u with M = diag(p) − p pᵀ, the Hessian of KL[p ‖ softmax(z)] in the logits z at z = params."""
+        prob = torch.softmax(params, -1)
+        return prob * u - prob * (prob * u).sum(-1, keepdim=True)

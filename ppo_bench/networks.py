@@ -145,10 +145,11 @@ class ActorCritic(nn.Module):
         self.log_std = lay.add("log_std", 1, action_dim) if gaussian else None
         self.flat = nn.Parameter(torch.zeros(runs, lay.size))
 
-    def _forward(self, obs: Tensor, tape: list | None = None) -> tuple[Tensor, Tensor]:
+    def _forward(self, obs: Tensor, tape: list | None = None, flat: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(distribution parameters, value); with a tape, each layer's (weight, bias, input, activated
-        output or None) is appended for backward_taped() and the activation is autograd-free."""
-        p = self.layout.views(self.flat)
+        output or None) is appended for backward_taped() and the activation is autograd-free. ``flat``:
+        other (R, P) parameters in this network's layout (a line-search candidate, an average network)."""
+        p = self.layout.views(self.flat if flat is None else flat)
         act = self.act if tape is None else self.act_no_grad
 
         def mlp(layers, x: Tensor, last_activation: bool) -> Tensor:
@@ -168,8 +169,8 @@ class ActorCritic(nn.Module):
             out = torch.cat([out, p[self.log_std].expand_as(out)], -1)
         return out, value.squeeze(-1)
 
-    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        return self._forward(obs)
+    def forward(self, obs: Tensor, flat: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._forward(obs, flat=flat)
 
     # ---- training: forward with a tape, backward by hand ---------------------------------------
     # The update's minibatch step is two small MLPs per run; autograd's bookkeeping (and the
@@ -219,6 +220,29 @@ class ActorCritic(nn.Module):
             grads[self.log_std] = grad_out[..., A:].sum(1, keepdim=True)
         R = self.flat.shape[0]
         return torch.cat([grads[name].reshape(R, -1) for name in self.layout.slots], 1)
+
+    @torch.no_grad()
+    def jvp_taped(self, tape: list, v: Tensor) -> Tensor:
+        """J·v: the change of the distribution parameters (R, B, P) of forward_taped along a direction v (R, P)
+        of the flat parameters (forward-mode, written out like backward_taped: d(x W + b) = dx W + x dW + db,
+        then the activation's derivative from its saved output). TRPO's Fisher-vector product is Jᵀ M J v."""
+        dp = self.layout.views(v)
+        act_deriv = ACTIVATION_BACKWARDS[self.activation]  # g ↦ g·σ'(x) from the activation's output
+        n_trunk, n_pi = len(self.trunk), len(self.pi)
+
+        def forward(entries, dx: Tensor | None) -> Tensor:
+            for w, b, inp, y in entries:
+                out = _affine(inp, dp[w], dp[b])
+                if dx is not None:
+                    out = out + _affine(dx, self.layout.view(self.flat, w), torch.zeros_like(dp[b]))
+                dx = act_deriv(out, y) if y is not None else out
+            return dx
+
+        dh = forward(tape[:n_trunk], None) if self.trunk else None
+        d_out = forward(tape[n_trunk:n_trunk + n_pi], dh)
+        if self.gaussian:
+            d_out = torch.cat([d_out, dp[self.log_std].expand_as(d_out)], -1)
+        return d_out
 
     def value(self, obs: Tensor) -> Tensor:
         """The value network alone, (R, B, in) ↦ (R, B): a rollout's values are evaluated after it, all at once.

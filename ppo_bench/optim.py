@@ -60,3 +60,31 @@ class PerRunAdam:
 
     def load_run_state(self, r: int, state: dict) -> None:
         self.m[r], self.v[r], self.steps[r] = state["m"], state["v"], state["steps"]
+
+
+class PerRunRMSprop:
+    """RMSProp (Tieleman & Hinton 2012, the optimiser of A3C/A2C, Mnih et al. 2016) on one flat (R, P) tensor:
+    s ← α s + (1 − α) g², θ ← θ − lr · g / (√s + ε), with a per-run step size, gradient-norm clipping and an
+    active mask like PerRunAdam."""
+
+    def __init__(self, param: torch.nn.Parameter, alpha: float = 0.99, eps: float = 1e-5):
+        self.param, self.alpha, self.eps = param, alpha, eps
+        self.square_avg = torch.zeros_like(param)
+
+    @torch.no_grad()
+    def step(self, lr: Tensor, active: Tensor, max_grad_norm: float | None = None) -> Tensor:
+        """One step for the active runs; returns each run's gradient norm before clipping."""
+        g = torch.where(active.view(-1, 1), self.param.grad, 0.0)
+        norms = torch.linalg.vector_norm(g, dim=1)
+        if max_grad_norm is not None:
+            g = g * torch.clamp(max_grad_norm / (norms + 1e-6), max=1.0).view(-1, 1)
+        af = active.view(-1, 1).to(g.dtype)
+        self.square_avg.add_(af * (1 - self.alpha) * (g * g - self.square_avg))
+        self.param.sub_(af * lr.view(-1, 1) * g / (self.square_avg.sqrt() + self.eps))
+        return norms
+
+    def run_state(self, r: int) -> dict:
+        return {"square_avg": self.square_avg[r].clone()}
+
+    def load_run_state(self, r: int, state: dict) -> None:
+        self.square_avg[r] = state["square_avg"]

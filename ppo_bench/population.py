@@ -18,10 +18,12 @@ class RunSpec:
     objective: dict
     seed: int
     root: str
+    algo: str = "ppo"
 
     @property
     def setting(self) -> str:
-        return setting_name(self.objective)
+        """PPO's runs are named by their objective setting, any other algorithm's by its name."""
+        return setting_name(self.objective) if self.algo == "ppo" else self.algo
 
     @property
     def name(self) -> str:
@@ -32,5 +34,5 @@ class RunSpec:
         return Path(self.root) / self.name
 
 
-def expand(env_id: str, settings: list[dict], seeds: list[int], root: str) -> list[RunSpec]:
-    return [RunSpec(env_id, s, seed, root) for s in settings for seed in seeds]
+def expand(env_id: str, settings: list[dict], seeds: list[int], root: str, algo: str = "ppo") -> list[RunSpec]:
+    return [RunSpec(env_id, s, seed, root, algo) for s in settings for seed in seeds]

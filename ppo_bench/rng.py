@@ -20,6 +20,9 @@ _MASK32 = 0xFFFFFFFF
 # streams: one per kind of draw, so they never overlap
 ACTION = 1
 PERMUTATION = 2
+VALUE_PERMUTATION = 3  # the value-function fit of TRPO and vanilla PG
+CEM_CANDIDATES = 4  # the cross-entropy method's candidate parameters
+EPISODE_RESET = 5  # seeds of the resets of algorithms whose episodes start with each iteration (CEM)
 
 
 def _mix32(x: Tensor) -> Tensor:

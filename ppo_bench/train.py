@@ -1,10 +1,11 @@
-"""PPO, actor-critic style (paper Algorithm 1), for a population of R runs in one process.
+"""The population engine: one algorithm trained for a population of R runs in one process.
 
 Every tensor carries a leading run axis R; a single run is R = 1 (README, "Populations"). One iteration:
 each run's N actors collect T steps (``collect``), GAE turns them into advantages (``ppo_bench.losses.gae``),
-and K epochs of minibatch Adam optimise each run's own surrogate objective (``update``). Each run
-owns its seed, environments, normalisation statistics, optimiser state, step-size schedule,
-objective hyperparameters (adaptive β included), checkpoints and TensorBoard directory.
+and the algorithm (``ppo_bench.algorithms``: PPO's K epochs of minibatch Adam on its surrogate, TRPO, …)
+updates each run (``update``). Each run owns its seed, environments, normalisation statistics, the
+algorithm's state (optimiser, step-size schedule, per-run hyperparameters such as the adaptive β),
+checkpoints and TensorBoard directory.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from ppo_bench import rng
+from ppo_bench.algorithms import get_algorithm
 from ppo_bench.atomic import atomic_torch_save, atomic_write_text
 from ppo_bench.checkpoint import load_checkpoint
 from ppo_bench.distributions import Categorical, DiagGaussian
@@ -30,9 +32,7 @@ from ppo_bench.envs import env_state, make_vector_env, reset, set_env_state
 from ppo_bench.errors import ConfigError
 from ppo_bench.networks import ActorCritic
 from ppo_bench.normalization import ObservationNormalizer, RewardScaler
-from ppo_bench.losses import clipped_value_loss, gae, kl_k3, masked_mean, masked_standardize, policy_ratio
-from ppo_bench.objectives import get_objective
-from ppo_bench.optim import PerRunAdam, linear_annealing
+from ppo_bench.losses import gae, masked_standardize
 from ppo_bench.population import RunSpec
 from ppo_bench.preemption import Interrupted, StopRequest
 from ppo_bench.progress import make_progress
@@ -44,9 +44,10 @@ SCORE_EPISODES = 100  # a run's score: mean return of its last 100 episodes (pap
 
 
 def run_config(cfg: DictConfig, spec: RunSpec) -> dict:
-    """The resolved config of one member: its own objective and seed, no population."""
+    """The resolved config of one member: its own objective (PPO's; none for other algorithms) and seed,
+    no population."""
     d = OmegaConf.to_container(cfg, resolve=True)
-    d["objective"], d["seed"] = dict(spec.objective), spec.seed
+    d["objective"], d["seed"] = (dict(spec.objective) if spec.algo == "ppo" else None), spec.seed
     d["population"] = {"seeds": None, "objectives": None}
     return d
 
@@ -88,8 +89,9 @@ class Rollout:
 class PopulationTrainer:
     def __init__(self, cfg: DictConfig, specs: list[RunSpec]):
         self.cfg, self.specs = cfg, specs
-        self.R, self.N, self.T = len(specs), cfg.env.num_envs, cfg.ppo.num_steps
-        self.K, self.M = cfg.ppo.epochs, cfg.ppo.minibatch_size
+        # the rollout's length and discounting are the algorithm's (conf/algo/; PPO's are ppo.*)
+        self.R, self.N, self.T = len(specs), cfg.env.num_envs, int(cfg.algo.num_steps)
+        self.gamma, self.gae_lambda = float(cfg.algo.gamma), float(cfg.algo.gae_lambda)
         self.n_iter = math.ceil(cfg.ppo.total_timesteps / (self.N * self.T))
         R, N = self.R, self.N
 
@@ -113,31 +115,16 @@ class PopulationTrainer:
                                  self.gaussian, m.hidden, m.activation, m.arch, m.log_std_init)
         for r, s in enumerate(specs):
             self.model.init_run(r, s.seed, m.init)
-        self.opt = PerRunAdam(self.model.flat, eps=cfg.ppo.adam_eps)
         self.obs_norm = ObservationNormalizer(R, self.obs_dim, cfg.env.obs_clip, cfg.env.obs_norm)
-        self.rew_scale = RewardScaler(R, N, cfg.ppo.gamma, cfg.env.reward_clip, cfg.env.reward_scale)
+        self.rew_scale = RewardScaler(R, N, self.gamma, cfg.env.reward_clip, cfg.env.reward_scale)
 
         self.seeds = torch.tensor([s.seed for s in specs], dtype=torch.int64)
         self.iteration = torch.zeros(R, dtype=torch.int64)
         self.failed = torch.zeros(R, dtype=torch.bool)
         self.wall_s = torch.zeros(R, dtype=torch.float64)  # training wall time, carried across resumes
         self.errors: dict[int, str] = {}
-        # objective groups: runs sharing a surrogate function are evaluated in one call
-        self.groups = []
-        for name in dict.fromkeys(s.objective["name"] for s in specs):
-            idx = torch.tensor([r for r, s in enumerate(specs) if s.objective["name"] == name])
-            obj = get_objective(name)
-            hp = {k: torch.tensor([[specs[r].objective[k]] for r in idx.tolist()], dtype=torch.float32)
-                  for k in obj.hparams}
-            self.groups.append([obj, idx, hp])
-
-        p = cfg.ppo  # the loss's settings as plain Python values (what torch.compile specialises on)
-        self.need_kl = any(obj.uses_kl for obj, _, _ in self.groups)
-        self.norm_adv, self.vf_coef, self.ent_coef = str(p.norm_adv), float(p.vf_coef), float(p.ent_coef)
-        self.clip_value = None if p.clip_value is None else float(p.clip_value)
-        self.max_grad_norm = None if p.max_grad_norm is None else float(p.max_grad_norm)
+        self.algo = get_algorithm(cfg.algo.name)(self)  # the update rule: its optimiser, state, hyperparameters
         compiled = lambda f: torch.compile(f, dynamic=False, fullgraph=True) if cfg.compile else None  # noqa: E731
-        self.compiled_gradient, self.compiled_diagnostics = compiled(self.minibatch_gradient), compiled(self.diagnostics)
         self.compiled_value = compiled(self.model.value)
 
         self.buf = Rollout.empty(self.T, R, N, self.obs_dim, param_dim, self.act_shape, self.act_dtype)
@@ -147,6 +134,8 @@ class PopulationTrainer:
         self.ep_return = np.zeros((R, N))
         self.ep_length = np.zeros((R, N), dtype=np.int64)
         self.recent = [deque(maxlen=SCORE_EPISODES) for _ in range(R)]
+        # per actor, the returns and count of the episodes it finished in this iteration (CEM scores on them)
+        self.actor_returns, self.actor_episodes = np.zeros((R, N)), np.zeros((R, N), dtype=np.int64)
         self.episodes: list[tuple[int, int, float, int]] = []  # (run, step, return, length) since last log
         self.loggers: list[RunLogger | None] = [None] * R
         self.reward_terms: dict[str, np.ndarray] = {}  # the last rollout's mean reward terms, (R,) each
@@ -157,11 +146,14 @@ class PopulationTrainer:
         return ~self.failed & (self.iteration < self.n_iter)
 
     def hparams_of(self, r: int) -> dict[str, float]:
-        for obj, idx, hp in self.groups:
-            pos = (idx == r).nonzero()
-            if len(pos):
-                return {k: float(v[pos[0, 0], 0]) for k, v in hp.items()}
-        return {}
+        """Run r's per-run hyperparameters as they are now (adaptive ones included)."""
+        return self.algo.hparams_of(r)
+
+    # PPO's optimiser, objective groups and compiled gradient, reachable from the trainer as before the
+    # update rules moved to ppo_bench.algorithms (tests and scripts read them)
+    opt = property(lambda self: self.algo.opt)
+    groups = property(lambda self: self.algo.groups)
+    compiled_gradient = property(lambda self: self.algo.compiled_gradient)
 
     def run_state(self, r: int) -> dict:
         N = self.N
@@ -171,11 +163,10 @@ class PopulationTrainer:
             "iteration": int(self.iteration[r]),
             "global_step": int(self.iteration[r]) * N * self.T,
             "model": self.model.run_state(r),
-            "adam": self.opt.run_state(r),
+            **self.algo.run_state(r),
             "obs_rms": self.obs_norm.rms.state_dict(r),
             "ret_rms": self.rew_scale.rms.state_dict(r),
             "ret_acc": self.rew_scale.returns[r].copy(),
-            "hparams": self.hparams_of(r),
             "raw_obs": self.raw_obs[r].copy(),
             "prev_done": self.prev_done[r].copy(),
             "ep_return": self.ep_return[r].copy(),
@@ -188,15 +179,10 @@ class PopulationTrainer:
     def load_run_state(self, r: int, st: dict) -> None:
         self.iteration[r] = st["iteration"]
         self.model.load_run_state(r, st["model"])
-        self.opt.load_run_state(r, st["adam"])
+        self.algo.load_run_state(r, st)
         self.obs_norm.rms.load_state_dict(r, st["obs_rms"])
         self.rew_scale.rms.load_state_dict(r, st["ret_rms"])
         self.rew_scale.returns[r] = st["ret_acc"]
-        for obj, idx, hp in self.groups:
-            pos = (idx == r).nonzero()
-            if len(pos):
-                for k in hp:
-                    hp[k][pos[0, 0], 0] = st["hparams"][k]
         self.raw_obs[r], self.prev_done[r] = st["raw_obs"], st["prev_done"]
         self.ep_return[r], self.ep_length[r] = st["ep_return"], st["ep_length"]
         self.recent[r].extend(st["recent"])
@@ -255,8 +241,13 @@ class PopulationTrainer:
         active = self.active
         all_active = bool(active.all())
         active_np = None if all_active else active.numpy()  # runs stopped mid-population keep their statistics
+        if getattr(self.algo, "reset_each_iteration", False):
+            self.reset_episodes()
+        self.actor_returns.fill(0.0)
+        self.actor_episodes.fill(0)
         sample = self.dist.rollout_sampler(self.action_noise())
-        policy = self.model.acting_policy()
+        # the actors act with the trained network, or with parameters of the algorithm's own (CEM's candidates)
+        policy = getattr(self.algo, "acting_policy", self.model.acting_policy)()
         clip = self.gaussian and self.cfg.env.clip_actions
         idle = None if all_active else np.repeat(active_np, N).reshape(-1, *([1] * len(self.act_shape)))
         steps: dict[str, list[np.ndarray]] = {"obs": [], "params": [], "actions": [], "logp": []}
@@ -306,8 +297,23 @@ class PopulationTrainer:
             if self.active[r]:
                 self.recent[r].append(ret)
                 self.episodes.append((int(r), step, ret, length))
+            self.actor_returns[r, n] += ret
+            self.actor_episodes[r, n] += 1
         self.ep_return[done] = 0.0
         self.ep_length[done] = 0
+
+    def reset_episodes(self) -> None:
+        """Start a new episode in every actor (algorithms whose episodes begin with the iteration: CEM scores a
+        candidate on the episodes it plays from a reset). The unfinished episodes are dropped, unrecorded; the
+        reset seeds are a function of (run seed, iteration, actor), so a resumed run meets the same episodes."""
+        N = self.N
+        counter = self.iteration.view(-1, 1) * N + torch.arange(N).view(1, N)
+        seeds = rng.hash_words(self.seeds.view(-1, 1), rng.EPISODE_RESET, counter) & 0x7FFFFFFF
+        self.raw_obs = np.asarray(reset(self.envs, seeds.flatten().tolist()), dtype=np.float64).reshape(self.R, N, -1)
+        self.prev_done[:] = False
+        self.ep_return[:] = 0.0
+        self.ep_length[:] = 0
+        self.rew_scale.returns[:] = 0.0
 
     def acting_diagnostics(self) -> dict[str, np.ndarray]:
         """How the Gaussian policy acted in this rollout, per run (R,) over its valid steps: mean |μ| and mean σ
@@ -329,9 +335,8 @@ class PopulationTrainer:
     def batch(self) -> dict[str, Tensor]:
         """Flatten the rollout to (R, B = T·N, ...) and add advantages and returns."""
         b, R = self.buf, self.R
-        p = self.cfg.ppo
         values = b.values.double().numpy()  # GAE's loop runs over NumPy rows: cheaper per step than torch
-        adv, ret = gae(b.rewards, values, b.terminated, b.truncated, b.valid, p.gamma, p.gae_lambda)
+        adv, ret = gae(b.rewards, values, b.terminated, b.truncated, b.valid, self.gamma, self.gae_lambda)
 
         def flat(x):  # contiguous: a reduction over a strided row sums in another order than over a run alone
             x = torch.as_tensor(x)
@@ -340,134 +345,16 @@ class PopulationTrainer:
         out = {"obs": flat(b.obs), "params": flat(b.params), "actions": flat(b.actions), "logp": flat(b.logp),
                "values": flat(b.values[:-1]), "adv": flat(adv).float(), "ret": flat(ret).float(),
                "valid": flat(b.valid).float()}
-        if p.norm_adv == "batch":
+        if self.algo.standardize_advantages:
             out["adv"] = masked_standardize(out["adv"], out["valid"])
         return out
 
-    def learning_rate(self) -> Tensor:
-        lr = self.cfg.ppo.lr
-        if not self.cfg.ppo.anneal_lr:
-            return torch.full((self.R,), lr)
-        return linear_annealing(self.iteration.float() / self.n_iter, lr)
-
-    def surrogate(self, ratio: Tensor, adv: Tensor, kl: Tensor | None) -> Tensor:
-        """Each run's own objective; runs sharing a surrogate function are evaluated in one call."""
-        if len(self.groups) == 1:
-            obj, _, hp = self.groups[0]
-            return obj(ratio, adv, kl, hp)
-        out = torch.empty_like(ratio)
-        for obj, idx, hp in self.groups:
-            out[idx] = obj(ratio[idx], adv[idx], None if kl is None else kl[idx], hp)
-        return out
-
     def update(self) -> dict[str, Tensor]:
-        """K epochs of minibatch Adam on each run's own loss; diagnostics over the batch afterwards."""
-        R, M = self.R, self.M
-        data = self.batch()
-        B = data["obs"].shape[1]
-        n_mb = B // M
-        lr = self.learning_rate()
-        losses = torch.zeros(3, R)  # policy, value, entropy: means over minibatches
-        grad_norm = torch.zeros(R)
-        start = self.iteration * self.K
-        for epoch in range(self.K):
-            perm = rng.permutations(self.seeds, rng.PERMUTATION, start + epoch, B)
-            shuffled = {k: minibatches(v, perm, M) for k, v in data.items()}
-            for j in range(n_mb):
-                mb = {k: v[j] for k, v in shuffled.items()}
-                policy_loss, value_loss, norms = self.minibatch_step(mb, lr, want_norm=j == n_mb - 1)
-                losses[:2] += torch.stack([policy_loss, value_loss])
-                if j == n_mb - 1:
-                    grad_norm += norms
-        stats = (self.compiled_diagnostics or self.diagnostics)(data)
-        stats["policy"], stats["value"] = losses[0] / (self.K * n_mb), losses[1] / (self.K * n_mb)
-        stats["grad_norm"] = grad_norm / self.K  # at each epoch's last minibatch, before clipping
-        stats["lr"] = lr
-        self.adapt(stats["kl"])
+        """The algorithm's update of every active run from this iteration's batch; a run whose parameters
+        stop being finite is stopped (``fail``)."""
+        stats = self.algo.update(self.batch())
         self.check_parameters()
         return stats
-
-    def minibatch_loss(self, mb: dict[str, Tensor], params: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Each run's loss on one minibatch from the network's outputs, with its policy and value parts
-        ((R,) each, masked means over the minibatch's valid samples)."""
-        ratio = policy_ratio(self.dist.log_prob(params, mb["actions"]), mb["logp"])
-        kl = self.dist.kl(mb["params"], params) if self.need_kl else None
-        w = mb["valid"]
-        adv = mb["adv"] if self.norm_adv != "minibatch" else masked_standardize(mb["adv"], w)
-        policy_loss = -masked_mean(self.surrogate(ratio, adv, kl), w, dim=1)
-        value_loss = masked_mean(clipped_value_loss(value, mb["ret"], mb["values"], self.clip_value), w, dim=1)
-        # paper eq. (9): maximise L^CLIP − c1 L^VF + c2 S  ⇔  minimise the negation
-        loss = policy_loss + self.vf_coef * value_loss
-        if self.ent_coef:
-            entropy = masked_mean(self.dist.entropy(params), w, dim=1)
-            loss = loss - self.ent_coef * entropy
-        return loss, policy_loss, value_loss
-
-    def minibatch_step(self, mb: dict[str, Tensor], lr: Tensor,
-                       want_norm: bool) -> tuple[Tensor, Tensor, Tensor | None]:
-        """One Adam step of every active run on its own loss over minibatch mb: (policy loss, value loss,
-        gradient norms before clipping when want_norm or clipping asks for them). A run whose loss is not
-        finite is stopped (``fail``) and takes no step."""
-        active = self.active
-        gradient = self.compiled_gradient or self.minibatch_gradient
-        grad, policy_loss, value_loss, finite = gradient(mb, active)
-        if not bool((finite | ~active).all()):
-            self.fail((active & ~finite).nonzero().flatten().tolist(), "non-finite loss")
-            active = self.active
-        self.model.flat.grad = grad
-        norms = self.opt.step(lr, active, self.max_grad_norm, want_norm)
-        return policy_loss, value_loss, norms
-
-    def minibatch_gradient(self, mb: dict[str, Tensor], active: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """∂/∂flat of Σ_r loss_r over the active runs with a finite loss (run r's parameters get ∇ loss_r),
-        with each run's policy loss, value loss and whether its loss is finite.
-
-        The network's forward and backward are the model's taped ones (written out, no autograd); only the
-        loss's gradient w.r.t. the network's outputs is automatic (``output_gradient``). All of it is tensor
-        ops, so ``compile=true`` hands this function to torch.compile as one graph."""
-        params, value, tape = self.model.forward_taped(mb["obs"])
-
-        def total_loss(params: Tensor, value: Tensor):
-            loss, policy_loss, value_loss = self.minibatch_loss(mb, params, value)
-            finite = torch.isfinite(loss)
-            return torch.where(active & finite, loss, 0.0).sum(), (policy_loss, value_loss, finite)
-
-        (g_params, g_value), (policy_loss, value_loss, finite) = output_gradient(total_loss, params, value)
-        return self.model.backward_taped(tape, g_params, g_value), policy_loss, value_loss, finite
-
-    @torch.no_grad()
-    def diagnostics(self, data: dict[str, Tensor]) -> dict[str, Tensor]:
-        """How far the update moved each run's policy, over the whole batch (R,) each.
-
-        ``kl`` = Ê[KL[π_old(·|s), π_new(·|s)]] is also the d of the adaptive-β rule.
-        """
-        params, _ = self.model(data["obs"])
-        w = data["valid"]
-        logp = self.dist.log_prob(params, data["actions"])
-        ratio = policy_ratio(logp, data["logp"])
-        eps = torch.full((self.R, 1), float("nan"))
-        for obj, idx, hp in self.groups:
-            if "eps" in hp:
-                eps[idx] = hp["eps"]
-        mean = lambda x: masked_mean(x, w, dim=1)  # noqa: E731 — per run
-        return {
-            "kl": mean(self.dist.kl(data["params"], params)),
-            "approx_kl": mean(kl_k3(data["logp"], logp)),  # KL[π_old‖π_new] sampled, against the exact "kl"
-            "clipfrac": mean(((ratio - 1).abs() > eps).float()),
-            "ratio_mean": mean(ratio),
-            "ratio_max": torch.where(w > 0, ratio, 0.0).amax(1),
-            "entropy": mean(self.dist.entropy(params)),
-        }
-
-    def adapt(self, mean_kl: Tensor) -> None:
-        """Objectives with an after-update rule (adaptive β) update their per-run hyperparameters."""
-        active = self.active
-        for group in self.groups:
-            obj, idx, hp = group
-            if obj.after_update is not None:
-                new = obj.after_update(hp, mean_kl[idx].view(-1, 1))
-                keep = active[idx].view(-1, 1)
-                group[2] = {k: torch.where(keep, new[k], hp[k]) for k in hp}
 
     def check_parameters(self) -> None:
         ok = torch.isfinite(self.model.flat).all(1)
@@ -499,19 +386,7 @@ class PopulationTrainer:
             if self.failed[r]:
                 continue
             step = int(self.iteration[r]) * self.N * self.T
-            hp = self.hparams_of(r)
-            values = {
-                "losses/policy": stats["policy"][r], "losses/value": stats["value"][r],
-                "losses/entropy": stats["entropy"][r], "stats/approx_kl": stats["approx_kl"][r],
-                "stats/kl": stats["kl"][r],
-                "stats/ratio_mean": stats["ratio_mean"][r], "stats/ratio_max": stats["ratio_max"][r],
-                "stats/grad_norm": stats["grad_norm"][r], "charts/learning_rate": stats["lr"][r],
-                "perf/sps": sps,
-            }
-            if "eps" in hp:
-                values["stats/clipfrac"] = stats["clipfrac"][r]
-            if "beta" in hp:
-                values["stats/beta"] = hp["beta"]
+            values = {**self.algo.log_values(stats, r), "perf/sps": sps}
             for k in ("mean_abs_mean", "mean_std", "frac_out_of_bounds"):
                 if k in stats:
                     values[f"policy/{k}"] = stats[k][r]

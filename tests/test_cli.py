@@ -92,12 +92,13 @@ def test_multirun_sweep_of_eps_and_seeds(tmp_path):
 def test_help_names_the_groups(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ppo_bench", "--help"], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0
-    for word in ("objective: clip, kl_adaptive, kl_fixed, none", "env:", "population.seeds"):
+    for word in ("objective: clip, kl_adaptive, kl_fixed, none", "algo: a2c, a2c_trust_region, cem, ppo, trpo, vpg",
+                 "env:", "population.seeds"):
         assert word in r.stdout, r.stdout
-    # the LLM app has a config tree of its own (conf_llm/), so none of its groups show here,
-    # and the help cites the README, not internal documents
+    # the LLM app has a config tree of its own (conf_llm/), so none of its groups (its algo: dpo, grpo) show
+    # here, and the help cites the README, not internal documents
     groups = r.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
-    for word in ("llm", "algo:", "task:"):
+    for word in ("llm", "grpo", "dpo", "task:"):
         assert word not in groups, groups
     assert "SPEC" not in r.stdout
 

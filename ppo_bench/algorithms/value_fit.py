@@ -1,0 +1,50 @@
+"""The value function fitted by regression on its own, as TRPO and vanilla policy gradient do (baselines'
+trpo_mpi: a few epochs of minibatch Adam on (V(s_t) − V_t^targ)² after each policy step).
+
+Only the value network's parameters move: the policy part of the gradient is zero, so Adam's moments there
+stay zero and so does its step. Requires ``model.arch=separate`` (a shared trunk would move the policy).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ppo_bench import rng
+from ppo_bench.losses import clipped_value_loss, masked_mean
+from ppo_bench.optim import PerRunAdam
+
+
+class ValueFit:
+    def __init__(self, trainer, epochs: int, lr: float, minibatch_size: int):
+        self.tr, self.model = trainer, trainer.model
+        self.epochs, self.lr, self.M = int(epochs), float(lr), int(minibatch_size)
+        self.opt = PerRunAdam(self.model.flat)
+
+    def fit(self, data: dict[str, Tensor]) -> Tensor:
+        """epochs × (B // M) Adam steps of each active run on its value loss; its mean over the steps (R,)."""
+        from ppo_bench.train import minibatches
+
+        R, B = data["obs"].shape[:2]
+        lr = torch.full((R,), self.lr)
+        n_mb = max(B // self.M, 1)
+        M = min(self.M, B)
+        total = torch.zeros(R)
+        for epoch in range(self.epochs):
+            perm = rng.permutations(self.tr.seeds, rng.VALUE_PERMUTATION, self.tr.iteration * self.epochs + epoch, B)
+            obs, ret, w = (minibatches(data[k], perm, M) for k in ("obs", "ret", "valid"))
+            for j in range(n_mb):
+                params, value, tape = self.model.forward_taped(obs[j])
+                err = value - ret[j]
+                loss = masked_mean(clipped_value_loss(value, ret[j], value, None), w[j], dim=1)
+                g_value = 2 * err * w[j] / w[j].sum(1, keepdim=True).clamp(min=1.0)
+                self.model.flat.grad = self.model.backward_taped(tape, torch.zeros_like(params), g_value)
+                self.opt.step(lr, self.tr.active)
+                total += loss
+        return total / (self.epochs * n_mb)
+
+    def run_state(self, r: int) -> dict:
+        return self.opt.run_state(r)
+
+    def load_run_state(self, r: int, state: dict) -> None:
+        self.opt.load_run_state(r, state)
