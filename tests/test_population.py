@@ -103,17 +103,18 @@ def test_members_train_bit_for_bit_as_alone_whatever_their_neighbours_do(make_cf
     numbers, to the bit, as each alone; the member that had no checkpoint yet says so."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    from ppo_bench.algorithms.ppo import PPO
     from ppo_bench.cli import train_from_config
     from ppo_bench.train import CHECKPOINT
 
     small = ["env=hopper", "ppo.num_steps=128", "ppo.minibatch_size=32", "ppo.epochs=2", "ppo.total_timesteps=512",
              "checkpoint_every=2"]
     objectives = [("clip", "eps:0.2"), ("kl_fixed", "beta:1.0")]
-    orig_adapt, orig_check = PopulationTrainer.adapt, PopulationTrainer.check_parameters
+    orig_adapt, orig_check = PPO.adapt, PopulationTrainer.check_parameters
 
     def beta_turns_infinite(self, mean_kl):  # kl_fixed/seed0 diverges in iteration 1, before its first checkpoint
         orig_adapt(self, mean_kl)
-        if int(self.iteration[2]) == 0:
+        if int(self.tr.iteration[2]) == 0:
             self.groups[1][2]["beta"][0] = float("inf")
 
     def parameters_blow_up(self):  # clip/seed1 breaks in iteration 2 (after its checkpoint at iteration 2)
@@ -121,12 +122,12 @@ def test_members_train_bit_for_bit_as_alone_whatever_their_neighbours_do(make_cf
             self.model.flat.data[1, :7] = float("nan")
         orig_check(self)
 
-    monkeypatch.setattr(PopulationTrainer, "adapt", beta_turns_infinite)
+    monkeypatch.setattr(PPO, "adapt", beta_turns_infinite)
     monkeypatch.setattr(PopulationTrainer, "check_parameters", parameters_blow_up)
     pop = train_from_config(make_cfg(*small, "population.seeds=[0,1]",
                                      "population.objectives=[" + ",".join(f"{{name:{n},{h}}}" for n, h in objectives)
                                      + "]", f"run_root={make_cfg.root}/pop"))
-    monkeypatch.setattr(PopulationTrainer, "adapt", orig_adapt)
+    monkeypatch.setattr(PPO, "adapt", orig_adapt)
     monkeypatch.setattr(PopulationTrainer, "check_parameters", orig_check)
     status = {n: s["status"] for n, s in pop.items()}
     assert status == {"Hopper-v5/clip_eps0.2/seed0": "finished", "Hopper-v5/clip_eps0.2/seed1": "failed",

@@ -2,6 +2,7 @@
 
 ``ppo-bench-report FOLDER --by KEY[,KEY...]``: any sweep, runs grouped by config keys (``analysis.sweep``).
 ``ppo-bench-report RUN_ROOT... [--experiment table1]``: the paper's Table 1 (``analysis.table1``).
+``ppo-bench-report RUN_ROOT --experiment figure3``: the paper's Figure 3 (``analysis.figure3``).
 Both write into ``<first folder>/report/`` unless ``--out-dir`` says otherwise.
 """
 
@@ -92,11 +93,30 @@ def main_sweep(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def main_figure3(args: argparse.Namespace, command: str) -> int:
+    try:
+        from ppo_bench.analysis.figure3 import figure3_report
+        from ppo_bench.analysis.random_policy import load_random_scores
+    except ImportError as e:  # matplotlib, pandas, rliable are the `analysis` extra
+        print(f"error: {e}; install the analysis extra: pip install -e '.[analysis]'", file=sys.stderr)
+        return 2
+    try:
+        random = load_random_scores(Path(args.random_scores)) if Path(args.random_scores).exists() else {}
+        files = figure3_report(args.run_roots[0], args.out_dir, command, random, reps=args.reps, seed=args.seed)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {', '.join(str(f) for f in files)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = shlex.join(["ppo-bench-report", *(argv if argv is not None else sys.argv[1:])])
     if args.by is not None:
         return main_sweep(args, command)
+    if args.experiment == "figure3":
+        return main_figure3(args, command)
     try:
         from ppo_bench.analysis.plots import plot_learning_curves, plot_scores
         from ppo_bench.analysis.random_policy import load_random_scores

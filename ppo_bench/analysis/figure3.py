@@ -1,0 +1,82 @@
+"""Figure 3 of the PPO paper (§6.2): PPO against TRPO, vanilla PG, A2C, A2C + trust region and CEM.
+
+``ppo-bench-report RUN_ROOT --experiment figure3`` groups the runs by ``algo.name`` and writes figure3.png (one
+panel per task, one line per algorithm: mean over seeds with a ± 1 std band) and figure3.md (each run's score,
+the mean return of its last 100 episodes, as mean ± std over seeds per task × algorithm, beside baselines' TRPO
+numbers at 1M steps and the paper's Figure 3 read off by eye).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ppo_bench.analysis.runs import RETURN_TAG
+from ppo_bench.analysis.sweep import build_sweep_table, find_sweep_runs, load_sweep_run, plot_sweep_curves
+from ppo_bench.atomic import atomic_write_text
+
+ALGORITHMS = ["ppo", "trpo", "vpg", "a2c", "a2c_trust_region", "cem"]
+LABELS = {"ppo": "PPO (clip)", "trpo": "TRPO", "vpg": "Vanilla PG, adaptive", "a2c": "A2C",
+          "a2c_trust_region": "A2C + Trust Region", "cem": "CEM"}
+TASKS = ["HalfCheetah-v5", "Hopper-v5", "InvertedDoublePendulum-v5", "InvertedPendulum-v5", "Reacher-v5",
+         "Swimmer-v5", "Walker2d-v5"]
+# openai/baselines' TRPO at 1M steps (benchmarks_mujoco1M, gym v2 envs, 6 seeds)
+BASELINES_TRPO = {"HalfCheetah-v5": 1290, "Hopper-v5": 1913, "InvertedDoublePendulum-v5": 6732,
+                  "InvertedPendulum-v5": 905, "Reacher-v5": -4.8, "Swimmer-v5": 95, "Walker2d-v5": 2343}
+# the PPO paper's Figure 3 read off by eye (approximate): PPO, TRPO, A2C, A2C + trust region
+PAPER_BY_EYE = {
+    "HalfCheetah-v5": {"ppo": 1800, "trpo": 0, "a2c": 1000, "a2c_trust_region": 930},
+    "Hopper-v5": {"ppo": 2330, "trpo": 2100, "a2c": 900, "a2c_trust_region": 1220},
+    "Walker2d-v5": {"ppo": 3460, "trpo": 1100, "a2c": 850, "a2c_trust_region": 700},
+    "Swimmer-v5": {"ppo": 108, "trpo": 121, "a2c": 31, "a2c_trust_region": 36},
+    "Reacher-v5": {"ppo": -7, "trpo": -115, "a2c": -24, "a2c_trust_region": -27},
+    "InvertedPendulum-v5": {"ppo": 1000, "trpo": 1000, "a2c": 1000, "a2c_trust_region": 1000},
+    "InvertedDoublePendulum-v5": {"ppo": 8000, "trpo": 200, "a2c": 7100, "a2c_trust_region": 8100},
+}
+
+
+def _num(x: float) -> str:
+    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.1f}"
+
+
+def render_markdown(table, command: str, expected_seeds: int) -> str:
+    lines = ["# Figure 3: PPO against the algorithms of its day", "",
+             f"Regenerate: `{command}`", "",
+             "Score: the mean return of a run's last 100 episodes; mean ± std over seeds (n = finished seeds). "
+             "Beside it: openai/baselines' TRPO at 1M steps (gym v2 envs, 6 seeds) and the paper's Figure 3 read off "
+             "by eye (approximate; '·' where the paper's curve was not read).", ""]
+    header = ["task", *[LABELS[a] for a in ALGORITHMS], "best here", "baselines TRPO", "paper by eye: PPO / TRPO / A2C / A2C+TR"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for env in TASKS:
+        cells, best, best_mean = [], "–", -math.inf
+        for a in ALGORITHMS:
+            row = table[(table.env == env) & (table["algo.name"] == a)]
+            if row.empty or not row.iloc[0]["seeds"]:
+                cells.append("missing")
+                continue
+            r = row.iloc[0]
+            cells.append(f"{_num(r.score_mean)} ± {_num(r.score_std)} (n={int(r.seeds)})")
+            if r.seeds == expected_seeds and r.score_mean > best_mean:
+                best, best_mean = LABELS[a], r.score_mean
+        paper = PAPER_BY_EYE.get(env, {})
+        eye = " / ".join(str(paper.get(a, "·")) for a in ("ppo", "trpo", "a2c", "a2c_trust_region"))
+        lines.append("| " + " | ".join([env, *cells, best, _num(float(BASELINES_TRPO[env])), eye]) + " |")
+    lines += ["", "The paper's claim: PPO outperforms the other algorithms on almost all of the tasks. "
+              "'best here' is the algorithm with the highest mean over all its seeds."]
+    return "\n".join(lines) + "\n"
+
+
+def figure3_report(folder: str | Path, out_dir: str | Path, command: str, random_scores: dict[str, float],
+                   reps: int = 2000, seed: int = 0, expected_seeds: int = 3) -> list[Path]:
+    """Write figure3.png and figure3.md into out_dir from the runs under folder; returns the files written."""
+    folder, out = Path(folder), Path(out_dir)
+    runs = [r for d in find_sweep_runs(folder) if (r := load_sweep_run(d, [])) is not None]
+    runs = [r for r in runs if r.config.get("algo.name") in ALGORITHMS]
+    if not runs:
+        raise FileNotFoundError(f"no Figure-3 runs (config.yaml with algo.name) under {folder}")
+    table = build_sweep_table(runs, ["algo.name"], random_scores, reps=reps, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / "figure3.png", out / "figure3.md"]
+    plot_sweep_curves(runs, ["algo.name"], [RETURN_TAG], files[0])
+    atomic_write_text(files[1], render_markdown(table, command, expected_seeds))
+    return files

@@ -1,0 +1,207 @@
+"""The algorithms of the PPO paper's Figure 3 (ppo_bench/algorithms/): each formula against a hand value, a dense
+solve or autograd; each algorithm's population member against its solo run, its resume against a straight run,
+and a short run that must raise its return."""
+
+import math
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from ppo_bench.algorithms.a2c import a2c_loss
+from ppo_bench.algorithms.acer_trust_region import average_network, trust_region_projection
+from ppo_bench.algorithms.cem import added_noise_std, elite_refit
+from ppo_bench.algorithms.trpo import conjugate_gradient, fisher_vector_product, line_search, max_step
+from ppo_bench.algorithms.vpg import adapt_step_size
+from ppo_bench.cli import population_specs, train_from_config
+from ppo_bench.distributions import Categorical, DiagGaussian
+from ppo_bench.networks import ActorCritic
+from ppo_bench.train import CHECKPOINT, PopulationTrainer
+
+ALGOS = ("trpo", "vpg", "a2c", "a2c_trust_region", "cem")
+# tiny versions: a few iterations each
+TINY = {"trpo": ["algo.num_steps=64", "algo.vf_epochs=2", "algo.vf_minibatch_size=16"],
+        "vpg": ["algo.num_steps=64", "algo.vf_epochs=2", "algo.vf_minibatch_size=16"],
+        "a2c": ["algo.anneal_lr=false", "env.num_envs=4"],
+        "a2c_trust_region": ["algo.anneal_lr=false", "env.num_envs=4"],
+        "cem": ["algo.num_steps=40", "env.num_envs=5"]}
+
+
+def test_conjugate_gradient_matches_a_dense_solve_per_run():
+    gen = torch.Generator().manual_seed(0)
+    R, P = 3, 6
+    X = torch.randn(R, P, P, generator=gen, dtype=torch.float64)
+    A = X @ X.transpose(1, 2) + 0.5 * torch.eye(P, dtype=torch.float64)  # a different SPD matrix per run
+    b = torch.randn(R, P, generator=gen, dtype=torch.float64)
+    x = conjugate_gradient(lambda v: (A @ v.unsqueeze(-1)).squeeze(-1), b, iters=P, residual_tol=1e-30)
+    torch.testing.assert_close(x, torch.linalg.solve(A, b), atol=1e-8, rtol=1e-8)
+    # a run whose right-hand side is 0 stays at 0 while the others iterate
+    b[1] = 0
+    x = conjugate_gradient(lambda v: (A @ v.unsqueeze(-1)).squeeze(-1), b, iters=P, residual_tol=1e-30)
+    assert torch.equal(x[1], torch.zeros(P, dtype=torch.float64))
+    torch.testing.assert_close(x[[0, 2]], torch.linalg.solve(A, b)[[0, 2]], atol=1e-8, rtol=1e-8)
+
+
+def test_max_step_puts_the_quadratic_kl_on_the_boundary():
+    x, Fx = torch.tensor([[1.0, 2.0]]), torch.tensor([[2.0, 1.0]])  # xᵀFx = 4
+    step = max_step(x, Fx, 0.02)  # β = √(2·0.02/4) = 0.1
+    torch.testing.assert_close(step, torch.tensor([[0.1, 0.2]]))
+    assert math.isclose(0.5 * 0.1 ** 2 * 4, 0.02, rel_tol=1e-9)  # ½ (βx)ᵀF(βx) = δ
+
+
+def test_line_search_never_accepts_a_kl_above_delta():
+    gen = torch.Generator().manual_seed(1)
+    delta = 0.01
+    for _ in range(50):
+        R = 6
+        curvature = torch.rand(R, generator=gen) * 0.5  # KL(θ) = c·θ², surrogate a·θ − θ² (a ≤ 0: never improves)
+        slope = torch.randn(R, generator=gen)
+
+        def evaluate(theta):
+            t = theta[:, 0]
+            return slope * t - t * t, curvature * t * t
+
+        full = torch.ones(R, 1) * (torch.rand(R, 1, generator=gen) * 3)
+        new, frac = line_search(evaluate, torch.zeros(R, 1), full, delta)
+        surr, kl = evaluate(new)
+        assert (kl <= delta).all()
+        accepted = frac > 0
+        assert (surr[accepted] > 0).all()  # accepted steps improve on θ_old's surrogate (0)
+        assert torch.equal(new[~accepted], torch.zeros_like(new[~accepted]))  # rejected runs keep θ
+        assert not accepted[slope <= 0].any()
+        # the first acceptable fraction is taken: the one before it (twice as long) was not acceptable
+        for r in accepted.nonzero().flatten().tolist():
+            if frac[r] < 1:
+                t = 2 * frac[r] * full[r, 0]
+                assert curvature[r] * t * t > delta or slope[r] * t - t * t <= 0
+
+
+@pytest.mark.parametrize("gaussian", [True, False])
+def test_fisher_vector_product_is_the_hessian_of_the_exact_kl(gaussian):
+    torch.manual_seed(0)
+    R, B, obs_dim, A = 2, 7, 3, 2
+    model = ActorCritic(R, obs_dim, A if gaussian else 3, gaussian, hidden=[5, 4])
+    for r in range(R):
+        model.init_run(r, r)
+    with torch.no_grad():
+        model.flat.add_(0.3 * torch.randn_like(model.flat))  # away from the small-output-layer initialisation
+    dist = DiagGaussian(A) if gaussian else Categorical(3)
+    obs = torch.randn(R, B, obs_dim)
+    w = (torch.rand(R, B) > 0.2).float()
+    old, _ = model(obs)
+    old = old.detach()
+    theta0 = model.flat.detach().clone()
+
+    def mean_kl(flat):  # Σ_r of run r's mean KL: its Hessian is block-diagonal over the runs
+        p, _ = model(obs, flat=flat)
+        kl = dist.kl(old, p)
+        return ((kl * w).sum(1) / w.sum(1)).sum()
+
+    H = torch.autograd.functional.hessian(mean_kl, theta0)  # (R, P, R, P)
+    v = torch.randn_like(theta0)
+    expected = torch.einsum("rpsq,sq->rp", H, v)
+    params, _, tape = model.forward_taped(obs)
+    got = fisher_vector_product(model, dist, tape, params, w, v, damping=0.0)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    damped = fisher_vector_product(model, dist, tape, params, w, v, damping=0.1)
+    torch.testing.assert_close(damped, expected + 0.1 * v, atol=1e-5, rtol=1e-4)
+
+
+def test_adaptive_step_size_rule_by_hand():
+    lr = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0])
+    kl = torch.tensor([0.03, 0.0201, 0.02, 0.004, 0.005])  # target 0.01: > 2·target, just above, at, below half, at
+    got = adapt_step_size(lr, kl, 0.01)
+    torch.testing.assert_close(got, torch.tensor([1 / 1.5, 1 / 1.5, 1.0, 1.5, 1.0]))
+
+
+def test_a2c_loss_by_hand():
+    logp = torch.tensor([[-1.0, -2.0, -0.5]])
+    adv = torch.tensor([[2.0, -1.0, 4.0]])
+    entropy = torch.tensor([[1.0, 1.0, 1.0]])
+    value, ret = torch.tensor([[0.0, 1.0, 2.0]]), torch.tensor([[1.0, 1.0, 0.0]])
+    w = torch.tensor([[1.0, 1.0, 0.0]])  # the third sample is an autoreset row
+    # policy: mean(−2, 2) = 0, entropy 1 → −(0 + 0.01·1); value: mean(1, 0) = 0.5 → +0.5·0.5
+    got = a2c_loss(logp, adv, entropy, value, ret, w, ent_coef=0.01, vf_coef=0.5)
+    torch.testing.assert_close(got, torch.tensor([-0.01 + 0.25]))
+
+
+def test_acer_trust_region_projection_by_hand():
+    g = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    k = torch.tensor([[1.0, 1.0], [0.2, 0.0], [1.0, 1.0]])
+    z, projected = trust_region_projection(g, k, delta=0.5)
+    # row 0: kᵀg = 1 > δ → g − (1 − 0.5)/2 · k = (0.75, −0.25), on the boundary kᵀz = δ
+    # row 1: kᵀg = 0.2 ≤ δ → unchanged; row 2: kᵀg = 2 → g − (1.5/2)·k = (−0.75, 1.25)
+    torch.testing.assert_close(z, torch.tensor([[0.75, -0.25], [1.0, 0.0], [-0.75, 1.25]]))
+    assert projected.tolist() == [True, False, True]
+    torch.testing.assert_close((k[[0, 2]] * z[[0, 2]]).sum(-1), torch.tensor([0.5, 0.5]))
+    torch.testing.assert_close(average_network(torch.tensor([1.0]), torch.tensor([3.0]), 0.75), torch.tensor([1.5]))
+
+
+def test_cem_elite_refit_by_hand():
+    candidates = torch.tensor([[[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 9.0]]])  # (R=1, N=4, P=2)
+    scores = torch.tensor([[1.0, 10.0, -1.0, 5.0]])  # elite of 2: candidates 1 and 3
+    mean, std = elite_refit(candidates, scores, 2, torch.tensor([0.25]))
+    torch.testing.assert_close(mean, torch.tensor([[4.0, 6.0]]))
+    # variances (population) of (2, 6) and (3, 9): 4 and 9, plus the added noise 0.25
+    torch.testing.assert_close(std, torch.tensor([[math.sqrt(4.25), math.sqrt(9.25)]]))
+    torch.testing.assert_close(added_noise_std(torch.tensor([0, 5, 10, 20]), 0.1, 10.0),
+                               torch.tensor([0.1, 0.05, 0.0, 0.0], dtype=torch.float64))
+
+
+def trained(make_cfg, algo, seeds, iterations, env="cartpole"):
+    cfg = make_cfg(f"env={env}", f"algo={algo}", *TINY[algo], f"population.seeds={seeds}")
+    t = PopulationTrainer(cfg, population_specs(cfg))
+    start = t.model.flat.detach().clone()
+    for _ in range(iterations):
+        t.collect()
+        t.update()
+        t.iteration += 1
+    return t, start
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_each_member_trains_as_it_would_alone(make_cfg, algo):
+    pop, pop_start = trained(make_cfg, algo, "[3,4]", 2)
+    alone, _ = trained(make_cfg, algo, "[4]", 2)
+    assert torch.equal(pop.buf.actions[:, 1], alone.buf.actions[:, 0])  # the same episodes
+    torch.testing.assert_close(pop.model.flat[1], alone.model.flat[0], atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(pop.model.flat[1], pop_start[1])  # it did move
+    assert not torch.allclose(pop.model.flat[0], pop.model.flat[1])  # and the members differ
+
+
+@pytest.mark.parametrize("algo", ["trpo", "vpg", "a2c", "a2c_trust_region", "cem"])
+def test_resume_continues_bit_for_bit(make_cfg, tmp_path, algo):
+    """Half the steps, then resumed to all of them, ends where a straight run ends: the algorithm's own state
+    (value Adam, adaptive step, RMSProp, average network, CEM's σ) is in the checkpoint."""
+    # one actor for the gradient methods: with N > 1 the engine's resume is not yet bit for bit (PPO's too;
+    # CEM restarts every episode each iteration and is)
+    one_actor = ["env.num_envs=1"] if algo.startswith("a2c") else []
+    opts = ["env=cartpole", f"algo={algo}", *TINY[algo], *one_actor, "population.seeds=[0,1]", "checkpoint_every=1"]
+    per_iter = {"trpo": 64, "vpg": 64, "a2c": 5, "a2c_trust_region": 5, "cem": 200}[algo]
+    train_from_config(make_cfg(*opts, f"ppo.total_timesteps={4 * per_iter}", f"run_root={tmp_path}/a"))
+    train_from_config(make_cfg(*opts, f"ppo.total_timesteps={2 * per_iter}", f"run_root={tmp_path}/b"))
+    summary = train_from_config(make_cfg(*opts, f"ppo.total_timesteps={4 * per_iter}", f"run_root={tmp_path}/b",
+                                         "resume=true"))
+    for name, s in summary.items():
+        assert s["global_step"] == 4 * per_iter
+        a = torch.load(f"{tmp_path}/a/{name}/{CHECKPOINT}", weights_only=False)
+        b = torch.load(f"{tmp_path}/b/{name}/{CHECKPOINT}", weights_only=False)
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+        assert a["hparams"] == b["hparams"]
+
+
+# settings that learn CartPole within a few thousand steps (the algorithms' own defaults are for 1M MuJoCo steps)
+LEARN = {"trpo": ["algo.num_steps=512", "ppo.total_timesteps=10240"],
+         "vpg": ["algo.num_steps=512", "algo.lr=0.003", "ppo.total_timesteps=10240"],
+         "a2c": ["env.num_envs=8", "algo.lr=0.003", "ppo.total_timesteps=12000"],
+         "a2c_trust_region": ["env.num_envs=8", "algo.lr=0.003", "ppo.total_timesteps=12000"],
+         "cem": ["algo.num_steps=200", "env.num_envs=10", "algo.initial_std=0.3", "ppo.total_timesteps=16000"]}
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_a_short_run_raises_the_return(make_cfg, algo):
+    summary = train_from_config(make_cfg("env=cartpole", f"algo={algo}", *LEARN[algo], "population.seeds=[0]"))
+    (s,) = summary.values()
+    returns = [e.value for e in EventAccumulator(s["dir"]).Reload().Scalars("charts/episodic_return")]
+    first, last = sum(returns[:10]) / 10, sum(returns[-10:]) / 10
+    assert last > 1.5 * first and last > 50, (algo, first, last)
