@@ -6,21 +6,22 @@ from pathlib import Path
 from typing import Any
 
 from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams as hparams_summary
-
-HPARAM_METRICS = ("charts/episodic_return", "charts/episodic_length")
 
 
 def flat_hparams(d: dict, prefix: str = "", keep: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Flatten a nested config into HParams-friendly scalars (lists, and mappings named in keep, become strings)."""
+    """Flatten a nested config into HParams-friendly scalars (lists, and mappings named in keep, become strings).
+
+    A key whose value is null is left out rather than written as a string: HParams sorts and filters a
+    column by the type of its values, and one string among numbers would break both."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict) and k not in keep:
             out.update(flat_hparams(v, key + ".", keep))
         elif v is None:
-            out[key] = "null"
+            continue
         elif isinstance(v, (bool, int, float, str)):
             out[key] = v
         else:
@@ -30,17 +31,21 @@ def flat_hparams(d: dict, prefix: str = "", keep: tuple[str, ...] = ()) -> dict[
 
 class RunLogger:
     def __init__(self, run_dir: Path, hparams: dict[str, Any] | None = None, purge_after: int | None = None,
-                 metrics: tuple[str, ...] = HPARAM_METRICS):
-        """hparams: flat scalars for the HParams tab (``flat_hparams``), with ``metrics`` as its columns.
+                 name: str | None = None):
+        """hparams: flat scalars for the HParams tab (``flat_hparams``); name: the run's session name there.
         purge_after: on resume, the checkpoint's step — events a killed process logged after it are
-        hidden by TensorBoard (and its EventAccumulator), so the resumed run does not repeat them."""
+        hidden by TensorBoard (and its EventAccumulator), so the resumed run does not repeat them.
+
+        Only the run's own values are written (a session-start record in its own event file), never an
+        experiment record. TensorBoard's HParams plugin takes its columns from the one experiment record it
+        finds; without one it builds the experiment from every run's values: the union of their keys
+        (a run without a key — ε of a KL run — shows an empty cell), each column typed and its domain
+        (values or range) taken over all runs, the columns that vary first, and every scalar tag as a
+        metric. So a mixed sweep, even one trained by many processes, lists every key that varies."""
         purge = None if purge_after is None else purge_after + 1
         self.writer = SummaryWriter(log_dir=str(run_dir), flush_secs=30, purge_step=purge)
         if hparams is not None:
-            # written into the run's own event file, so the HParams tab lists the run by its own name
-            exp, ssi, sei = hparams_summary(hparams, {m: float("nan") for m in metrics})
-            for summary in (exp, ssi, sei):
-                self.writer.file_writer.add_summary(summary)
+            self.writer.file_writer.add_summary(hparams_pb(hparams, trial_id=name or str(run_dir)))
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         """All values at one step in one event — one summary with a value per tag, as TF's merged

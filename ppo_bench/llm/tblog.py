@@ -9,11 +9,9 @@ from typing import Any
 
 from ppo_bench.tblog import RunLogger, flat_hparams
 
-HPARAM_METRICS = ("eval/accuracy", "rewards/mean")
-
 
 class LLMRunLogger(RunLogger):
     def __init__(self, run_dir: Path, hparams: dict[str, Any] | None = None, purge_after: int | None = None):
         # the reward functions' weights stay one readable string rather than one column each
         flat = None if hparams is None else flat_hparams(hparams, keep=("rewards",))
-        super().__init__(run_dir, flat, purge_after=purge_after, metrics=HPARAM_METRICS)
+        super().__init__(run_dir, flat, purge_after=purge_after)
