@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not args.losses:
         ap.error(f"--losses takes DPO losses ({', '.join(DPO_LOSSES)}), got {unknown or 'none'}")
     register_configs()
-    from ppo_bench.llm.dpo_train import train_from_config
+    from ppo_bench.llm.train import train_from_config
     from ppo_bench.llm.train import read_json
 
     runs, rows, pairs_file = {}, [], None

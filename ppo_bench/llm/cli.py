@@ -1,10 +1,15 @@
-"""`ppo-bench-llm`: the Hydra app that trains a small causal LM with GRPO or DPO (docs/llm.md).
+"""`ppo-bench-llm`: the Hydra app that trains a small causal LM with GRPO, DPO, PPO or a reward model (docs/llm.md).
 
 Examples:
   ppo-bench-llm +experiment=grpo_addition          the reference run (SmolLM2-135M, 2-digit addition)
   ppo-bench-llm model=tiny task=reverse algo.steps=20
   ppo-bench-llm -m algo.loss_type=grpo,dapo,dr_grpo seed=0,1
   ppo-bench-llm algo=dpo algo.loss=ipo model=tiny algo.steps=20
+  ppo-bench-llm algo=ppo model=tiny task=reverse algo.steps=20
+  ppo-bench-llm algo=reward_model model=tiny task=reverse algo.steps=20
+
+In a multirun, a swept key that the run folder's name does not spell out is added to it
+(``sweep_run_name``), so that every job trains in its own folder.
 """
 
 from __future__ import annotations
@@ -40,6 +45,76 @@ def check_group_overrides(argv: list[str]) -> None:
                 raise ConfigError(f"{group}={choice!r} is not one of: {', '.join(allowed)}")
 
 
+SWEEP_FUNCTIONS = ("range(", "choice(", "glob(", "interval(")
+# the groups and keys a run folder is always named after (conf_llm/config.yaml's run_name)
+GROUP_KEYS = {"task": "task.name", "model": "model.name", "algo": "algo.name"}
+
+
+def swept_values(value: str) -> bool:
+    """Whether an override's value is a Hydra sweep (a,b / range(...) / choice(...) / glob(...))."""
+    if value.startswith(SWEEP_FUNCTIONS):
+        return True
+    depth, quote = 0, None
+    for ch in value:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            return True
+    return False
+
+
+def default_run_name() -> str:
+    """conf_llm/config.yaml's run_name template, unresolved."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.load(LLM_CONF_DIR / "config.yaml"), resolve=False)["run_name"]
+
+
+def named_keys(algos: list[str]) -> set[str]:
+    """The config keys every run folder name of these algorithms already spells out."""
+    from ppo_bench.llm.config import algo_run_tags
+
+    raw = default_run_name()
+    names = {m for m in re.findall(r"\$\{([\w.]+)\}", raw)}
+    tags = algo_run_tags()
+    per_algo = [{f"algo.{k}" for k in re.findall(r"\$\{\.(\w+)\}", tags[a])} for a in algos if a in tags]
+    return names | (set.intersection(*per_algo) if per_algo else set())
+
+
+def sweep_run_name(argv: list[str]) -> str | None:
+    """For a multirun whose swept keys are not all in the run folder's name: a run_name override that
+    adds each of them (``..._temperature${algo.temperature}/seed0``), so that every job has its own
+    folder. None when nothing needs adding, or the user names the runs (run_name=...)."""
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return None
+    swept, algos = [], ["grpo"]
+    for arg in argv:
+        m = re.fullmatch(r"[+~]{0,2}([\w.]+)=(.*)", arg)
+        if not m:
+            continue
+        key, value = m.groups()
+        if key in ("run_name", "hydra.sweep.subdir"):
+            return None
+        if key == "algo":
+            algos = value.split(",")
+        if swept_values(value):
+            swept.append(GROUP_KEYS.get(key, key))
+    named = named_keys(algos)
+    extra = [k for k in swept if k not in named and not k.startswith("hydra.") and k != "experiment"]
+    if not extra:
+        return None
+    raw = default_run_name()
+    suffix = "".join(f"_{k.rsplit('.', 1)[-1]}${{{k}}}" for k in extra)
+    head, sep, last = raw.rpartition("/")
+    return f"run_name={head}{suffix}{sep}{last}" if sep else f"run_name={raw}{suffix}"
+
+
 def interactive() -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
 
@@ -48,8 +123,11 @@ def report(s: dict) -> None:
     if s.get("skipped"):
         print(f"already finished (resume=true skips it): {s['run_dir']}")
     fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
-    print(f"{s.get('model')} on {s.get('task')}: {s.get('steps')} {s.get('algo', 'GRPO')} steps in {s.get('wall_s')} s; "
-          f"held-out greedy accuracy {fmt(s.get('acc_before'))} -> {fmt(s.get('acc_after'))} (n={s.get('n_eval')})")
+    steps, updates = s.get("steps"), s.get("updates", s.get("steps"))
+    skipped = "" if updates == steps else f", {updates} of them with an update (the others' rewards were all equal: no learning signal)"
+    measure = "held-out pair accuracy" if s.get("algo") == "reward model" else "held-out greedy accuracy"
+    print(f"{s.get('model')} on {s.get('task')}: {steps} {s.get('algo', 'GRPO')} steps in {s.get('wall_s')} s{skipped}; "
+          f"{measure} {fmt(s.get('acc_before'))} -> {fmt(s.get('acc_after'))} (n={s.get('n_eval')})")
     if "seconds_per_step" in s:
         print("seconds per step: " + ", ".join(f"{k} {v}" for k, v in s["seconds_per_step"].items()))
     print(f"run folder: {s['run_dir']}\n  open it with:  tensorboard --logdir {s['run_dir']}")
@@ -57,10 +135,7 @@ def report(s: dict) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(LLM_CONF_DIR), config_name="config")
 def app(cfg: DictConfig) -> None:
-    if cfg.algo.name == "dpo":
-        from ppo_bench.llm.dpo_train import train_from_config
-    else:
-        from ppo_bench.llm.train import train_from_config
+    from ppo_bench.llm.train import train_from_config
 
     progress = cfg.progress == "always" or (cfg.progress == "auto" and interactive())
     try:
@@ -81,6 +156,9 @@ def main() -> None:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
+    extra = sweep_run_name(sys.argv[1:])
+    if extra:
+        sys.argv.append(extra)
     app()
 
 

@@ -20,6 +20,7 @@ from ppo_bench.errors import ConfigError
 LLM_CONF_DIR = Path(__file__).resolve().parents[2] / "conf_llm"
 SCHEMA_NAME = "ppo_bench_llm_schema"
 
+ALGORITHMS = ("grpo", "dpo", "ppo", "reward_model")  # conf_llm/algo/<name>.yaml
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo")
 REWARD_SCALINGS = ("group", "batch", "none")
 TRUNCATED = ("score", "zero", "mask")
@@ -97,7 +98,7 @@ class EvalConfig:
 class LLMConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
-    algo: Any = MISSING  # conf_llm/algo/<name>.yaml, validated by its own schema (grpo_schema, dpo_schema)
+    algo: Any = MISSING  # conf_llm/algo/<name>.yaml, validated by its own schema (grpo_, dpo_, ppo_, reward_model_schema)
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     device: str = "cpu"  # cpu | cuda | auto (a GPU when present)
@@ -115,12 +116,25 @@ class LLMConfig:
 
 def register_configs() -> None:
     from ppo_bench.llm.dpo_config import DPOConfig
+    from ppo_bench.llm.ppo_config import PPOConfig
+    from ppo_bench.llm.reward_model_config import RewardModelConfig
 
     cs = ConfigStore.instance()
     cs.store(name=SCHEMA_NAME, node=LLMConfig)
     # one schema per algorithm, named in the defaults of conf_llm/algo/<name>.yaml (BenchMARL's layout)
     cs.store(group="algo", name="grpo_schema", node=GRPOConfig)
     cs.store(group="algo", name="dpo_schema", node=DPOConfig)
+    cs.store(group="algo", name="ppo_schema", node=PPOConfig)
+    cs.store(group="algo", name="reward_model_schema", node=RewardModelConfig)
+
+
+def algo_run_tags() -> dict[str, str]:
+    """Each algorithm's run_tag template (the middle part of its run folder's name), from its schema."""
+    from ppo_bench.llm.dpo_config import DPOConfig
+    from ppo_bench.llm.ppo_config import PPOConfig
+    from ppo_bench.llm.reward_model_config import RewardModelConfig
+
+    return {c.name: c.run_tag for c in (GRPOConfig(), DPOConfig(), PPOConfig(), RewardModelConfig())}
 
 
 def _choice(key: str, value, allowed) -> None:
@@ -148,11 +162,19 @@ def validate(cfg: DictConfig) -> None:
     _choice("task.name", cfg.task.name, sorted(TASKS))
     if cfg.model.name in ("hf", "gguf") and not cfg.model.path:
         raise ConfigError(f"model.path is required for model.name={cfg.model.name} (a {'directory' if cfg.model.name == 'hf' else '.gguf file'})")
-    _choice("algo.name", a.name, ("grpo", "dpo"))
+    _choice("algo.name", a.name, ALGORITHMS)
     if a.name == "dpo":
         from ppo_bench.llm.dpo_config import validate_dpo_algo
 
         validate_dpo_algo(a)
+    elif a.name == "ppo":
+        from ppo_bench.llm.ppo_config import validate_ppo_algo
+
+        validate_ppo_algo(a)
+    elif a.name == "reward_model":
+        from ppo_bench.llm.reward_model_config import validate_reward_model_algo
+
+        validate_reward_model_algo(a)
     else:
         _validate_grpo_algo(a)
     _validate_common(cfg)
@@ -217,7 +239,4 @@ def run_name(cfg: DictConfig) -> str:
     hyperparameters, so TensorBoard's run selector reads like the sweep)."""
     if cfg.run_name:
         return str(cfg.run_name)
-    a = cfg.algo
-    if a.name == "dpo":
-        return f"{cfg.task.name}-{cfg.model.name}/{a.name}_{a.loss}_beta{a.beta}_lr{a.lr}/seed{cfg.seed}"
-    return f"{cfg.task.name}-{cfg.model.name}/{a.name}_{a.loss_type}_G{a.num_generations}_lr{a.lr}_beta{a.beta}/seed{cfg.seed}"
+    return f"{cfg.task.name}-{cfg.model.name}/{cfg.algo.run_tag}/seed{cfg.seed}"

@@ -32,7 +32,12 @@ def moving_average(values: list[float], window: int) -> list[float]:
     return out
 
 
-def plot_grpo_run(run_dir: str | Path, out_png: str | Path, title: str | None = None, window: int = 10) -> Path:
+# the training-reward curves a run may have logged: GRPO's, and PPO's (TRL's names)
+REWARD_CURVES = (("rewards/mean", "reward (weighted sum)", "tab:blue"), ("rewards/correct/mean", "exact-match reward", "tab:green"),
+                 ("objective/scores", "sequence reward", "tab:blue"), ("objective/rlhf_reward", "reward − β·KL", "tab:purple"))
+
+
+def plot_llm_run(run_dir: str | Path, out_png: str | Path, title: str | None = None, window: int = 10, algo: str = "GRPO") -> Path:
     """Two panels: training reward per step (and its moving average), held-out greedy accuracy."""
     require("matplotlib", hint="pip install -e '.[analysis]'", what="plotting")
     import matplotlib
@@ -44,12 +49,12 @@ def plot_grpo_run(run_dir: str | Path, out_png: str | Path, title: str | None = 
 
     s = read_scalars(run_dir)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for tag, label, colour in (("rewards/mean", "reward (weighted sum)", "tab:blue"), ("rewards/correct/mean", "exact-match reward", "tab:green")):
-        if tag in s and (tag != "rewards/correct/mean" or "rewards/mean" not in s or s[tag] != s["rewards/mean"]):
+    for tag, label, colour in REWARD_CURVES:
+        if tag in s and (tag != "rewards/correct/mean" or s[tag] != s.get("rewards/mean", s.get("objective/scores"))):
             steps, vals = zip(*s[tag])
             ax1.plot(steps, vals, color=colour, alpha=0.25, lw=1)
             ax1.plot(steps, moving_average(list(vals), window), color=colour, lw=2, label=f"{label}, {window}-step mean")
-    ax1.set(xlabel="GRPO step", ylabel="mean reward of the sampled completions", title="training reward")
+    ax1.set(xlabel=f"{algo} step", ylabel="mean reward of the sampled completions", title="training reward")
     ax1.grid(alpha=0.3)
     ax1.legend(loc="upper left", fontsize=8)
     if "eval/accuracy" in s:
@@ -66,7 +71,7 @@ def plot_grpo_run(run_dir: str | Path, out_png: str | Path, title: str | None = 
             for st, a in full:
                 ax2.annotate(f"{a:.0%}", (st, a), textcoords="offset points", xytext=(4, 6), fontsize=9)
         ax2.legend(loc="upper left", fontsize=8)
-    ax2.set(xlabel="GRPO step", ylabel="greedy exact-match accuracy", title="held-out accuracy", ylim=(0, 1))
+    ax2.set(xlabel=f"{algo} step", ylabel="greedy exact-match accuracy", title="held-out accuracy", ylim=(0, 1))
     ax2.grid(alpha=0.3)
     if title:
         fig.suptitle(title)

@@ -36,23 +36,29 @@ def read_jsonl(path: str | Path) -> list[PreferencePair]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"algo.data_file={path}: no such file")
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{e.object[e.start]:02x}); save the file as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(f"algo.data_file={path}: cannot be read ({e.strerror})") from None
     pairs = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise ConfigError(f"{path}:{n}: a record must be a JSON object with {', '.join(FIELDS)}")
-            for k in FIELDS:
-                if k not in rec:
-                    raise ConfigError(f"{path}:{n}: missing field {k!r} (need {', '.join(FIELDS)})")
-                if not isinstance(rec[k], str) or not rec[k]:
-                    raise ConfigError(f"{path}:{n}: field {k!r} must be a non-empty string (conversational lists are not supported)")
-            pairs.append(PreferencePair(rec["prompt"], rec["chosen"], rec["rejected"], rec.get("source", "file")))
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(rec, dict):
+            raise ConfigError(f"{path}:{n}: a record must be a JSON object with {', '.join(FIELDS)}")
+        for k in FIELDS:
+            if k not in rec:
+                raise ConfigError(f"{path}:{n}: missing field {k!r} (need {', '.join(FIELDS)})")
+            if not isinstance(rec[k], str) or not rec[k]:
+                raise ConfigError(f"{path}:{n}: field {k!r} must be a non-empty string (conversational lists are not supported)")
+        pairs.append(PreferencePair(rec["prompt"], rec["chosen"], rec["rejected"], rec.get("source", "file")))
     if not pairs:
         raise ConfigError(f"{path}: no preference records")
     return pairs
@@ -148,3 +154,34 @@ def collate(tokenized: Sequence[tuple[list[int], list[int], list[int]]], pad_id:
         am[i, P - len(p) : P + len(y)] = 1
         rm[i, : len(y)] = 1
     return PairBatch(ids, am, rm)
+
+
+def pairs_for_run(run) -> tuple[list[PreferencePair], dict]:
+    """The pairs of a DPO or reward-model run (``train.LMRun``): its ``algo.data_file``, or sampled from
+    its policy on the task's training prompts; and their statistics."""
+    a, cfg = run.a, run.cfg
+    if a.data_file:
+        pairs = read_jsonl(a.data_file)
+        return pairs, {"pairs": len(pairs)}
+    examples = run.task.sample_train(random.Random(cfg.seed + 1), a.num_prompts)
+    with run.autocast():
+        pairs, stats = pairs_from_task(
+            run.model, run.tok, examples, [run.prompt(e) for e in examples], run.task.accuracy_reward(),
+            num_samples=a.num_samples, pairs_per_prompt=a.pairs_per_prompt, temperature=a.temperature,
+            max_new_tokens=a.max_completion_length, answer_template=a.answer_template, eos_ids=run.eos_ids,
+            rng=random.Random(cfg.seed + 2))
+    if not pairs:
+        raise ConfigError(f"task {cfg.task.name}: every one of the policy's {a.num_samples} samples was correct on all "
+                          f"{a.num_prompts} prompts, so no preference pair could be built (raise algo.num_prompts)")
+    return pairs, stats
+
+
+def epoch_batch(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
+    """The pairs of one step: consecutive slices of a per-epoch permutation of n (a function of the step,
+    so a resumed run repeats it)."""
+    out = []
+    for k in range(step * batch_size, step * batch_size + batch_size):
+        epoch, pos = divmod(k, n)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        out.append(int(perm[pos]))
+    return torch.tensor(out)

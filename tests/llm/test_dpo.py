@@ -16,7 +16,8 @@ from ppo_bench.errors import ConfigError
 from ppo_bench.llm import dpo
 from ppo_bench.llm.config import validate
 from ppo_bench.llm.dpo import DPO_LOSSES, LossOptions, concatenated_logps
-from ppo_bench.llm.dpo_train import DPOTrainer, build_trainer
+from ppo_bench.llm.dpo_train import DPO
+from ppo_bench.llm.train import build_trainer
 from ppo_bench.llm.models import tiny_model
 from ppo_bench.llm.preferences import PreferencePair, collate, pairs_from_task, read_jsonl, tokenize_pairs, write_jsonl
 from ppo_bench.llm.tasks import Example
@@ -211,9 +212,10 @@ def test_variants_script_rejects_unknown_losses_and_keeps_overrides_out_of_them(
 
 def test_reference_free_makes_no_reference_pass(llm_cfg, monkeypatch):
     trainer = build_trainer(llm_cfg(*TINY, "algo.loss=reference_free", "algo.num_prompts=2", "algo.num_samples=2"))
-    monkeypatch.setattr(DPOTrainer, "sequence_logps", lambda self: pytest.fail("a reference pass was made"))
-    trainer.prepare(resuming=False)
-    assert trainer.ref_chosen.abs().sum() == 0 and trainer.ref_rejected.abs().sum() == 0
+    monkeypatch.setattr(DPO, "sequence_logps", lambda self: pytest.fail("a reference pass was made"))
+    dpo = trainer.algorithm
+    dpo.prepare(resuming=False)
+    assert dpo.ref_chosen.abs().sum() == 0 and dpo.ref_rejected.abs().sum() == 0
 
 
 def test_tiny_model_preference_accuracy_rises_under_dpo(llm_cfg, tmp_path, capsys):
@@ -247,6 +249,6 @@ def test_task_pairs_run_end_to_end_and_resume_from_the_cache(llm_cfg):
     (first.run_dir / "status.json").unlink()
     second = build_trainer(llm_cfg(*args))
     second.train()
-    assert second.step == 2 and second.pairs == first.pairs
-    torch.testing.assert_close(second.ref_chosen, first.ref_chosen)
-    assert {p.source for p in second.pairs} <= {"on_policy", "fallback"}
+    assert second.step == 2 and second.algorithm.pairs == first.algorithm.pairs
+    torch.testing.assert_close(second.algorithm.ref_chosen, first.algorithm.ref_chosen)
+    assert {p.source for p in second.algorithm.pairs} <= {"on_policy", "fallback"}

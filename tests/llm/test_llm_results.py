@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ppo_bench.llm.plots import moving_average, plot_grpo_run, read_scalars
+from ppo_bench.llm.plots import moving_average, plot_llm_run, read_scalars
 from ppo_bench.llm.train import build_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,7 +18,7 @@ def test_results_json_and_png_from_a_run_folder(llm_cfg, tmp_path):
     trainer.train()
     scalars = read_scalars(trainer.run_dir)
     assert [s for s, _ in scalars["eval/accuracy"]] == [0, 2, 4] and [v for _, v in scalars["eval/n"]] == [6, 3, 6]
-    png = plot_grpo_run(trainer.run_dir, tmp_path / "curve.png", title="tiny")
+    png = plot_llm_run(trainer.run_dir, tmp_path / "curve.png", title="tiny")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     out = tmp_path / "results"

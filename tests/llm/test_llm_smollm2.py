@@ -39,7 +39,7 @@ def test_smollm2_loads_from_the_wheel_and_takes_one_grpo_step(llm_cfg, tmp_path,
     del cached
 
     # one GRPO step changes the weights
-    trainer.reward_fns = {"correct": char_code_reward}
+    trainer.algorithm.reward_fns = {"correct": char_code_reward}
     before = [p.detach().clone() for p in trainer.params[:4]]
     summary = trainer.train()
     step = trainer.history[0]

@@ -21,7 +21,7 @@ def digit_fraction(prompt, completion, **_):
 def test_tiny_model_learns_a_trivial_reward(llm_cfg):
     cfg = llm_cfg(*TINY, "algo.steps=25", "algo.lr=3e-3", "eval.before=false", "checkpoint_every=100")
     trainer = build_trainer(cfg)
-    trainer.reward_fns = {"correct": digit_fraction}
+    trainer.algorithm.reward_fns = {"correct": digit_fraction}
     trainer.train()
     r = [h["rewards/mean"] for h in trainer.history]
     first, last = sum(r[:5]) / 5, sum(r[-5:]) / 5
@@ -37,9 +37,9 @@ def test_tiny_model_learns_a_trivial_reward(llm_cfg):
 def test_options_run_and_log_the_expected_scalars(llm_cfg, extra):
     cfg = llm_cfg(*TINY, "algo.steps=2", "algo.lr=1e-3", "eval.every=1", "eval.periodic_n=4", *extra)
     trainer = build_trainer(cfg)
-    assert (trainer.ref is not None) == (cfg.algo.beta > 0)
+    assert (trainer.algorithm.ref is not None) == (cfg.algo.beta > 0)
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
-    trainer.reward_fns = {"correct": digit_fraction}
+    trainer.algorithm.reward_fns = {"correct": digit_fraction}
     summary = trainer.train()
     run = trainer.run_dir
     for f in ("config.yaml", "summary.json", "status.json", "checkpoint.pt"):
@@ -79,7 +79,7 @@ def test_a_killed_run_resumes_exactly(llm_cfg, tmp_path):
 
 def test_non_finite_loss_stops_the_run_and_keeps_its_checkpoint(llm_cfg, monkeypatch):
     trainer = build_trainer(llm_cfg(*TINY, "algo.steps=3", "checkpoint_every=1", "eval.before=false", "algo.skip_zero_advantage=false"))
-    import ppo_bench.llm.train as T
+    from ppo_bench.llm import grpo as T
 
     real = T.grpo_loss
     monkeypatch.setattr(T, "grpo_loss", lambda *a, **k: (real(*a, **k)[0] * (float("nan") if trainer.step == 1 else 1.0), real(*a, **k)[1]))
@@ -94,7 +94,7 @@ def test_truncated_completions_scored_zeroed_or_masked(llm_cfg):
     for mode in ("score", "zero", "mask"):
         trainer = build_trainer(llm_cfg(*TINY, "algo.steps=2", "eval.before=false", f"algo.truncated={mode}",
                                         "algo.skip_zero_advantage=false", f"run_name={mode}"))
-        trainer.reward_fns = {"correct": lambda p, c, **_: 1.0}
+        trainer.algorithm.reward_fns = {"correct": lambda p, c, **_: 1.0}
         trainer.train()
         for h in trainer.history:
             finished = 1.0 - h["stats/completion_truncated"]

@@ -1,0 +1,73 @@
+"""PPO for language models (Ziegler et al. 2019; Stiennon et al. 2020; Ouyang et al. 2022): the equations.
+
+A completion o of prompt q is an episode whose actions are its tokens. Per token t of the response:
+  r_t = −β (log π_θold(o_t) − log π_ref(o_t))  (+ the sequence reward r(q, o) at the last token)
+  Â_t by GAE over the response tokens only, backwards, as trlx's get_advantages_and_returns
+      (γ = 1, λ = 0.95 by default), returns R_t = Â_t + V(s_t)
+  L = E_t[−min(ρ_t Â_t, clip(ρ_t, 1−ε, 1+ε) Â_t)] + c1 · E_t[½ max((V − R)², (clip(V, V_old ± ε_V) − R)²)]
+The ratio, the clipped surrogate, the k1 KL, GAE and the clipped value loss are the shared ones of
+``ppo_bench.losses``; what is PPO-for-LMs' own is below.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ppo_bench.losses import clipped_surrogate, clipped_value_loss, gae, kl_k1, kl_k3, policy_ratio
+
+
+def last_token_index(mask: torch.Tensor) -> torch.Tensor:
+    """[B] position of each row's last response token (mask: 1 up to and including the first EOS)."""
+    return mask.sum(1).long() - 1
+
+
+def kl_shaped_rewards(logp: torch.Tensor, ref_logp: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor,
+                      kl_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-token rewards [B, L], their KL part [B, L]): −β·k1 on every response token, plus the
+    sequence reward on its last one. Ziegler et al. 2019 eq. 2, per token as in trlx and InstructGPT."""
+    non_score = -kl_coef * kl_k1(logp, ref_logp) * mask
+    rewards = non_score.clone()
+    rows = torch.arange(mask.shape[0], device=mask.device)
+    rewards[rows, last_token_index(mask)] += scores.to(rewards.dtype)
+    return rewards, non_score
+
+
+def response_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float,
+                 lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(advantages, returns) [B, L] over the response tokens only (0 elsewhere): the shared ``gae`` along
+    the token axis, the episode terminating at each row's last response token (no bootstrap after it)."""
+    B, L = rewards.shape
+    ended = torch.zeros(B, L, dtype=torch.bool, device=rewards.device)
+    ended[torch.arange(B, device=rewards.device), last_token_index(mask)] = True
+    values = torch.cat([values * mask, values.new_zeros(B, 1)], dim=1)  # V after the last token: 0
+    adv, returns = gae(rewards.T, values.T, ended.T, torch.zeros_like(ended.T), mask.T > 0, gamma, lam)
+    return adv.T, returns.T * mask
+
+
+def adaptive_kl_coef(kl_coef: float, kl: float, target: float, horizon: int, n_sequences: int) -> float:
+    # Ziegler et al. 2019 §2.2: e = clip(KL/KL_target − 1, −0.2, 0.2); β ← β (1 + K_β e), K_β = n / horizon
+    error = min(max(kl / target - 1.0, -0.2), 0.2)
+    return kl_coef * (1.0 + error * n_sequences / horizon)
+
+
+def ppo_token_loss(logp, old_logp, values, old_values, returns, adv, mask, *, eps_low: float, eps_high: float,
+                   value_clip: float, vf_coef: float, n_tokens: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The minibatch's loss for these rows (token sums over ``n_tokens``, the minibatch's response
+    tokens, so micro-batches add up to it) and token sums of its diagnostics."""
+    ratio = policy_ratio(logp, old_logp)
+    policy = -clipped_surrogate(ratio, adv, eps_low, eps_high)
+    value = 0.5 * clipped_value_loss(values, returns, old_values, value_clip)  # ½ as in trlx and TRL
+    policy_loss = (policy * mask).sum() / n_tokens
+    value_loss = (value * mask).sum() / n_tokens
+    with torch.no_grad():
+        m = mask.bool()
+        stats = {
+            "policy": policy_loss.detach(),
+            "value": value_loss.detach(),
+            "clipfrac": ((-adv * ratio < policy) & m).sum().float(),  # the clipped branch is the smaller objective
+            "value_clipfrac": (((old_values + (values - old_values).clamp(-value_clip, value_clip) - returns).pow(2)
+                                > (values - returns).pow(2)) & m).sum().float(),
+            "approxkl": (kl_k3(old_logp, logp.detach()) * mask).sum(),
+            "ratio": (ratio.detach() * mask).sum(),
+        }
+    return policy_loss + vf_coef * value_loss, stats

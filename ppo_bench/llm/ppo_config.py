@@ -1,0 +1,77 @@
+"""The PPO-for-LMs config group (``conf_llm/algo/ppo.yaml``): its structured schema and its checks.
+
+Defaults follow TRL's ``PPOConfig`` and trlx where they have the option (ε = 0.2, value clip 0.2,
+γ = 1, λ = 0.95, KL coefficient 0.05, 4 PPO epochs, value coefficient 0.1); the adaptive KL
+controller is Ziegler et al. 2019's (target 6 nats per sequence, horizon 10,000 sequences).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from ppo_bench.errors import ConfigError
+
+
+@dataclass
+class PPOConfig:
+    name: str = "ppo"
+    steps: int = 100  # rollouts (each followed by ppo_epochs passes of minibatch updates)
+    prompts_per_step: int = 16  # completions per rollout, one per prompt
+    ppo_epochs: int = 4  # μ, passes over each rollout
+    minibatch_size: int = 8  # completions per optimizer step
+    micro_batch_size: int = 8  # completions per forward/backward; gradients accumulate to one minibatch
+    epsilon: float = 0.2  # policy clip ε (PPO eq. 7)
+    epsilon_high: Optional[float] = None  # upper clip; null = ε
+    value_clip: float = 0.2  # the value loss is clipped to old value ± this (trlx's cliprange_value)
+    vf_coef: float = 0.1  # c1: weight of the value loss (TRL's default)
+    gamma: float = 1.0  # discount over response tokens
+    lam: float = 0.95  # GAE λ
+    kl_coef: float = 0.05  # β of the per-token reward −β·(log π − log π_ref); the adaptive controller's start
+    adaptive_kl: bool = False  # Ziegler et al. 2019's proportional controller of β
+    kl_target: float = 6.0  # adaptive: target KL per sequence (nats)
+    kl_horizon: int = 10000  # adaptive: sequences over which β moves by at most ±20 %
+    whiten_advantages: bool = True
+    temperature: float = 1.0
+    max_completion_length: int = 32
+    truncated: str = "score"  # a completion cut off without EOS: scored like any other, or "zero": rewarded 0
+    reward_model: Optional[str] = None  # the model/ folder of an algo=reward_model run; null = the task's verifier
+    lr: float = 1.0e-6
+    warmup_steps: int = 0
+    lr_schedule: str = "constant"  # constant | linear
+    weight_decay: float = 0.0
+    adam_betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    max_grad_norm: Optional[float] = 1.0
+    run_tag: str = "${.name}_kl${.kl_coef}_lr${.lr}_ep${.ppo_epochs}"  # the run folder's middle part
+
+
+def validate_ppo_algo(a) -> None:
+    for key, low in (("steps", 1), ("prompts_per_step", 1), ("ppo_epochs", 1), ("minibatch_size", 1),
+                     ("micro_batch_size", 1), ("max_completion_length", 1), ("warmup_steps", 0), ("kl_horizon", 1)):
+        if not isinstance(a[key], int) or a[key] < low:
+            raise ConfigError(f"algo.{key}={a[key]} must be an integer >= {low}")
+    if a.minibatch_size > a.prompts_per_step:
+        raise ConfigError(f"algo.minibatch_size={a.minibatch_size} must be <= algo.prompts_per_step={a.prompts_per_step} "
+                          "(the completions of one rollout)")
+    if a.epsilon is None or not (math.isfinite(a.epsilon) and 0 < a.epsilon < 1):
+        raise ConfigError(f"algo.epsilon={a.epsilon} must lie in (0, 1)")
+    if a.epsilon_high is not None and not (math.isfinite(a.epsilon_high) and a.epsilon_high > 0):
+        raise ConfigError(f"algo.epsilon_high={a.epsilon_high} must be > 0 or null (= algo.epsilon)")
+    for key in ("value_clip", "lr", "temperature", "kl_target"):
+        if a[key] is None or not (math.isfinite(a[key]) and a[key] > 0):
+            raise ConfigError(f"algo.{key}={a[key]} must be > 0")
+    for key in ("vf_coef", "kl_coef", "weight_decay"):
+        if a[key] is None or not (math.isfinite(a[key]) and a[key] >= 0):
+            raise ConfigError(f"algo.{key}={a[key]} must be >= 0")
+    for key in ("gamma", "lam"):
+        if a[key] is None or not (0 <= a[key] <= 1):
+            raise ConfigError(f"algo.{key}={a[key]} must lie in [0, 1]")
+    if a.adaptive_kl and a.kl_coef == 0:
+        raise ConfigError("algo.adaptive_kl=true needs algo.kl_coef > 0 (the controller scales β)")
+    if a.max_grad_norm is not None and not (math.isfinite(a.max_grad_norm) and a.max_grad_norm > 0):
+        raise ConfigError(f"algo.max_grad_norm={a.max_grad_norm} must be > 0 or null")
+    if a.truncated not in ("score", "zero"):
+        raise ConfigError(f"algo.truncated={a.truncated!r} is not one of: score, zero")
+    if a.lr_schedule not in ("constant", "linear"):
+        raise ConfigError(f"algo.lr_schedule={a.lr_schedule!r} is not one of: constant, linear")

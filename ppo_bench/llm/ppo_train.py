@@ -1,0 +1,235 @@
+"""PPO's step for language models (``algo=ppo``): rollout, KL-shaped rewards, GAE, μ epochs of minibatches.
+
+The four models of RLHF-style PPO:
+  policy     the LM being trained
+  value      a linear head on the policy's last hidden state, sharing its trunk (as trlx's
+             value-head models do): a separate value model would double every forward and backward
+             pass and the weights plus Adam state on a 2-core CPU; the price is that the value loss
+             (weighted by ``vf_coef``) also moves the trunk the policy uses
+  reference  a frozen copy of the starting policy (not loaded when kl_coef = 0 and β is not adapted)
+  reward     the task's verifier, or a reward model (``algo.reward_model``: a reward_model run's model/)
+One step:
+  rollout    one completion per prompt from π_θold (``algo.prompts_per_step`` prompts)
+  score      the sequence reward of each completion
+  old pass   log π_θold, V_old per response token (no gradient); log π_ref
+  rewards    r_t = −β·k1 per token + the score at the last token (``ppo.kl_shaped_rewards``)
+  GAE        over response tokens only (``ppo.response_gae``), advantages whitened
+  update     ``algo.ppo_epochs`` passes over the rollout in minibatches of ``algo.minibatch_size``
+             completions, one AdamW step each, on the clipped surrogate + c1 · clipped value loss
+  β          fixed, or Ziegler et al. 2019's adaptive controller after each rollout
+Metrics use TRL's PPOTrainer names (objective/kl, objective/scores, objective/rlhf_reward,
+policy/approxkl_avg, policy/clipfrac_avg, loss/policy_avg, loss/value_avg, val/clipfrac_avg, ...).
+Evaluation, checkpoints and the rest of the run are the harness's (``train.LMRun``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from ppo_bench.errors import NonFiniteLoss
+from ppo_bench.llm import ppo
+from ppo_bench.llm.logprobs import sequence_scores, token_logprobs, token_logprobs_and_values
+from ppo_bench.llm.models import load_model
+from ppo_bench.llm.rewards import weighted_rewards
+from ppo_bench.llm.sampling import generate
+from ppo_bench.llm.train import LMRun, load_run_parts
+from ppo_bench.losses import kl_k1, masked_standardize
+
+PHASES = ("generation_s", "reward_s", "logprobs_s", "update_s")
+VALUE_HEAD_FILE = "value_head.pt"
+
+
+def value_head(model) -> torch.nn.Linear:
+    """V(s_t) = w·h_t + b on the trunk's last hidden state, starting at 0 everywhere."""
+    head = torch.nn.Linear(model.config.hidden_size, 1)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    return head.to(next(model.parameters()).device)
+
+
+class PPO:
+    label = "PPO"
+
+    def __init__(self, run: LMRun, ref_model=None, reward_model=None):
+        self.run, self.a = run, run.a
+        self.ref = ref_model
+        self.reward_model = reward_model  # (frozen LM, head) or None: the task's verifier
+        self.value_head = value_head(run.model)
+        self.kl_coef = float(self.a.kl_coef)
+        self.reward_fns = dict(run.task.rewards)
+        self.weights = {k: float(v) for k, v in run.cfg.task.rewards.items()}
+        if reward_model is not None:
+            self.label = "PPO (reward model)"
+
+    def parameters(self):
+        return [*self.run.model.parameters(), *self.value_head.parameters()]
+
+    def prepare(self, resuming: bool) -> None:
+        pass
+
+    def evaluate_extra(self) -> dict | None:
+        return None
+
+    def state_dict(self) -> dict:
+        return {"value_head": self.value_head.state_dict(), "kl_coef": self.kl_coef}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.value_head.load_state_dict(state["value_head"])
+        self.kl_coef = state["kl_coef"]
+
+    def save_extra(self, folder: Path) -> None:
+        torch.save(self.value_head.state_dict(), folder / VALUE_HEAD_FILE)
+
+    def progress_postfix(self, metrics: dict) -> str:
+        return (f"score={metrics['objective/scores']:.3f} kl={metrics['objective/kl']:.3f} "
+                f"step_s={metrics['perf/step_s']:.1f}")
+
+    def summary_extra(self, summary: dict) -> None:
+        summary["kl_coef_final"] = self.kl_coef
+        summary["reward"] = "reward model: " + str(self.a.reward_model) if self.a.reward_model else "verifier"
+
+    @torch.no_grad()
+    def scores(self, comp, prompts, examples) -> tuple[torch.Tensor, dict]:
+        """The sequence reward of each completion: the reward model's r(q, o), or the task's verifier."""
+        if self.reward_model is None:
+            fields = [e.reward_fields() for e in examples]
+            return weighted_rewards(self.reward_fns, self.weights, prompts, comp.texts, fields)
+        model, head = self.reward_model
+        ids = comp.input_ids
+        last = ids.shape[1] - comp.completion_ids.shape[1] + ppo.last_token_index(comp.completion_mask)
+        out = []
+        with self.run.autocast():
+            for chunk in torch.arange(ids.shape[0], device=ids.device).split(self.a.micro_batch_size):
+                out.append(sequence_scores(model, head, ids[chunk], comp.attention_mask[chunk], last[chunk]).float())
+        scores = torch.cat(out).cpu()
+        return scores, {"reward_model": scores}
+
+    @torch.no_grad()
+    def old_pass(self, ids, am, C) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """log π_θold, V_old and log π_ref of every completion token, micro-batched, no gradient."""
+        run, a = self.run, self.a
+        logp, values, ref = (torch.zeros(ids.shape[0], C, device=ids.device) for _ in range(3))
+        with run.autocast():
+            for chunk in torch.arange(ids.shape[0], device=ids.device).split(a.micro_batch_size):
+                lp, v, _ = token_logprobs_and_values(run.model, self.value_head, ids[chunk], am[chunk], C, a.temperature)
+                logp[chunk], values[chunk] = lp.float(), v.float()
+                if self.ref is not None:
+                    ref[chunk] = token_logprobs(self.ref, ids[chunk], am[chunk], C, a.temperature)[0].float()
+        if self.ref is None:
+            ref = logp.clone()  # β = 0 and not adapted: no KL term
+        return logp, values, ref
+
+    def train_step(self) -> dict[str, float]:
+        run, a = self.run, self.a
+        t0 = time.perf_counter()
+        examples = run.task.sample_train(run.rng, a.prompts_per_step)
+        prompts = [run.prompt(e) for e in examples]
+        with run.autocast():
+            comp = generate(run.model, run.tok, prompts, n=1, max_new_tokens=a.max_completion_length,
+                            temperature=a.temperature, eos_ids=run.eos_ids)
+        t1 = time.perf_counter()
+        scores, per_fn = self.scores(comp, prompts, examples)
+        if a.truncated == "zero":  # a completion cut off before its EOS has given no final answer
+            finished = (~comp.truncated).float().cpu()
+            scores, per_fn = scores * finished, {k: v * finished for k, v in per_fn.items()}
+        t2 = time.perf_counter()
+
+        ids, am = comp.input_ids, comp.attention_mask
+        mask = comp.completion_mask.float()
+        N, C = ids.shape[0], mask.shape[1]
+        old_logp, old_values, ref_logp = self.old_pass(ids, am, C)
+        rewards, non_score = ppo.kl_shaped_rewards(old_logp, ref_logp, scores.to(run.device), mask, self.kl_coef)
+        adv, returns = ppo.response_gae(rewards, old_values, mask, a.gamma, a.lam)
+        if a.whiten_advantages:
+            adv = masked_standardize(adv, mask, dim=None) * mask
+        t3 = time.perf_counter()
+
+        run.set_learning_rate()
+        eps_high = a.epsilon_high if a.epsilon_high is not None else a.epsilon
+        sums = dict.fromkeys(("policy", "value", "clipfrac", "value_clipfrac", "approxkl", "ratio", "entropy", "tokens"), 0.0)
+        grad_norm, optimizer_steps = float("nan"), 0
+        shuffle = torch.Generator().manual_seed(run.cfg.seed * 1_000_003 + run.step)  # a resumed run repeats it
+        for epoch in range(a.ppo_epochs):
+            for mb in torch.randperm(N, generator=shuffle).to(run.device).split(a.minibatch_size):
+                run.opt.zero_grad(set_to_none=True)
+                n_tokens = mask[mb].sum().clamp(min=1.0)
+                for chunk in mb.split(a.micro_batch_size):
+                    with run.autocast():
+                        logp, values, entropy = token_logprobs_and_values(
+                            run.model, self.value_head, ids[chunk], am[chunk], C, a.temperature, with_entropy=(epoch == 0))
+                    loss, st = ppo.ppo_token_loss(
+                        logp, old_logp[chunk], values.float(), old_values[chunk], returns[chunk], adv[chunk], mask[chunk],
+                        eps_low=a.epsilon, eps_high=eps_high, value_clip=a.value_clip, vf_coef=a.vf_coef, n_tokens=n_tokens)
+                    if not torch.isfinite(loss):
+                        raise NonFiniteLoss(f"non-finite PPO loss at step {run.step + 1}")
+                    loss.backward()
+                    for k in ("policy", "value"):
+                        sums[k] += st[k].item() / math.ceil(N / a.minibatch_size) / a.ppo_epochs
+                    for k in ("clipfrac", "value_clipfrac", "approxkl", "ratio"):
+                        sums[k] += st[k].item()
+                    sums["tokens"] += mask[chunk].sum().item()
+                    if entropy is not None:
+                        sums["entropy"] += (entropy * mask[chunk]).sum().item()
+                grad_norm = torch.nn.utils.clip_grad_norm_(run.params, a.max_grad_norm or float("inf")).item()
+                if not math.isfinite(grad_norm):
+                    raise NonFiniteLoss(f"non-finite gradient norm at step {run.step + 1}")
+                run.opt.step()
+                optimizer_steps += 1
+        t4 = time.perf_counter()
+
+        kl_per_sequence = (kl_k1(old_logp, ref_logp) * mask).sum(1)
+        kl_coef = self.kl_coef
+        if a.adaptive_kl:
+            self.kl_coef = ppo.adaptive_kl_coef(self.kl_coef, kl_per_sequence.mean().item(), a.kl_target, a.kl_horizon, N)
+        tok = max(sums["tokens"], 1.0)
+        n_tok = max(mask.sum().item(), 1.0)
+        lengths = comp.lengths.float()
+        non_score_per_sequence = non_score.sum(1).cpu()
+        m = {
+            "objective/scores": scores.mean().item(),
+            "objective/kl": kl_per_sequence.mean().item(),
+            "objective/kl_coef": kl_coef,
+            "objective/non_score_reward": non_score_per_sequence.mean().item(),
+            "objective/rlhf_reward": (scores + non_score_per_sequence).mean().item(),
+            **{f"rewards/{k}/mean": v.mean().item() for k, v in per_fn.items()},
+            "loss/policy_avg": sums["policy"],
+            "loss/value_avg": sums["value"],
+            "policy/approxkl_avg": sums["approxkl"] / tok,
+            "policy/clipfrac_avg": sums["clipfrac"] / tok,
+            "policy/entropy_avg": sums["entropy"] / n_tok,
+            "val/clipfrac_avg": sums["value_clipfrac"] / tok,
+            "val/ratio": sums["ratio"] / tok,
+            "val/mean": ((old_values * mask).sum() / n_tok).item(),
+            "returns/mean": ((returns * mask).sum() / n_tok).item(),
+            "stats/grad_norm": grad_norm,
+            "stats/optimizer_steps": optimizer_steps,
+            "stats/completion_length/mean": lengths.mean().item(),
+            "stats/completion_truncated": comp.truncated.float().mean().item(),
+            "charts/learning_rate": run.opt.param_groups[0]["lr"],
+            "perf/generation_s": t1 - t0,
+            "perf/reward_s": t2 - t1,
+            "perf/logprobs_s": t3 - t2,
+            "perf/update_s": t4 - t3,
+        }
+        run.last_samples = [{"prompt": examples[i].question, "completion": comp.texts[i], "score": round(scores[i].item(), 3)}
+                            for i in range(min(N, run.cfg.log_completions))]
+        return m
+
+
+def build(cfg: DictConfig, run_dir: Path) -> LMRun:
+    a = cfg.algo
+    device, dtype, task, tokenizer, model = load_run_parts(cfg, a.max_completion_length)
+    reward_model = None
+    if a.reward_model:
+        from ppo_bench.llm.reward_model import load_reward_model
+
+        reward_model = load_reward_model(a.reward_model, tokenizer, device, dtype)
+    needs_ref = a.kl_coef > 0 or a.adaptive_kl
+    ref = load_model(cfg.model, tokenizer, device, dtype, seed=cfg.seed, trainable=False) if needs_ref else None
+    run = LMRun(cfg, run_dir, model, tokenizer, task, compute_dtype=dtype)
+    return run.attach(PPO(run, ref_model=ref, reward_model=reward_model), PHASES)
