@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import shlex
 import sys
+from pathlib import Path
 
 import hydra
 import torch
@@ -13,7 +15,8 @@ from ppo_bench.config import CONF_DIR, register_configs, validate
 from ppo_bench.errors import ConfigError
 from ppo_bench.population import RunSpec, expand
 from ppo_bench.preemption import Interrupted
-from ppo_bench.train import PopulationTrainer, read_status
+from ppo_bench.identity import IDENTITY
+from ppo_bench.train import CHECKPOINT, STATUS, PopulationTrainer, check_run_identity, read_status
 
 register_configs()
 
@@ -25,9 +28,28 @@ def population_specs(cfg: DictConfig) -> list[RunSpec]:
     return expand(cfg.env.id, settings, seeds, cfg.run_root, cfg.algo.name)
 
 
+def started(run_dir: Path) -> bool:
+    """Whether a launch already wrote this run folder (a checkpoint, or only its first files)."""
+    return any((run_dir / f).exists() for f in (CHECKPOINT, STATUS, IDENTITY, "config.yaml"))
+
+
+def check_run_folders(cfg: DictConfig, specs: list[RunSpec]) -> None:
+    """Before anything is built or written: resume=true must find runs, and every run it continues must have
+    been trained with these settings (``ppo_bench.identity``)."""
+    if cfg.resume is True and not any(started(s.dir) for s in specs):
+        where = specs[0].dir if len(specs) == 1 else f"{cfg.run_root} (e.g. {specs[0].dir})"
+        raise ConfigError(f"resume=true but no run of this launch exists in {where}; check run_root / "
+                          "hydra.run.dir, or launch with resume=auto (start what is missing) or resume=false")
+    if cfg.resume:
+        for s in specs:
+            if (s.dir / CHECKPOINT).exists():
+                check_run_identity(cfg, s)
+
+
 def train_from_config(cfg: DictConfig) -> dict[str, dict]:
     """Validate, build and train every run the config names; returns a summary per run."""
     specs = population_specs(cfg)
+    check_run_folders(cfg, specs)
     summary: dict[str, dict] = {}
     if cfg.resume:
         per_iter = cfg.env.num_envs * cfg.algo.num_steps
@@ -42,9 +64,21 @@ def train_from_config(cfg: DictConfig) -> dict[str, dict]:
     if specs:
         torch.set_num_threads(cfg.torch_threads)
         trainer = PopulationTrainer(cfg, specs)
-        trainer.start(cfg.resume)
+        trainer.start(bool(cfg.resume))
         summary.update(trainer.train())
     return summary
+
+
+def resume_command(cfg: DictConfig) -> str:
+    """The command that continues this launch's runs: its own overrides, resume=true and the run folder."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = ["<the same overrides>"]
+    if HydraConfig.initialized():
+        drop = ("resume", "run_root", "hydra.run.dir")
+        overrides = [shlex.quote(o) for o in HydraConfig.get().overrides.task
+                     if o.split("=", 1)[0].lstrip("+~") not in drop]
+    return " ".join(["ppo-bench", *overrides, "resume=true", f"run_root={shlex.quote(str(Path(cfg.run_root).resolve()))}"])
 
 
 def report(summary: dict[str, dict], run_root: str) -> None:
@@ -63,7 +97,7 @@ def main(cfg: DictConfig) -> None:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
     except Interrupted as e:
-        print(f"interrupted: {e}", file=sys.stderr, flush=True)
+        print(f"interrupted: {e}; to resume: {resume_command(cfg)}", file=sys.stderr, flush=True)
         sys.exit(e.exit_code)
     report(summary, cfg.run_root)
     failed = [k for k, s in summary.items() if s["status"] == "failed"]

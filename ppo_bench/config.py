@@ -82,7 +82,9 @@ class Config:
     population: PopulationConfig = field(default_factory=PopulationConfig)
     seed: int = 0
     run_root: str = "${hydra:runtime.output_dir}"  # run folders: <run_root>/<env>/<setting>/seed<k>
-    resume: bool = False  # continue runs from their checkpoints; finished runs are skipped
+    # false: start the runs (an existing checkpoint is an error) | true: continue the runs from their checkpoints,
+    # finished ones are skipped, and at least one must exist | auto: continue those that exist, start the others
+    resume: Any = False
     checkpoint_every: int = 50  # iterations between checkpoints (and at the end)
     progress: str = "auto"  # auto (bar on a terminal, quiet in CI) | always | never
     torch_threads: int = 1
@@ -92,6 +94,22 @@ class Config:
     # step (results/bench/).
     # Off by default; on in experiment=table1.
     compile: bool = False
+
+
+# Keys of the resolved config that do not change what a run trains (where it is written, how often it is
+# checkpointed, progress, threads, compiling: float rounding only); every other key is part of its identity
+# (ppo_bench.identity). ppo.total_timesteps is compared on its own: raising it extends a finished run. A key
+# added to the schema for logging or diagnostics belongs here.
+NOT_IDENTITY = ("run_root", "resume", "checkpoint_every", "progress", "torch_threads", "compile", "population",
+                "ppo.total_timesteps")
+
+
+def schema_defaults() -> dict[str, Any]:
+    """The schema's default of every key, flattened (``ppo.lr``): what a key the stored identity of an older
+    run lacks must equal for the run to stay the same."""
+    from ppo_bench.identity import flatten
+
+    return flatten(OmegaConf.to_container(OmegaConf.structured(Config), resolve=False))
 
 
 def register_configs() -> None:
@@ -217,6 +235,8 @@ def validate(cfg: DictConfig) -> list[dict]:
     if not cfg.model.hidden or any(not isinstance(h, int) or h <= 0 for h in cfg.model.hidden):
         raise ConfigError(f"model.hidden={list(cfg.model.hidden)} must be a non-empty list of positive integers")
     _choice("progress", cfg.progress, ("auto", "always", "never"))
+    if not (isinstance(cfg.resume, bool) or cfg.resume == "auto"):
+        raise ConfigError(f"resume={cfg.resume!r} is not allowed; allowed: true, false, auto")
     if cfg.compile and (problem := missing_cpp_compiler()):
         raise ConfigError(problem)
     for key in ("obs_clip", "reward_clip"):

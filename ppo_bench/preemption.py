@@ -1,6 +1,6 @@
 """Stopping a training process on request without losing work (a cluster's preemption or time limit,
 Ctrl-C): the signal is noted, the trainer finishes its iteration, checkpoints every run and raises
-``Interrupted``; launching the same command again resumes."""
+``Interrupted``; the command line then prints the command that resumes them."""
 
 from __future__ import annotations
 

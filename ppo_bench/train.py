@@ -29,7 +29,9 @@ from ppo_bench.atomic import atomic_torch_save, atomic_write_text
 from ppo_bench.checkpoint import load_checkpoint
 from ppo_bench.distributions import Categorical, DiagGaussian
 from ppo_bench.envs import env_state, make_vector_env, reset, set_env_state
+from ppo_bench.config import NOT_IDENTITY, schema_defaults
 from ppo_bench.errors import ConfigError
+from ppo_bench.identity import read_identity, refuse_if_different, training_keys, write_identity
 from ppo_bench.networks import ActorCritic
 from ppo_bench.normalization import ObservationNormalizer, RewardScaler
 from ppo_bench.losses import gae, masked_standardize
@@ -50,6 +52,32 @@ def run_config(cfg: DictConfig, spec: RunSpec) -> dict:
     d["objective"], d["seed"] = (dict(spec.objective) if spec.algo == "ppo" else None), spec.seed
     d["population"] = {"seeds": None, "objectives": None}
     return d
+
+
+def identity_keys(cfg: DictConfig, spec: RunSpec) -> dict:
+    """The keys of one member's resolved config that decide what it trains (``ppo_bench.identity``)."""
+    return training_keys(run_config(cfg, spec), NOT_IDENTITY)
+
+
+def stored_identity(run_dir: Path) -> dict | None:
+    """The training keys a run folder was trained with: its identity.json, or for a run written before those
+    existed, the keys of its config.yaml."""
+    stored = read_identity(run_dir)
+    if stored is not None:
+        return stored["config"]
+    legacy = Path(run_dir) / "config.yaml"
+    if legacy.exists():
+        return training_keys(OmegaConf.to_container(OmegaConf.load(legacy)), NOT_IDENTITY)
+    return None
+
+
+def check_run_identity(cfg: DictConfig, spec: RunSpec) -> None:
+    """Refuse (ConfigError, one line naming every differing key with both values) to continue a run whose
+    folder was trained with other settings."""
+    stored = stored_identity(spec.dir)
+    if stored is None:
+        return
+    refuse_if_different(spec.dir, stored, identity_keys(cfg, spec), schema_defaults())
 
 
 def read_status(run_dir: Path) -> dict | None:
@@ -207,21 +235,28 @@ class PopulationTrainer:
 
     # ------------------------------------------------------------------ setup
     def start(self, resume: bool) -> None:
-        """Open each run's directory: fresh, or continued from its checkpoint."""
+        """Open each run's directory: fresh, or continued from its checkpoint. Every run is checked and every
+        checkpoint read before anything is written, so a bad run folder touches no other run."""
+        states: dict[int, dict] = {}
         for r, spec in enumerate(self.specs):
             ckpt = spec.dir / CHECKPOINT
-            hparams, purge_after = None, None
             if ckpt.exists():
                 if not resume:
                     raise ConfigError(f"resume=false but {ckpt} exists; pass resume=true to continue that run "
                                       "or choose another hydra.run.dir / run_root")
-                state = load_checkpoint(ckpt)
-                self.load_run_state(r, state)
-                purge_after = state["global_step"]
+                check_run_identity(self.cfg, spec)
+                states[r] = load_checkpoint(ckpt)
+        for r, spec in enumerate(self.specs):
+            hparams, purge_after = None, None
+            config = run_config(self.cfg, spec)
+            if r in states:
+                self.load_run_state(r, states[r])
+                purge_after = states[r]["global_step"]
             else:
                 spec.dir.mkdir(parents=True, exist_ok=True)
-                hparams = flat_hparams(run_config(self.cfg, spec))
-            atomic_write_text(spec.dir / "config.yaml", OmegaConf.to_yaml(run_config(self.cfg, spec)))
+                hparams = flat_hparams(config)
+            write_identity(spec.dir, identity_keys(self.cfg, spec), total_timesteps=self.cfg.ppo.total_timesteps)
+            atomic_write_text(spec.dir / "config.yaml", OmegaConf.to_yaml(config))
             self.loggers[r] = RunLogger(spec.dir, hparams, purge_after)
 
     # ------------------------------------------------------------------ rollout
@@ -434,8 +469,8 @@ class PopulationTrainer:
                             self.save_checkpoint(r)
                         bar.close()
                         self.close()
-                    raise Interrupted(f"stopped by {stop.signal.name} after an iteration; every run checkpointed "
-                                      "(launch the same command again to resume)", int(stop.signal))
+                    raise Interrupted(f"stopped by {stop.signal.name} after an iteration; every run checkpointed",
+                                      int(stop.signal))
         bar.close()
         self.close()
         return {s.name: {"status": "failed" if self.failed[r] else "finished", "score_last100": self.score(r),

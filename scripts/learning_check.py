@@ -41,7 +41,7 @@ def main() -> None:
     for env in args.envs:
         cmd = [sys.executable, "-m", "ppo_bench", f"env={PRESETS[env]}", "objective=clip", "objective.eps=0.2",
                f"population.seeds=[{args.seeds}]", f"ppo.total_timesteps={args.steps}", f"run_root={args.root}",
-               f"hydra.run.dir={args.root}/hydra/{env}", "resume=true", "progress=never"]
+               f"hydra.run.dir={args.root}/hydra/{env}", "resume=auto", "progress=never"]
         print("+", " ".join(cmd), flush=True)
         procs.append(subprocess.Popen(cmd, cwd=REPO))
     codes = [p.wait() for p in procs]
@@ -84,7 +84,7 @@ Each env is one process training its 3 seeds as a population; the two envs ran i
 parallel on a {platform.machine()} machine with {__import__('os').cpu_count()} cores (torch {torch.__version__}).
 Score = mean total reward of a run's last 100 episodes (paper §6.1), then mean ± sample std over seeds.
 "train wall s" is the training wall time of the slowest seed's population process, summed over resumed sittings.
-Report written at commit {commit}; runs that were interrupted continued from their checkpoints (`resume=true`).
+Report written at commit {commit}; runs that were interrupted continued from their checkpoints (`resume=auto`).
 The config of each run is in `{args.root}/<env>/clip_eps0.2/seed<k>/config.yaml` (defaults of `conf/`).
 
 {table}

@@ -1,0 +1,138 @@
+"""A run's identity: the resolved settings that decide what it trains, stored with the run.
+
+A run folder holds ``identity.json``: every training-relevant key of the run's resolved config,
+flattened to dotted names (``ppo.lr``, ``env.kwargs.ctrl_cost_weight``), and a fingerprint of them.
+Relaunching onto the folder — ``resume``, or a sweep that finds the run finished — compares the new
+config with it first: the same identity continues (or skips a finished run); a different one is
+refused before anything is written, in one line naming every differing key with both values.
+
+Which keys are left out is the caller's choice (``ignore``: logging, progress, paths, resume,
+checkpoint frequency, threads — how or where a run is computed, not what). The length of training
+(``extend_key``, e.g. ``ppo.total_timesteps``) is compared by the caller, not here: raising it is the
+documented way to extend a finished run.
+
+Versions of the code add config keys. A key that the stored identity lacks is accepted when its
+value is the key's default (``defaults``), so a new key that leaves training as it was does not
+invalidate existing runs; given any other value it is a difference. A stored key the current config
+lacks (a key removed or renamed since) is a difference. A changed default is a difference too: the
+stored value is what the run was trained with.
+
+Nothing here knows about PPO or language models: both command lines use it with their own configs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from ppo_bench.atomic import atomic_write_text
+from ppo_bench.errors import ConfigError
+
+IDENTITY = "identity.json"
+ABSENT = object()
+
+
+def flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
+    """{'ppo': {'lr': 3e-4}} → {'ppo.lr': 3e-4}; lists stay values; an empty mapping stays ``{}``."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = dict(v) if isinstance(v, Mapping) else v
+    return out
+
+
+def _ignored(key: str, ignore: Iterable[str]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in ignore)
+
+
+def training_keys(config: Mapping, ignore: Iterable[str] = ()) -> dict[str, Any]:
+    """The flattened keys of a resolved config that decide what is trained: all but those under ``ignore``
+    (dotted prefixes), sorted."""
+    ignore = tuple(ignore)
+    return {k: v for k, v in sorted(flatten(config).items()) if not _ignored(k, ignore)}
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def fingerprint(keys: Mapping[str, Any]) -> str:
+    """A short hash of the training keys (sha256 of their canonical JSON, 16 hex digits)."""
+    return hashlib.sha256(_canonical(dict(keys)).encode()).hexdigest()[:16]
+
+
+def _same(a: Any, b: Any) -> bool:
+    return _canonical(a) == _canonical(b)
+
+
+def differences(stored: Mapping[str, Any], current: Mapping[str, Any],
+                defaults: Mapping[str, Any] | None = None) -> list[tuple[str, Any, Any]]:
+    """(key, stored value, current value) for every key that differs; ``ABSENT`` marks a missing side.
+    A key only the current config has is no difference when its value is its default."""
+    defaults = defaults or {}
+    out = []
+    for key in sorted(set(stored) | set(current)):
+        a, b = stored.get(key, ABSENT), current.get(key, ABSENT)
+        if a is ABSENT and key in defaults and _same(b, defaults[key]):
+            continue
+        if a is ABSENT or b is ABSENT or not _same(a, b):
+            out.append((key, a, b))
+    return out
+
+
+def _show(v: Any) -> str:
+    return "(absent)" if v is ABSENT else _canonical(v)
+
+
+def describe(diffs: list[tuple[str, Any, Any]]) -> str:
+    """'ppo.lr: 0.0003 (the run) vs 0.01 (now), ppo.epochs: 10 (the run) vs 3 (now)'."""
+    return ", ".join(f"{k}: {_show(a)} (the run) vs {_show(b)} (now)" for k, a, b in diffs)
+
+
+def write_identity(run_dir: str | Path, keys: Mapping[str, Any], **extra: Any) -> str:
+    """Store the run's identity (and ``extra`` plain data, e.g. its length) in ``run_dir``; returns its
+    fingerprint."""
+    fp = fingerprint(keys)
+    atomic_write_text(Path(run_dir) / IDENTITY,
+                      json.dumps({"fingerprint": fp, **extra, "config": dict(keys)}, indent=1, default=str) + "\n")
+    return fp
+
+
+def read_identity(run_dir: str | Path) -> dict | None:
+    """The stored identity of the run in run_dir ({'fingerprint', 'config', ...}), or None if it has none.
+    An unreadable identity file is a ConfigError naming it."""
+    path = Path(run_dir) / IDENTITY
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data.get("config"), dict):
+            raise ValueError("no 'config' mapping")
+        return data
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path} is unreadable ({type(e).__name__}: {e}); move that run folder away or "
+                          "choose another run folder") from None
+
+
+def refuse_if_different(run_dir: str | Path, stored: Mapping[str, Any], keys: Mapping[str, Any],
+                        defaults: Mapping[str, Any] | None = None) -> None:
+    """ConfigError, one line naming every differing key with both values, when the run in run_dir was
+    trained with ``stored`` keys that differ from ``keys``."""
+    diffs = differences(stored, keys, defaults)
+    if diffs:
+        raise ConfigError(f"run {run_dir} was trained with other settings: {describe(diffs)}; relaunch with "
+                          "the run's settings, or choose another run folder")
+
+
+def check_identity(run_dir: str | Path, keys: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> dict | None:
+    """Refuse (``refuse_if_different``) when run_dir holds a run whose stored identity differs from ``keys``;
+    returns the stored identity (None when the folder has none)."""
+    stored = read_identity(run_dir)
+    if stored is not None and stored.get("fingerprint") != fingerprint(keys):
+        refuse_if_different(run_dir, stored["config"], keys, defaults)
+    return stored

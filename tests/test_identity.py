@@ -1,0 +1,130 @@
+"""A run's identity (ppo_bench.identity): relaunching onto a run folder trained with other settings is
+refused in one line naming every differing key, before anything is written; the same settings continue."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ppo_bench.cli import train_from_config
+from ppo_bench.config import schema_defaults
+from ppo_bench.errors import ConfigError
+from ppo_bench.identity import ABSENT, IDENTITY, differences, fingerprint, flatten, training_keys
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = ["env=inverted_pendulum", "ppo.num_steps=64", "ppo.minibatch_size=32", "ppo.epochs=1",
+        "ppo.total_timesteps=128", "checkpoint_every=1"]
+
+
+def snapshot(root: Path) -> dict:
+    """Every file under root with its bytes: to check that a refused launch wrote nothing."""
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_training_keys_flatten_and_leave_out_prefixes():
+    cfg = {"ppo": {"lr": 3e-4, "total_timesteps": 10}, "env": {"kwargs": {}, "id": "X"}, "run_root": "/a",
+           "progress": "never", "model": {"hidden": [64, 64]}}
+    assert flatten(cfg)["env.kwargs"] == {} and flatten(cfg)["model.hidden"] == [64, 64]
+    keys = training_keys(cfg, ("run_root", "progress", "ppo.total_timesteps"))
+    assert keys == {"env.id": "X", "env.kwargs": {}, "model.hidden": [64, 64], "ppo.lr": 3e-4}
+    assert fingerprint(keys) == fingerprint(dict(reversed(list(keys.items()))))  # order does not matter
+    assert fingerprint(keys) != fingerprint({**keys, "ppo.lr": 1e-3})
+
+
+def test_differences_tolerate_a_new_key_at_its_default_only():
+    stored = {"ppo.lr": 3e-4, "ppo.epochs": 10, "old.key": 1}
+    current = {"ppo.lr": 3e-4, "ppo.epochs": 10, "ppo.new": False, "ppo.other_new": 0.5}
+    defaults = {"ppo.new": False, "ppo.other_new": 0.0}
+    # a new key at its default is no difference; a new key set otherwise is; a removed key is
+    assert differences(stored, current, defaults) == [("old.key", 1, ABSENT), ("ppo.other_new", ABSENT, 0.5)]
+    assert differences({"a": [64, 64]}, {"a": [64, 64]}) == []
+    assert differences({"a": 1}, {"a": 1.5}) == [("a", 1, 1.5)]
+
+
+def test_relaunch_with_other_settings_is_refused_before_anything_is_written(make_cfg, tmp_path):
+    root = tmp_path / "runs"
+    train_from_config(make_cfg(*TINY))
+    before = snapshot(root)
+    for overrides, message in [
+        (["ppo.lr=0.01", "ppo.epochs=3"], "ppo.epochs: 1 (the run) vs 3 (now), ppo.lr: 0.0003 (the run) vs 0.01 (now)"),
+        (["model.hidden=[32,32]"], "model.hidden: [64,64] (the run) vs [32,32] (now)"),
+        (["env.num_envs=2"], "env.num_envs: 1 (the run) vs 2 (now)"),
+    ]:
+        with pytest.raises(ConfigError, match="was trained with other settings") as e:
+            train_from_config(make_cfg(*TINY, "resume=true", *overrides))
+        assert message in str(e.value) and "\n" not in str(e.value)
+        assert snapshot(root) == before  # nothing written, the finished run's config.yaml included
+    # another objective setting is another run folder: trained beside it, not refused
+    other = train_from_config(make_cfg(*TINY, "resume=auto", "objective.eps=0.1"))
+    assert other["InvertedPendulum-v5/clip_eps0.1/seed0"]["status"] == "finished"
+    # the same settings skip the finished run; a raised total_timesteps (the documented exception) extends it
+    again = train_from_config(make_cfg(*TINY, "resume=true"))
+    assert again["InvertedPendulum-v5/clip_eps0.2/seed0"]["status"] == "finished (skipped)"
+    longer = train_from_config(make_cfg(*TINY, "resume=true", "ppo.total_timesteps=192"))
+    assert longer["InvertedPendulum-v5/clip_eps0.2/seed0"]["global_step"] == 192
+
+
+def test_a_key_added_later_at_its_default_keeps_old_runs_and_old_runs_without_identity_are_checked(make_cfg, tmp_path):
+    run = tmp_path / "runs" / "InvertedPendulum-v5/clip_eps0.2/seed0"
+    train_from_config(make_cfg(*TINY, "ppo.total_timesteps=64"))
+    stored = json.loads((run / IDENTITY).read_text())
+    assert stored["config"]["ppo.anneal_lr"] == schema_defaults()["ppo.anneal_lr"]
+    # a run written by a version without ppo.anneal_lr: continuing at its default is the same run
+    del stored["config"]["ppo.anneal_lr"]
+    (run / IDENTITY).write_text(json.dumps(stored))
+    assert train_from_config(make_cfg(*TINY, "resume=true"))["InvertedPendulum-v5/clip_eps0.2/seed0"]["status"] == "finished"
+    (run / IDENTITY).write_text(json.dumps(stored))
+    with pytest.raises(ConfigError, match=r"ppo.anneal_lr: \(absent\) \(the run\) vs true \(now\)"):
+        train_from_config(make_cfg(*TINY, "resume=true", "ppo.total_timesteps=192",
+                                   f"ppo.anneal_lr={not schema_defaults()['ppo.anneal_lr']}"))
+    # a run from before identity.json: its config.yaml is its identity
+    (run / IDENTITY).unlink()
+    with pytest.raises(ConfigError, match=r"ppo.lr: 0.0003 \(the run\) vs 0.001 \(now\)"):
+        train_from_config(make_cfg(*TINY, "resume=true", "ppo.lr=0.001"))
+
+
+def test_resume_true_needs_the_runs_and_auto_starts_them(make_cfg, tmp_path):
+    with pytest.raises(ConfigError, match=f"resume=true but no run of this launch exists in {tmp_path}/typo"):
+        train_from_config(make_cfg(*TINY, "resume=true", f"run_root={tmp_path}/typo"))
+    assert not (tmp_path / "typo").exists()
+    out = train_from_config(make_cfg(*TINY, "resume=auto", f"run_root={tmp_path}/new"))
+    assert [s["status"] for s in out.values()] == ["finished"]
+    with pytest.raises(ConfigError, match="resume='maybe' is not allowed; allowed: true, false, auto"):
+        train_from_config(make_cfg(*TINY, "resume=maybe"))
+
+
+INTERRUPT_SCRIPT = """
+import signal, sys
+from ppo_bench import cli
+from ppo_bench.train import PopulationTrainer
+orig_log = PopulationTrainer.log
+def log(self, *a):
+    orig_log(self, *a)
+    if int(self.iteration[0]) == 1:
+        signal.raise_signal(signal.SIGINT)
+PopulationTrainer.log = log
+sys.argv = ["ppo-bench", *sys.argv[1:]]
+cli.main()
+"""
+
+
+def test_the_interrupt_message_prints_the_command_that_resumes(tmp_path):
+    env = {**os.environ, "CI": "1", "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(REPO)}
+    args = [*TINY, "ppo.total_timesteps=192", "progress=never", f"hydra.run.dir={tmp_path}/out", "ppo.lr=0.001"]
+    r = subprocess.run([sys.executable, "-c", INTERRUPT_SCRIPT, *args], capture_output=True, text=True, env=env,
+                       cwd=tmp_path, timeout=300)
+    assert r.returncode == 128 + signal.SIGINT, r.stderr
+    (line,) = [x for x in r.stderr.splitlines() if x.startswith("interrupted:")]
+    command = line.split("to resume: ")[1]
+    assert command.startswith("ppo-bench ") and "ppo.lr=0.001" in command and "resume=true" in command
+    assert f"run_root={tmp_path}/out" in command and "hydra.run.dir" not in command
+    # run it (from another folder: the command names the run folder absolutely)
+    r = subprocess.run([sys.executable, "-m", "ppo_bench", *command.split()[1:], f"hydra.run.dir={tmp_path}/o2"],
+                       capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert r.returncode == 0, r.stderr
+    status = json.loads((tmp_path / "out/InvertedPendulum-v5/clip_eps0.2/seed0/status.json").read_text())
+    assert status["status"] == "finished" and status["global_step"] == 192
