@@ -1,4 +1,5 @@
-"""Crash-safe file writes: write to a temporary name in the same folder, then rename."""
+"""Crash-safe file writes: write to a temporary name in the same folder, then rename. The file gets the
+permissions the umask gives any new file, as open() would, not mkstemp's owner-only 0600."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    """The process's umask (os.umask sets it and returns the old one: set it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from the user's group
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

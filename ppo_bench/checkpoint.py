@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
+from ppo_bench.run_folder import read_checkpoint
 
 
 def load_checkpoint(path: str | Path) -> dict:
     """The state a run saved (``PopulationTrainer.run_state``): parameters by name, Adam moments,
-    normalisation statistics, environment states, counters. On the CPU.
+    normalisation statistics, environment states, counters, as tensors and plain data, on the CPU.
 
-    The checkpoint holds NumPy arrays and the environments' states besides tensors, so for now it is
-    unpickled in full (``weights_only=False``): load only checkpoints you trust."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+    Read with ``torch.load(weights_only=True)`` (``ppo_bench.run_folder.read_checkpoint``): no code runs
+    while reading a checkpoint, whoever made it. Unreadable: a ConfigError naming the file."""
+    return read_checkpoint(path)

@@ -15,6 +15,7 @@ from ppo_bench.config import CONF_DIR, register_configs, validate
 from ppo_bench.errors import ConfigError
 from ppo_bench.population import RunSpec, expand
 from ppo_bench.preemption import Interrupted
+from ppo_bench.run_folder import PREVIOUS, RunLocks
 from ppo_bench.identity import IDENTITY
 from ppo_bench.train import CHECKPOINT, STATUS, PopulationTrainer, check_run_identity, read_status
 
@@ -30,7 +31,7 @@ def population_specs(cfg: DictConfig) -> list[RunSpec]:
 
 def started(run_dir: Path) -> bool:
     """Whether a launch already wrote this run folder (a checkpoint, or only its first files)."""
-    return any((run_dir / f).exists() for f in (CHECKPOINT, STATUS, IDENTITY, "config.yaml"))
+    return any((run_dir / f).exists() for f in (CHECKPOINT, PREVIOUS, STATUS, IDENTITY, "config.yaml"))
 
 
 def check_run_folders(cfg: DictConfig, specs: list[RunSpec]) -> None:
@@ -42,14 +43,20 @@ def check_run_folders(cfg: DictConfig, specs: list[RunSpec]) -> None:
                           "hydra.run.dir, or launch with resume=auto (start what is missing) or resume=false")
     if cfg.resume:
         for s in specs:
-            if (s.dir / CHECKPOINT).exists():
+            if (s.dir / CHECKPOINT).exists() or (s.dir / PREVIOUS).exists():
                 check_run_identity(cfg, s)
 
 
 def train_from_config(cfg: DictConfig) -> dict[str, dict]:
     """Validate, build and train every run the config names; returns a summary per run."""
     specs = population_specs(cfg)
-    check_run_folders(cfg, specs)
+    check_run_folders(cfg, specs)  # read-only: a refused launch leaves no trace
+    with RunLocks(s.dir for s in specs):  # one process per run folder
+        return train_locked(cfg, specs)
+
+
+def train_locked(cfg: DictConfig, specs: list[RunSpec]) -> dict[str, dict]:
+    check_run_folders(cfg, specs)  # again, now that no other process can change them
     summary: dict[str, dict] = {}
     if cfg.resume:
         per_iter = cfg.env.num_envs * cfg.algo.num_steps

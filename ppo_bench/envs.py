@@ -6,18 +6,18 @@ once, bit-identical to Gymnasium's own step); any other id uses Gymnasium's ``Sy
 Sub-environment ``r * N + n`` belongs to run r and is seeded with ``seed_r + n``, so a run meets
 the same episodes alone or inside a population. Autoreset is Gymnasium's NEXT_STEP mode (see
 ``ppo_bench.losses.gae`` for how reset rows are handled). ``env_state`` / ``set_env_state`` snapshot a
-sub-environment exactly (MuJoCo's full integration state, or the pickled state of a pure-Python
-env), so a resumed run continues bit for bit.
+sub-environment exactly (MuJoCo's full integration state, or a pure-Python env's attributes as plain
+data), so a resumed run continues bit for bit.
 """
 
 from __future__ import annotations
 
 import difflib
-import pickle
 from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers import TimeLimit
 
@@ -90,8 +90,49 @@ def env_state(envs: SyncVectorEnv, i: int) -> dict:
         mujoco.mj_getState(u.model, u.data, buf, spec)
         state["mujoco"] = buf
     else:
-        state["pickled"] = pickle.dumps({k: v for k, v in vars(u).items() if k not in ("spec", "_np_random")})
+        state["attributes"] = plain_attributes(env_id_of(env), u)
     return state
+
+
+def env_id_of(env: gym.Env) -> str:
+    return env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+
+
+def _plain(value: Any, where: str) -> Any:
+    """A value as tensors and plain Python data (what a checkpoint may hold), or ConfigError."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v, where) for v in value)
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _plain(v, where) for k, v in value.items()}
+    raise ConfigError(f"{where} is a {type(value).__name__}, which a checkpoint cannot hold as data; "
+                      "this env cannot be checkpointed and resumed exactly")
+
+
+def plain_attributes(env_id: str, u: gym.Env) -> dict[str, Any]:
+    """A pure-Python env's state: its attributes as tensors and plain data. Spaces, the spec and the random
+    generator (saved on its own) are rebuilt by gymnasium.make; any other object is refused (ConfigError)."""
+    out = {}
+    for k, v in vars(u).items():
+        if k in ("spec", "_np_random") or isinstance(v, gym.Space):
+            continue
+        out[k] = _plain(v, f"env.id={env_id!r}: attribute {k}")
+    return out
+
+
+def _numpy(value: Any, like: Any) -> Any:
+    """A checkpoint's tensor back as the NumPy array the env held (tuples and lists element by element)."""
+    if isinstance(value, torch.Tensor):
+        return value.numpy().astype(like.dtype, copy=True) if isinstance(like, np.ndarray) else value.numpy().copy()
+    if isinstance(value, (list, tuple)):
+        likes = like if isinstance(like, (list, tuple)) and len(like) == len(value) else [None] * len(value)
+        return type(value)(_numpy(v, l) for v, l in zip(value, likes))
+    return value
 
 
 def set_env_state(envs: SyncVectorEnv, i: int, state: dict) -> None:
@@ -107,9 +148,13 @@ def set_env_state(envs: SyncVectorEnv, i: int, state: dict) -> None:
     if "mujoco" in state:
         import mujoco
 
-        mujoco.mj_setState(u.model, u.data, state["mujoco"], _mujoco_state_spec())
+        mujoco.mj_setState(u.model, u.data, np.asarray(state["mujoco"], dtype=np.float64), _mujoco_state_spec())
         mujoco.mj_forward(u.model, u.data)
-    else:
-        vars(u).update(pickle.loads(state["pickled"]))
+    elif "attributes" in state:
+        for k, v in state["attributes"].items():
+            vars(u)[k] = _numpy(v, vars(u).get(k))
+    else:  # a checkpoint of an older ppo-bench: a pickled state, which is not loaded (it could run code)
+        raise ConfigError("the checkpoint holds a pickled environment state (an older ppo-bench's), which is not "
+                          "loaded since unpickling could run code; start that run afresh")
     if isinstance(envs, BatchedMujocoVectorEnv):
         envs.load_sub_env(i)

@@ -25,22 +25,22 @@ from torch import Tensor
 
 from ppo_bench import rng
 from ppo_bench.algorithms import get_algorithm
-from ppo_bench.atomic import atomic_torch_save, atomic_write_text
-from ppo_bench.checkpoint import load_checkpoint
+from ppo_bench.atomic import atomic_write_text
 from ppo_bench.distributions import Categorical, DiagGaussian
 from ppo_bench.envs import env_state, make_vector_env, reset, set_env_state
 from ppo_bench.config import NOT_IDENTITY, schema_defaults
 from ppo_bench.errors import ConfigError
-from ppo_bench.identity import read_identity, refuse_if_different, training_keys, write_identity
+from ppo_bench.identity import IDENTITY, read_identity, refuse_if_different, training_keys, write_identity
 from ppo_bench.networks import ActorCritic
 from ppo_bench.normalization import ObservationNormalizer, RewardScaler
 from ppo_bench.losses import gae, masked_standardize
 from ppo_bench.population import RunSpec
 from ppo_bench.preemption import Interrupted, StopRequest
 from ppo_bench.progress import make_progress
+from ppo_bench.run_folder import (CHECKPOINT, PREVIOUS, clear_run_files, load_last_good, save_checkpoint, set_aside,
+                                  to_data)
 from ppo_bench.tblog import RunLogger, flat_hparams
 
-CHECKPOINT = "checkpoint.pt"
 STATUS = "status.json"
 SCORE_EPISODES = 100  # a run's score: mean return of its last 100 episodes (paper §6.1)
 
@@ -78,6 +78,17 @@ def check_run_identity(cfg: DictConfig, spec: RunSpec) -> None:
     if stored is None:
         return
     refuse_if_different(spec.dir, stored, identity_keys(cfg, spec), schema_defaults())
+
+
+RUN_STATE_KEYS = ("iteration", "global_step", "model", "adam", "obs_rms", "ret_rms", "ret_acc", "hparams", "raw_obs",
+                  "prev_done", "ep_return", "ep_length", "recent", "wall_s", "envs")
+
+
+def check_run_state(state: dict) -> None:
+    """Reject a checkpoint that is not a run state of this version (ValueError naming what is missing)."""
+    missing = [k for k in RUN_STATE_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"not a ppo-bench run checkpoint (missing {', '.join(missing)})")
 
 
 def read_status(run_dir: Path) -> dict | None:
@@ -186,7 +197,7 @@ class PopulationTrainer:
     def run_state(self, r: int) -> dict:
         N = self.N
         return {
-            "version": 1,
+            "version": 2,  # 2: tensors and plain data only (weights_only loading)
             "run": self.specs[r].name,
             "iteration": int(self.iteration[r]),
             "global_step": int(self.iteration[r]) * N * self.T,
@@ -230,7 +241,7 @@ class PopulationTrainer:
         atomic_write_text(self.specs[r].dir / STATUS, json.dumps(d, indent=2) + "\n")
 
     def save_checkpoint(self, r: int, finished: bool = False) -> None:
-        atomic_torch_save(self.run_state(r), self.specs[r].dir / CHECKPOINT)
+        save_checkpoint(to_data(self.run_state(r)), self.specs[r].dir)
         self.write_status(r, "finished" if finished else "running")
 
     # ------------------------------------------------------------------ setup
@@ -238,22 +249,28 @@ class PopulationTrainer:
         """Open each run's directory: fresh, or continued from its checkpoint. Every run is checked and every
         checkpoint read before anything is written, so a bad run folder touches no other run."""
         states: dict[int, dict] = {}
+        fallback: dict[int, bool] = {}
         for r, spec in enumerate(self.specs):
             ckpt = spec.dir / CHECKPOINT
-            if ckpt.exists():
+            if ckpt.exists() or (spec.dir / PREVIOUS).exists():
                 if not resume:
                     raise ConfigError(f"resume=false but {ckpt} exists; pass resume=true to continue that run "
                                       "or choose another hydra.run.dir / run_root")
                 check_run_identity(self.cfg, spec)
-                states[r] = load_checkpoint(ckpt)
+                states[r], source = load_last_good(spec.dir, check_run_state)
+                fallback[r] = source.name == PREVIOUS
+        env_state(self.envs, 0)  # an env whose state cannot be checkpointed as data is refused now, not later
         for r, spec in enumerate(self.specs):
             hparams, purge_after = None, None
             config = run_config(self.cfg, spec)
             if r in states:
+                if fallback[r]:
+                    set_aside(spec.dir)
                 self.load_run_state(r, states[r])
                 purge_after = states[r]["global_step"]
-            else:
+            else:  # a fresh start: what a dead process left here (events, status) goes
                 spec.dir.mkdir(parents=True, exist_ok=True)
+                clear_run_files(spec.dir, (STATUS, IDENTITY))
                 hparams = flat_hparams(config)
             write_identity(spec.dir, identity_keys(self.cfg, spec), total_timesteps=self.cfg.ppo.total_timesteps)
             atomic_write_text(spec.dir / "config.yaml", OmegaConf.to_yaml(config))

@@ -1,0 +1,116 @@
+"""A run folder's guards (ppo_bench.run_folder): one process at a time, the previous checkpoint kept and
+used when the last is damaged, checkpoints read as data only, a fresh start clearing a dead process's
+files, files readable by the group."""
+
+import os
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from ppo_bench.cli import train_from_config
+from ppo_bench.errors import ConfigError
+from ppo_bench.run_folder import CHECKPOINT, PREVIOUS, RunLocks, load_last_good, save_checkpoint
+
+TINY = ["env=inverted_pendulum", "ppo.num_steps=64", "ppo.minibatch_size=32", "ppo.epochs=1",
+        "ppo.total_timesteps=128", "checkpoint_every=1", "population.seeds=[0,1]"]
+RUN = "InvertedPendulum-v5/clip_eps0.2/seed{}"
+
+
+def files(d):
+    return {p: p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file() and p.name != ".lock"}  # the lock: no data
+
+
+def test_a_second_process_on_a_run_folder_is_refused_naming_the_holder(tmp_path, make_cfg):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from ppo_bench.run_folder import RunLocks;"
+                               f"l = RunLocks([{str(tmp_path / 'runs' / RUN.format(1))!r}]).acquire();"
+                               "print('locked', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ConfigError, match=f"is in use by process {holder.pid} on ") as e:
+            train_from_config(make_cfg(*TINY))
+        assert "\n" not in str(e.value)
+        assert not (tmp_path / "runs" / RUN.format(0) / CHECKPOINT).exists()  # nothing trained
+    finally:
+        holder.kill()
+        holder.wait()
+    # the lock died with its process
+    assert all(s["status"] == "finished" for s in train_from_config(make_cfg(*TINY)).values())
+    with RunLocks([tmp_path / "x"]):
+        with pytest.raises(ConfigError, match=f"in use by process {os.getpid()}"):
+            RunLocks([tmp_path / "x"]).acquire()
+    RunLocks([tmp_path / "x"]).acquire().release()
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one_or_names_its_file(tmp_path, make_cfg, capsys):
+    train_from_config(make_cfg(*TINY))
+    bad = tmp_path / "runs" / RUN.format(1)
+    assert (bad / PREVIOUS).exists()
+    os.truncate(bad / CHECKPOINT, 600)
+    out = train_from_config(make_cfg(*TINY, "resume=true", "ppo.total_timesteps=192"))
+    assert capsys.readouterr().err.count("\n") == 1  # one warning line
+    assert all(s["status"] == "finished" and s["global_step"] == 192 for s in out.values())
+    assert (bad / "checkpoint.corrupt.pt").exists()  # set aside, not rotated over the good previous one
+
+    # both damaged: one line naming the file, and the healthy run is not touched (no event file, no config)
+    os.truncate(bad / CHECKPOINT, 600)
+    os.truncate(bad / PREVIOUS, 600)
+    healthy = files(tmp_path / "runs" / RUN.format(0))
+    with pytest.raises(ConfigError, match=f"checkpoint {bad / CHECKPOINT} is unreadable") as e:
+        train_from_config(make_cfg(*TINY, "resume=true", "ppo.total_timesteps=256"))
+    assert "\n" not in str(e.value)
+    assert files(tmp_path / "runs" / RUN.format(0)) == healthy
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_checkpoints_are_loaded_as_data_only(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"model": torch.zeros(2), "x": Payload()}, run / CHECKPOINT)
+    with pytest.raises(ConfigError, match="holds objects other than tensors and plain data"):
+        load_last_good(run)
+    assert not (tmp_path / "pwned").exists() and not os.path.exists("pwned")
+    # what a run saves (NumPy converted to tensors) loads back
+    save_checkpoint({"a": torch.ones(3), "n": 3, "s": {"k": [1.5, None, "x"]}}, run)
+    state, path = load_last_good(run)
+    assert path == run / CHECKPOINT and state["n"] == 3 and state["s"] == {"k": [1.5, None, "x"]}
+    # an older ppo-bench's checkpoint with NumPy arrays in it is refused in one line
+    torch.save({"obs": np.zeros(3)}, run / CHECKPOINT)
+    (run / PREVIOUS).unlink()
+    with pytest.raises(ConfigError, match="not loaded since loading them could run code"):
+        load_last_good(run)
+
+
+def test_a_pure_python_env_resumes_from_plain_data(tmp_path, make_cfg):
+    cp = ["env=cartpole", *TINY[1:]]
+    straight = train_from_config(make_cfg(*cp, "ppo.total_timesteps=256", f"run_root={tmp_path}/a"))
+    train_from_config(make_cfg(*cp, f"run_root={tmp_path}/b"))
+    train_from_config(make_cfg(*cp, "ppo.total_timesteps=256", "resume=true", f"run_root={tmp_path}/b"))
+    for name in straight:
+        a, _ = load_last_good(tmp_path / "a" / name)
+        b, _ = load_last_good(tmp_path / "b" / name)
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+        assert "attributes" in b["envs"][0] and "pickled" not in b["envs"][0]
+
+
+def test_a_fresh_start_clears_a_dead_process_files_and_files_are_group_readable(tmp_path, make_cfg):
+    run = tmp_path / "runs" / RUN.format(0)
+    run.mkdir(parents=True)
+    (run / "events.out.tfevents.1.dead.1").write_bytes(b"stale")
+    (run / "status.json").write_text('{"status": "running"}')
+    old = os.umask(0o002)
+    try:
+        train_from_config(make_cfg(*TINY))
+    finally:
+        os.umask(old)
+    assert not (run / "events.out.tfevents.1.dead.1").exists()
+    for name in (CHECKPOINT, "status.json", "config.yaml", "identity.json"):
+        assert stat.S_IMODE((run / name).stat().st_mode) == 0o664, name
