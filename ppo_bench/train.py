@@ -80,8 +80,8 @@ def check_run_identity(cfg: DictConfig, spec: RunSpec) -> None:
     refuse_if_different(spec.dir, stored, identity_keys(cfg, spec), schema_defaults())
 
 
-RUN_STATE_KEYS = ("iteration", "global_step", "model", "adam", "obs_rms", "ret_rms", "ret_acc", "hparams", "raw_obs",
-                  "prev_done", "ep_return", "ep_length", "recent", "wall_s", "envs")
+RUN_STATE_KEYS = ("iteration", "global_step", "model", "obs_rms", "ret_rms", "ret_acc", "raw_obs", "prev_done",
+                  "ep_return", "ep_length", "recent", "wall_s", "envs")  # and the algorithm's own (its run_state)
 
 
 def check_run_state(state: dict) -> None:
