@@ -29,8 +29,10 @@ def launch(tmp_path):
 
 
 def files(root: Path) -> dict[str, int]:
-    """Every file under root with its modification time: what a launch wrote."""
-    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    """Every file under root with its modification time: what a launch wrote (not the run folders' locks,
+    which every launch takes and stamps with its pid)."""
+    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in root.rglob("*")
+            if p.is_file() and p.name != ".lock"}
 
 
 def run_report(tmp_path, out: str):
