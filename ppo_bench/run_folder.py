@@ -126,10 +126,22 @@ def read_checkpoint(path: str | os.PathLike, check: Callable[[Any], None] | None
         raise ConfigError(f"checkpoint {path} is unreadable ({_why(e)})") from None
 
 
+def _numpy_globals() -> list:
+    """What rebuilding a NumPy array or scalar needs (checkpoints of ppo-bench before tensors-only ones hold
+    them): constructors of arrays of plain dtypes, which run no other code."""
+    import numpy as np
+
+    core = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    dtypes = [getattr(np.dtypes, n) for n in ("Float64DType", "Float32DType", "BoolDType", "Int64DType", "Int32DType")
+              if hasattr(np, "dtypes") and hasattr(np.dtypes, n)]
+    return [core._reconstruct, core.scalar, np.ndarray, np.dtype, *dtypes]
+
+
 def _read(path: Path, check: Callable[[Any], None] | None) -> dict:
     import torch
 
-    state = torch.load(path, weights_only=True, map_location="cpu")
+    with torch.serialization.safe_globals(_numpy_globals()):
+        state = torch.load(path, weights_only=True, map_location="cpu")
     if not isinstance(state, dict):
         raise ValueError(f"holds a {type(state).__name__}, not a checkpoint")
     if check is not None:
@@ -139,8 +151,8 @@ def _read(path: Path, check: Callable[[Any], None] | None) -> dict:
 
 def _why(e: BaseException) -> str:
     if "weights_only" in str(e) or "Unsupported global" in str(e):
-        return (f"{type(e).__name__}: it holds objects other than tensors and plain data (a checkpoint from an "
-                "older ppo-bench, or not from ppo-bench), which are not loaded since loading them could run code")
+        return (f"{type(e).__name__}: it holds objects other than tensors, NumPy arrays and plain data (not a "
+                "ppo-bench checkpoint), which are not loaded since loading them could run code")
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {(text[0] if text else '').split('. ')[0][:160]}"
 
