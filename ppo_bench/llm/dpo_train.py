@@ -13,7 +13,6 @@ status and the final model are the run harness's (``train.LMRun``), which holds 
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -138,10 +137,7 @@ class DPO:
             sums["margin"] += (cr - rr).sum().item()
             sums["logps_chosen"] += pc.detach().sum().item()
             sums["logps_rejected"] += pr.detach().sum().item()
-        grad_norm = torch.nn.utils.clip_grad_norm_(run.params, a.max_grad_norm or float("inf")).item()
-        if not math.isfinite(grad_norm):
-            raise NonFiniteLoss(f"non-finite gradient norm at step {run.step + 1}")
-        run.opt.step()
+        grad_norm = run.optimizer_step()
         dt = time.perf_counter() - t0
         m = {
             "losses/dpo": sums["loss"],

@@ -12,7 +12,6 @@ under ``perf/``. Evaluation, checkpoints and the rest of the run are the harness
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -130,10 +129,7 @@ class GRPO:
                     sums["ratio_max"] = max(sums["ratio_max"], st["ratio_max"].item())
                 if entropy is not None:
                     sums["entropy"] += (entropy * mask[chunk]).sum().item()
-            grad_norm = torch.nn.utils.clip_grad_norm_(run.params, a.max_grad_norm or float("inf")).item()
-            if not math.isfinite(grad_norm):
-                raise NonFiniteLoss(f"non-finite gradient norm at step {run.step + 1}")
-            run.opt.step()
+            grad_norm = run.optimizer_step()
             optimizer_steps += 1
         t4 = time.perf_counter()
 

@@ -175,10 +175,7 @@ class PPO:
                     sums["tokens"] += mask[chunk].sum().item()
                     if entropy is not None:
                         sums["entropy"] += (entropy * mask[chunk]).sum().item()
-                grad_norm = torch.nn.utils.clip_grad_norm_(run.params, a.max_grad_norm or float("inf")).item()
-                if not math.isfinite(grad_norm):
-                    raise NonFiniteLoss(f"non-finite gradient norm at step {run.step + 1}")
-                run.opt.step()
+                grad_norm = run.optimizer_step()
                 optimizer_steps += 1
         t4 = time.perf_counter()
 

@@ -12,7 +12,6 @@ DPO path reads (``algo.data_file``, JSONL ``prompt``/``chosen``/``rejected``) or
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -133,10 +132,7 @@ class RewardModelTraining:
             sums["margin"] += (chosen - rejected).sum().item()
             sums["chosen"] += chosen.sum().item()
             sums["rejected"] += rejected.sum().item()
-        grad_norm = torch.nn.utils.clip_grad_norm_(run.params, a.max_grad_norm or float("inf")).item()
-        if not math.isfinite(grad_norm):
-            raise NonFiniteLoss(f"non-finite gradient norm at step {run.step + 1}")
-        run.opt.step()
+        grad_norm = run.optimizer_step()
         return {
             "losses/bradley_terry": sums["loss"],
             "rewards/accuracies": sums["accuracy"] / B,

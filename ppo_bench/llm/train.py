@@ -22,6 +22,7 @@ holds a run trained under other settings is refused in one line naming the keys 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -173,6 +174,15 @@ class LMRun:
     def set_learning_rate(self) -> None:
         for group in self.opt.param_groups:
             group["lr"] = self.a.lr * self.lr_factor(self.step)
+
+    def optimizer_step(self) -> float:
+        """Clip the gradients to ``algo.max_grad_norm`` (null: no clipping) and take one optimiser step; returns the
+        norm before clipping. A non-finite norm stops the run (NonFiniteLoss) before the step."""
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.a.max_grad_norm or float("inf")).item()
+        if not math.isfinite(grad_norm):
+            raise NonFiniteLoss(f"non-finite gradient norm at step {self.step + 1}")
+        self.opt.step()
+        return grad_norm
 
     def prompt(self, example) -> str:
         return render_prompt(self.tok, example.question, self.cfg.task.chat, self.cfg.task.system_prompt)
