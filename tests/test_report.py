@@ -1,5 +1,6 @@
 """Table 1's formulas against hand values, reading event files, and the report of missing runs."""
 
+import contextlib
 import csv
 import json
 import math
@@ -227,4 +228,45 @@ def test_report_bad_input_is_one_line(sweep, tmp_path, capsys, args, message):
     assert report.main([a.format(root=root) for a in args] + ["--out-dir", str(tmp_path / "out")]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith(message), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_variant_column_is_an_earlier_sweep_on_this_tables_scale(sweep, tmp_path, capsys):
+    root, random_csv = sweep
+    variant_csv = tmp_path / "earlier" / "table1.csv"
+    variant_csv.parent.mkdir()
+    # an earlier sweep of the same grid: A none 30 → (30−10)/40 = 0.5, A clip 50 → 1.0; B none −5 → 0, B clip 25 → 1.5
+    variant_csv.write_text("env,objective,setting,seeds,timesteps,score_mean,score_std,normalized_mean\n"
+                           "A-v0,none,none,2,1500,30,1,0.4\nA-v0,clip,clip_eps0.2,2,1500,50,1,0.8\n"
+                           "B-v0,none,none,2,1500,-5,1,0.0\nB-v0,clip,clip_eps0.2,2,1500,25,1,1.0\n")
+    out = tmp_path / "out"
+    assert report.main([str(root), "--random-scores", str(random_csv), "--out-dir", str(out), "--reps", "50",
+                        "--variant", f"older={variant_csv}"]) == 0
+    printed = capsys.readouterr().out
+    grid = Grid(["A-v0", "B-v0"], ["none", "clip_eps0.2"], [0, 1])
+    t = build_table1(find_runs([root]), load_random_scores(random_csv), grid, reps=50)
+    from ppo_bench.analysis.table1 import read_variant
+    v = read_variant(variant_csv, t)  # A: random 10, best 50; B: random −5, best 15
+    assert v.normalized.at["A-v0", "none"] == pytest.approx(0.5)
+    assert v.normalized.at["B-v0", "clip_eps0.2"] == pytest.approx(1.5)
+    assert v.column["none"] == pytest.approx(0.25) and v.column["clip_eps0.2"] == pytest.approx(1.25)
+    assert v.own_column["none"] == pytest.approx(0.2) and v.own_column["clip_eps0.2"] == pytest.approx(0.9)
+    md = (out / "table1.md").read_text()
+    assert "| older | − paper |" in md and "### This sweep − older, per environment" in md
+    assert "| 1.25 | +0.43 |" in md  # the variant's clip ε = 0.2 cell and its distance to the paper's 0.82
+    assert "older" in printed.splitlines()[1]
+
+
+@pytest.mark.parametrize("variant, message", [
+    ("no-equals-sign", "--variant 'no-equals-sign': expected LABEL=PATH_TO_TABLE1_CSV"),
+    ("x=/no/such.csv", "error: variant table /no/such.csv is not a file"),
+])
+def test_bad_variant_is_one_line(sweep, tmp_path, capsys, variant, message):
+    root, random_csv = sweep
+    with pytest.raises(SystemExit) if "equals" in variant else contextlib.nullcontext():
+        rc = report.main([str(root), "--random-scores", str(random_csv), "--out-dir", str(tmp_path / "out"),
+                          "--reps", "50", "--variant", variant])
+        assert rc == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert message in err[-1]
     assert not (tmp_path / "out").exists()

@@ -145,6 +145,9 @@ def plot_scores(t: Table1, path: Path) -> None:
             paper = np.isfinite(col.paper.to_numpy())
             ax.scatter(col.paper[paper], y[paper], marker="D", color="white", edgecolor="black", s=30, zorder=4,
                        label="paper (Table 1)")
+            for (label, v), marker in zip(t.variants.items(), "o^sv"):
+                ax.scatter(v.column[col.setting].to_numpy(), y, marker=marker, color="none", edgecolor="crimson", s=34,
+                           zorder=5, label=f"{label} (on this sweep's scale)")
         ax.set_title(title, fontsize=11)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, [f"{lab}  ({r}/{e})" for lab, r, e in zip(col.label, col.runs, col.runs_expected)])

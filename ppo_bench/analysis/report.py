@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--last", type=int, default=SCORE_EPISODES, help="episodes a run's score averages")
     ap.add_argument("--reps", type=int, default=2000, help="bootstrap replications for rliable's CIs")
     ap.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    ap.add_argument("--variant", action="append", default=[], metavar="LABEL=CSV",
+                    help="Table 1: an earlier sweep's table1.csv shown beside this one as a column LABEL, on this "
+                         "sweep's scale (repeatable), e.g. 'annealed step size=results/table1_annealed/table1.csv'")
     ap.add_argument("--out-dir", default=None, help="folder for the outputs (default: <first RUN_ROOT>/report; "
                                                     "the committed results/ only when named)")
     for name, default in [("csv", "table1.csv"), ("md", "table1.md"), ("curves", "learning_curves.png"),
@@ -61,6 +64,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for key in ("last", "reps"):
         if getattr(args, key) < 1:
             ap.error(f"--{key}={getattr(args, key)} must be a positive integer")
+    for v in args.variant:
+        if "=" not in v or not v.split("=", 1)[0].strip() or not v.split("=", 1)[1].strip():
+            ap.error(f"--variant {v!r}: expected LABEL=PATH_TO_TABLE1_CSV")
     if args.by is not None and len(args.run_roots) > 1:
         ap.error("--by reports one folder (runs are found at any depth below it)")
     return args
@@ -121,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         from ppo_bench.analysis.plots import plot_learning_curves, plot_scores
         from ppo_bench.analysis.random_policy import load_random_scores
         from ppo_bench.analysis.runs import experiment_grid, find_runs, found_grid
-        from ppo_bench.analysis.table1 import build_table1, render_markdown, write_csv
+        from ppo_bench.analysis.table1 import build_table1, read_variant, render_markdown, write_csv
     except ImportError as e:  # matplotlib, pandas, rliable are the `analysis` extra
         print(f"error: {e}; install the analysis extra: pip install -e '.[analysis]'", file=sys.stderr)
         return 2
@@ -137,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     t = build_table1(runs, random, grid, best=args.best, last=args.last, reps=args.reps, seed=args.seed)
+    try:
+        for v in args.variant:
+            label, path = (x.strip() for x in v.split("=", 1))
+            t.variants[label] = read_variant(path, t)
+    except (ValueError, FileNotFoundError) as e:  # pandas' parser errors are ValueErrors
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     write_csv(t, args.csv)
     from ppo_bench.atomic import atomic_write_text
 
@@ -147,9 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(t.runs)} finished runs of {len(grid.keys())} expected; "
           f"{len(t.incomplete)} missing, unfinished or failed{' (listed in ' + str(args.md) + ')' if t.incomplete else ''}")
     width = max(len(lab) for lab in t.column.label)
-    print(f"{'setting':<{width}}  runs   normalised   paper")
+    extra = "".join(f"   {label}" for label in t.variants)
+    print(f"{'setting':<{width}}  runs   normalised   paper   − paper{extra}")
     for r in t.column.itertuples():
-        print(f"{r.label:<{width}}  {r.runs:>4}   {r.normalized_mean:10.2f}   {r.paper:5.2f}")
+        more = "".join(f"   {v.column[r.setting]:{len(label)}.2f}" for label, v in t.variants.items())
+        print(f"{r.label:<{width}}  {r.runs:>4}   {r.normalized_mean:10.2f}   {r.paper:5.2f}   "
+              f"{r.normalized_mean - r.paper:+7.2f}{more}")
     if t.training_s:
         print(f"training time: {sum(t.training_s.values()) / 3600:.2f} core-hours over {len(t.training_s)} job(s) "
               f"(longest {max(t.training_s.values()) / 3600:.2f} h)")

@@ -39,6 +39,41 @@ class Table1:
     best: str = "run"
     notes: list[str] = field(default_factory=list)
     training_s: dict[str, float] = field(default_factory=dict)  # env → its job's training time (see job_training_s)
+    variants: dict[str, "Variant"] = field(default_factory=dict)  # label → an earlier sweep, put on this table's scale
+
+
+@dataclass
+class Variant:
+    """An earlier sweep of the same grid (its ``table1.csv``), shown beside this one: what one changed detail
+    does to every setting. Its cells are put on *this* table's scale (the same random policy and best result),
+    so a difference between the two columns is a difference in raw scores, not in normalisation."""
+    path: str
+    table: pd.DataFrame  # its table1.csv, one row per env × setting
+    normalized: pd.DataFrame  # env × setting → its mean score on this table's scale (may exceed 1)
+    column: pd.Series  # setting → mean over this table's scaled envs (NaN where a cell is missing)
+    own_column: pd.Series  # setting → mean of its own normalised cells (as its own table1.md reported)
+
+
+def read_variant(path: str | Path, t: Table1) -> Variant:
+    """Load an earlier sweep's ``table1.csv`` and score it on ``t``'s scale."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"variant table {path} is not a file (a table1.csv written by ppo-bench-report)")
+    table = pd.read_csv(path)
+    missing = [c for c in CSV_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"variant table {path} lacks column(s) {', '.join(missing)}; is it a table1.csv?")
+    normalized = pd.DataFrame(np.nan, index=t.envs, columns=t.settings)
+    for row in table.itertuples():
+        if row.env in normalized.index and row.setting in normalized.columns:
+            normalized.at[row.env, row.setting] = normalized_score(float(row.score_mean), t.normalizers.at[row.env, "random"],
+                                                                   t.normalizers.at[row.env, "best"])
+    scaled = normalized.loc[t.scaled_envs]
+    column = pd.Series({s: float(scaled[s].mean()) if scaled[s].notna().all() and len(scaled) else float("nan")
+                        for s in t.settings})
+    own = table[table.env.isin(t.scaled_envs)].groupby("setting").normalized_mean.mean()
+    own_column = pd.Series({s: float(own.get(s, float("nan"))) for s in t.settings})
+    return Variant(str(path), table, normalized, column, own_column)
 
 
 def job_training_s(runs: list[Run]) -> dict[str, float]:
@@ -166,6 +201,10 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _signed(x: float) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{x:+.2f}"
+
+
 def render_markdown(t: Table1, command: str, run_roots: list[str], reps: int) -> str:
     n_envs, n_seeds = len(t.scaled_envs), len(t.seeds)
     col_rows = []
@@ -174,10 +213,36 @@ def render_markdown(t: Table1, command: str, run_roots: list[str], reps: int) ->
         iqm = f"{_fmt(r.iqm)} [{_fmt(r.iqm_lo)}, {_fmt(r.iqm_hi)}]" if math.isfinite(r.iqm) else "—"
         og = f"{_fmt(r.optimality_gap)} [{_fmt(r.optimality_gap_lo)}, {_fmt(r.optimality_gap_hi)}]" \
             if math.isfinite(r.optimality_gap) else "—"
-        col_rows.append([r.label, f"`{r.setting}`", f"{r.runs}/{r.runs_expected}", f"**{_fmt(r.normalized_mean)}**",
-                         ci, iqm, og, _fmt(r.paper)])
-    col = _md_table(["setting", "run folder", "runs", "normalised score", "95% CI", "IQM [95% CI]",
-                     "optimality gap [95% CI]", "paper"], col_rows)
+        cells = [r.label, f"`{r.setting}`", f"{r.runs}/{r.runs_expected}", f"**{_fmt(r.normalized_mean)}**",
+                 ci, iqm, og, _fmt(r.paper), _signed(r.normalized_mean - r.paper)]
+        for v in t.variants.values():
+            cells += [_fmt(v.column[r.setting]), _signed(v.column[r.setting] - r.paper)]
+        col_rows.append(cells)
+    header = ["setting", "run folder", "runs", "normalised score", "95% CI", "IQM [95% CI]",
+              "optimality gap [95% CI]", "paper", "− paper"]
+    for label in t.variants:
+        header += [label, "− paper"]
+    col = _md_table(header, col_rows)
+    variants = ""
+    for label, v in t.variants.items():
+        diff_rows = [[t.labels[s], *[_signed(t.table[(t.table.env == e) & (t.table.setting == s)].normalized_mean.iloc[0]
+                                             - v.normalized.at[e, s]) for e in t.envs]] for s in t.settings]
+        variants += f"""
+### This sweep − {label}, per environment (normalised on this table's scale)
+
+{_md_table(["setting", *t.envs], diff_rows)}
+"""
+    if t.variants:
+        listing = "".join(f"- **{label}**: `{v.path}`; its own table normalised it on its own best runs and gave "
+                          f"{', '.join(_fmt(x) for x in v.own_column)} (same row order).\n" for label, v in t.variants.items())
+        variants = f"""
+## Beside an earlier sweep
+
+The variant column(s) above are earlier sweeps of the same grid that differ in one detail, put on this table's
+scale: each of their env × setting mean scores is normalised with this sweep's random policy and best result
+(so they can exceed 1), then averaged like this sweep's column. "− paper" is the distance to the paper's value.
+
+{listing}{variants}"""
 
     raw_rows = []
     for setting in t.settings:
@@ -234,6 +299,7 @@ The random policy's scores are `results/random_scores.csv` (uniform random actio
 
 {raw}
 
+{variants}
 ## Training time
 
 {timing}
