@@ -329,7 +329,9 @@ class PopulationTrainer:
                 self.record_episodes(done, t)
             buf.rewards[t] = self.rew_scale(reward, done, valid, active_np)
             buf.terminated[t], buf.truncated[t] = term, trunc
-            self.raw_obs = next_obs.reshape(R, N, -1)
+            # float64 as after a reset or a resume, whatever the env's dtype: the normalisation statistics of
+            # N > 1 actors reduce over them, and a float32 reduction rounds otherwise than a float64 one
+            self.raw_obs = np.asarray(next_obs, dtype=np.float64).reshape(R, N, -1)
             self.prev_done = done
         steps["obs"].append(self.obs_norm(self.raw_obs, update=False))  # o_T, for the bootstrap value
         self.reward_terms = mean_reward_terms(infos, buf.valid)
