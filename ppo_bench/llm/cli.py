@@ -1,10 +1,11 @@
-"""`ppo-bench-llm`: the Hydra app that trains a small causal LM with GRPO, DPO, PPO or a reward model (docs/llm.md).
+"""`ppo-bench-llm`: the Hydra app that trains a small causal LM with GRPO, DPO, KTO, PPO or a reward model (docs/llm.md).
 
 Examples:
   ppo-bench-llm +experiment=grpo_addition          the reference run (SmolLM2-135M, 2-digit addition)
   ppo-bench-llm model=tiny task=reverse algo.steps=20
   ppo-bench-llm -m algo.loss_type=grpo,dapo,dr_grpo seed=0,1
   ppo-bench-llm algo=dpo algo.loss=ipo model=tiny algo.steps=20
+  ppo-bench-llm algo=kto model=tiny algo.steps=20
   ppo-bench-llm algo=ppo model=tiny task=reverse algo.steps=20
   ppo-bench-llm algo=reward_model model=tiny task=reverse algo.steps=20
 

@@ -20,7 +20,7 @@ from ppo_bench.errors import ConfigError
 LLM_CONF_DIR = Path(__file__).resolve().parents[2] / "conf_llm"
 SCHEMA_NAME = "ppo_bench_llm_schema"
 
-ALGORITHMS = ("grpo", "dpo", "ppo", "reward_model")  # conf_llm/algo/<name>.yaml
+ALGORITHMS = ("grpo", "dpo", "kto", "ppo", "reward_model")  # conf_llm/algo/<name>.yaml
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo")
 REWARD_SCALINGS = ("group", "batch", "none")
 TRUNCATED = ("score", "zero", "mask")
@@ -98,7 +98,7 @@ class EvalConfig:
 class LLMConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
-    algo: Any = MISSING  # conf_llm/algo/<name>.yaml, validated by its own schema (grpo_, dpo_, ppo_, reward_model_schema)
+    algo: Any = MISSING  # conf_llm/algo/<name>.yaml, validated by its own schema (grpo_, dpo_, kto_, ppo_, reward_model_schema)
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     device: str = "cpu"  # cpu | cuda | auto (a GPU when present)
@@ -116,6 +116,7 @@ class LLMConfig:
 
 def register_configs() -> None:
     from ppo_bench.llm.dpo_config import DPOConfig
+    from ppo_bench.llm.kto_config import KTOConfig
     from ppo_bench.llm.ppo_config import PPOConfig
     from ppo_bench.llm.reward_model_config import RewardModelConfig
 
@@ -124,6 +125,7 @@ def register_configs() -> None:
     # one schema per algorithm, named in the defaults of conf_llm/algo/<name>.yaml (BenchMARL's layout)
     cs.store(group="algo", name="grpo_schema", node=GRPOConfig)
     cs.store(group="algo", name="dpo_schema", node=DPOConfig)
+    cs.store(group="algo", name="kto_schema", node=KTOConfig)
     cs.store(group="algo", name="ppo_schema", node=PPOConfig)
     cs.store(group="algo", name="reward_model_schema", node=RewardModelConfig)
 
@@ -131,10 +133,11 @@ def register_configs() -> None:
 def algo_run_tags() -> dict[str, str]:
     """Each algorithm's run_tag template (the middle part of its run folder's name), from its schema."""
     from ppo_bench.llm.dpo_config import DPOConfig
+    from ppo_bench.llm.kto_config import KTOConfig
     from ppo_bench.llm.ppo_config import PPOConfig
     from ppo_bench.llm.reward_model_config import RewardModelConfig
 
-    return {c.name: c.run_tag for c in (GRPOConfig(), DPOConfig(), PPOConfig(), RewardModelConfig())}
+    return {c.name: c.run_tag for c in (GRPOConfig(), DPOConfig(), KTOConfig(), PPOConfig(), RewardModelConfig())}
 
 
 def _choice(key: str, value, allowed) -> None:
@@ -167,6 +170,10 @@ def validate(cfg: DictConfig) -> None:
         from ppo_bench.llm.dpo_config import validate_dpo_algo
 
         validate_dpo_algo(a)
+    elif a.name == "kto":
+        from ppo_bench.llm.kto_config import validate_kto_algo
+
+        validate_kto_algo(a)
     elif a.name == "ppo":
         from ppo_bench.llm.ppo_config import validate_ppo_algo
 

@@ -3,6 +3,8 @@ last hidden states: PPO's value per response token, the reward model's score per
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 
 
@@ -76,3 +78,22 @@ def sequence_scores(model, head: torch.nn.Module, input_ids: torch.Tensor, atten
 def sequence_logprob(token_logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """log π(y|x) = Σ_t log π(y_t | x, y_<t) over the response tokens only."""
     return (token_logp * mask).sum(-1)
+
+
+@torch.no_grad()
+def response_logps(model, rows, pad_id: int, micro_batch_size: int = 8, autocast=nullcontext) -> torch.Tensor:
+    """log π(y|x) summed over the response tokens of each (prompt ids, response ids) row, [N] on the CPU, no
+    gradient; ``autocast`` makes the context each forward pass runs in (``LMRun.autocast``)."""
+    from ppo_bench.llm.preferences import collate_rows
+
+    device = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(rows), micro_batch_size):
+        b = collate_rows(rows[start:start + micro_batch_size], pad_id).to(device)
+        with autocast():
+            token_logp, _ = token_logprobs(model, b.input_ids, b.attention_mask, b.response_mask.shape[1])
+        out.append(sequence_logprob(token_logp.float(), b.response_mask).cpu())
+    model.train(was)
+    return torch.cat(out) if out else torch.zeros(0)

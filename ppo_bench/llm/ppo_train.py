@@ -33,8 +33,9 @@ from omegaconf import DictConfig
 
 from ppo_bench.errors import NonFiniteLoss
 from ppo_bench.llm import ppo
-from ppo_bench.llm.logprobs import sequence_scores, token_logprobs, token_logprobs_and_values
+from ppo_bench.llm.logprobs import token_logprobs, token_logprobs_and_values
 from ppo_bench.llm.models import load_model
+from ppo_bench.llm.reward_model import batch_scores, load_reward_model
 from ppo_bench.llm.rewards import weighted_rewards
 from ppo_bench.llm.sampling import generate
 from ppo_bench.llm.train import LMRun, load_run_parts
@@ -100,13 +101,7 @@ class PPO:
             fields = [e.reward_fields() for e in examples]
             return weighted_rewards(self.reward_fns, self.weights, prompts, comp.texts, fields)
         model, head = self.reward_model
-        ids = comp.input_ids
-        last = ids.shape[1] - comp.completion_ids.shape[1] + ppo.last_token_index(comp.completion_mask)
-        out = []
-        with self.run.autocast():
-            for chunk in torch.arange(ids.shape[0], device=ids.device).split(self.a.micro_batch_size):
-                out.append(sequence_scores(model, head, ids[chunk], comp.attention_mask[chunk], last[chunk]).float())
-        scores = torch.cat(out).cpu()
+        scores = batch_scores(model, head, comp.as_batch(), self.a.micro_batch_size, self.run.autocast)
         return scores, {"reward_model": scores}
 
     @torch.no_grad()
@@ -223,8 +218,6 @@ def build(cfg: DictConfig, run_dir: Path) -> LMRun:
     device, dtype, task, tokenizer, model = load_run_parts(cfg, a.max_completion_length)
     reward_model = None
     if a.reward_model:
-        from ppo_bench.llm.reward_model import load_reward_model
-
         reward_model = load_reward_model(a.reward_model, tokenizer, device, dtype)
     needs_ref = a.kl_coef > 0 or a.adaptive_kl
     ref = load_model(cfg.model, tokenizer, device, dtype, seed=cfg.seed, trainable=False) if needs_ref else None

@@ -1,4 +1,5 @@
-"""Preference pairs (docs/llm.md, "DPO"): read from the ecosystem's JSONL, or built from a task by the policy's own samples.
+"""Preference pairs (docs/llm.md, "DPO"): read from the ecosystem's JSONL, or built from a task by the policy's own samples;
+unpaired into desirable and undesirable examples for KTO; collated into batches of [prompt | response] rows.
 
 JSONL: one object per line with non-empty string fields ``prompt``, ``chosen``, ``rejected`` (TRL's
 "standard" preference format); the prompt is the exact text the model continues, the responses follow it.
@@ -68,6 +69,24 @@ def write_jsonl(path: str | Path, pairs: Sequence[PreferencePair]) -> None:
     atomic_write_text(Path(path), "".join(json.dumps(asdict(p), ensure_ascii=False) + "\n" for p in pairs))
 
 
+@dataclass(frozen=True)
+class UnpairedExample:
+    """One completion of a prompt with a binary label: KTO's data (TRL's "unpaired preference" format)."""
+
+    prompt: str
+    completion: str
+    desirable: bool  # y⁺ (True) or y⁻ (False)
+    source: str = "file"
+
+
+def unpair(pairs: Sequence[PreferencePair]) -> list[UnpairedExample]:
+    """Each pair as two examples, its chosen desirable and its rejected undesirable (TRL's ``unpair_preference_dataset``)."""
+    out = []
+    for p in pairs:
+        out += [UnpairedExample(p.prompt, p.chosen, True, p.source), UnpairedExample(p.prompt, p.rejected, False, p.source)]
+    return out
+
+
 @torch.no_grad()
 def pairs_from_task(
     model,
@@ -128,32 +147,45 @@ def tokenize_pairs(tokenizer, pairs: Sequence[PreferencePair], eos_id: int) -> l
     return out
 
 
+def tokenize_examples(tokenizer, examples: Sequence[UnpairedExample], eos_id: int) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, completion ids + EOS) per unpaired example, tokenized apart as ``tokenize_pairs`` does."""
+    enc = lambda s: tokenizer(s, add_special_tokens=False).input_ids  # noqa: E731
+    return [(enc(e.prompt), enc(e.completion) + [eos_id]) for e in examples]
+
+
 @dataclass
-class PairBatch:
-    """B pairs as 2B rows, chosen first: [left-padded prompt | right-padded response]."""
+class ResponseBatch:
+    """Rows of [left-padded prompt | right-padded response]; B pairs are 2B rows, the chosen first."""
 
-    input_ids: torch.Tensor  # [2B, P + R]
-    attention_mask: torch.Tensor  # [2B, P + R]
-    response_mask: torch.Tensor  # [2B, R], 1 on response tokens only
+    input_ids: torch.Tensor  # [N, P + R]
+    attention_mask: torch.Tensor  # [N, P + R]
+    response_mask: torch.Tensor  # [N, R], 1 on response tokens only
 
-    def to(self, device) -> "PairBatch":
-        return PairBatch(self.input_ids.to(device), self.attention_mask.to(device), self.response_mask.to(device))
+    def to(self, device) -> "ResponseBatch":
+        return ResponseBatch(self.input_ids.to(device), self.attention_mask.to(device), self.response_mask.to(device))
+
+    def select(self, rows) -> "ResponseBatch":
+        return ResponseBatch(self.input_ids[rows], self.attention_mask[rows], self.response_mask[rows])
 
 
-def collate(tokenized: Sequence[tuple[list[int], list[int], list[int]]], pad_id: int) -> PairBatch:
-    """Chosen and rejected of every pair in one batch, so that one forward pass scores both."""
-    rows = [(p, c) for p, c, _ in tokenized] + [(p, r) for p, _, r in tokenized]
+def collate_rows(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> ResponseBatch:
+    """(prompt ids, response ids) rows in one batch: prompts left-padded, responses right-padded."""
     P = max(len(p) for p, _ in rows)
     R = max(len(y) for _, y in rows)
     ids = torch.full((len(rows), P + R), pad_id, dtype=torch.long)
     am = torch.zeros_like(ids)
     rm = torch.zeros(len(rows), R, dtype=torch.long)
     for i, (p, y) in enumerate(rows):
-        ids[i, P - len(p) : P] = torch.tensor(p)
-        ids[i, P : P + len(y)] = torch.tensor(y)
+        ids[i, P - len(p) : P] = torch.tensor(p, dtype=torch.long)
+        ids[i, P : P + len(y)] = torch.tensor(y, dtype=torch.long)
         am[i, P - len(p) : P + len(y)] = 1
         rm[i, : len(y)] = 1
-    return PairBatch(ids, am, rm)
+    return ResponseBatch(ids, am, rm)
+
+
+def collate(tokenized: Sequence[tuple[list[int], list[int], list[int]]], pad_id: int) -> ResponseBatch:
+    """Chosen and rejected of every pair in one batch, so that one forward pass scores both."""
+    return collate_rows([(p, c) for p, c, _ in tokenized] + [(p, r) for p, _, r in tokenized], pad_id)
 
 
 def pairs_for_run(run) -> tuple[list[PreferencePair], dict]:

@@ -13,6 +13,7 @@ DPO path reads (``algo.data_file``, JSONL ``prompt``/``chosen``/``rejected``) or
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -22,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from ppo_bench.errors import ConfigError, NonFiniteLoss
 from ppo_bench.llm.logprobs import sequence_scores
 from ppo_bench.llm.models import context_length, load_model
-from ppo_bench.llm.preferences import PairBatch, collate, epoch_batch, pairs_for_run, read_jsonl, tokenize_pairs, write_jsonl
+from ppo_bench.llm.preferences import ResponseBatch, collate, epoch_batch, pairs_for_run, read_jsonl, tokenize_pairs, write_jsonl
 from ppo_bench.llm.train import LMRun, load_run_parts
 
 HEAD_FILE = "reward_head.pt"
@@ -40,13 +41,28 @@ def score_head(model) -> torch.nn.Linear:
     return head.to(next(model.parameters()).device)
 
 
-def pair_scores(model, head, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """(r(x, y⁺), r(x, y⁻)) of a collated batch of B pairs, from one forward pass over its 2B rows."""
+def response_scores(model, head, batch: ResponseBatch) -> torch.Tensor:
+    """[N] r(x, y) of each row, read at its response's final token (its EOS, or its last token when cut off)."""
     P = batch.input_ids.shape[1] - batch.response_mask.shape[1]
-    last = P + batch.response_mask.sum(1) - 1  # the response's final token (its EOS)
-    scores = sequence_scores(model, head, batch.input_ids, batch.attention_mask, last)
+    last = P + batch.response_mask.sum(1) - 1
+    return sequence_scores(model, head, batch.input_ids, batch.attention_mask, last)
+
+
+def pair_scores(model, head, batch: ResponseBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r(x, y⁺), r(x, y⁻)) of a collated batch of B pairs, from one forward pass over its 2B rows."""
+    scores = response_scores(model, head, batch)
     B = scores.shape[0] // 2
     return scores[:B], scores[B:]
+
+
+@torch.no_grad()
+def batch_scores(model, head, batch: ResponseBatch, micro_batch_size: int, autocast=nullcontext) -> torch.Tensor:
+    """[N] r(x, y) of every row of a batch (sampled completions: ``Completions.as_batch()``), micro-batched, on the CPU."""
+    out = []
+    for chunk in torch.arange(batch.input_ids.shape[0]).split(micro_batch_size):
+        with autocast():
+            out.append(response_scores(model, head, batch.select(chunk)).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0)
 
 
 def load_reward_model(path: str, tokenizer, device, dtype):

@@ -31,6 +31,12 @@ class Completions:
     def lengths(self) -> torch.Tensor:
         return self.completion_mask.sum(1)
 
+    def as_batch(self):
+        """The completions as a ``preferences.ResponseBatch`` (their response mask: up to and including the first EOS)."""
+        from ppo_bench.llm.preferences import ResponseBatch
+
+        return ResponseBatch(self.input_ids, self.attention_mask, self.completion_mask)
+
 
 def completion_mask(completion_ids: torch.Tensor, eos_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """(mask, truncated): keep tokens up to and including the first EOS; a completion without EOS keeps all."""

@@ -7,13 +7,13 @@ separate object it holds (composition, not inheritance), with a small interface:
 
     label                 the name the summary and report give it ("GRPO", "DPO (sigmoid)", "PPO", ...)
     parameters()          what the optimizer trains besides nothing else (the policy's, plus any head)
-    prepare(resuming)     work before the first step (DPO and the reward model: the preference pairs)
+    prepare(resuming)     work before the first step (DPO, KTO and the reward model: the preference pairs)
     train_step()          one step: its metrics, "stats/optimizer_steps" among them
     evaluate_extra()      algorithm-specific held-out figures, merged into each evaluation (or None)
     state_dict() / load_state_dict(state)   algorithm state a resume needs (a head, the adaptive β)
     summary_extra(summary), progress_postfix(metrics), save_extra(folder)
 
-The algorithms: ``grpo_train.GRPO``, ``dpo_train.DPO``, ``ppo_train.PPO``, ``reward_model.RewardModelTraining``.
+The algorithms: ``grpo_train.GRPO``, ``dpo_train.DPO``, ``kto.KTO``, ``ppo_train.PPO``, ``reward_model.RewardModelTraining``.
 ``build_trainer(cfg)`` builds the run for ``cfg.algo.name``; ``train_from_config`` trains it or skips
 it when finished. A run's identity is its training config: a resume or a skip onto a folder that
 holds a run trained under other settings is refused in one line naming the keys that differ.
@@ -404,6 +404,8 @@ def build_trainer(cfg: DictConfig) -> LMRun:
         from ppo_bench.llm.grpo_train import build
     elif name == "dpo":
         from ppo_bench.llm.dpo_train import build
+    elif name == "kto":
+        from ppo_bench.llm.kto import build
     elif name == "ppo":
         from ppo_bench.llm.ppo_train import build
     else:
