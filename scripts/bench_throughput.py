@@ -5,6 +5,7 @@
     python scripts/bench_throughput.py --env Hopper-v5
     python scripts/bench_throughput.py --repeats 3           # each figure the median of 3 interleaved rounds
     python scripts/bench_throughput.py --baseline main~3     # also the code of another commit, side by side
+    python scripts/bench_throughput.py --algos ppo,trpo,vpg,a2c,a2c_trust_region,cem   # Figure 3's algorithms too
     make bench                                               # installs the bench extra, both envs, --repeats 3
 
 For one environment it measures, each in a fresh process pinned to one torch thread:
@@ -15,6 +16,10 @@ For one environment it measures, each in a fresh process pinned to one torch thr
   pair_sps        two population processes at once through joblib (2 cores): aggregate steps/s
   *_compiled_sps  single and population again with compile=true (torch.compile of the update's
                   minibatch gradient as one graph; skipped by --no-compile or without a C++ compiler)
+  algo_<name>_sps with --algos: aggregate training steps/s of a 33-run population (33 seeds) of each named
+                  algorithm (conf/algo/: its own actors and rollout length; PPO as in Figure 3, clip ε=0.2),
+                  with compile=true as experiment=figure3 runs them (eager under --no-compile), timed over
+                  --algo-steps steps of every run (whole iterations: A2C's are 80 steps, CEM's 20 000)
 and the peak resident memory of each process. Training rates are timed over whole iterations
 (collect + update) after one warm-up iteration. With --repeats k every measurement is taken k times,
 the rounds interleaved (all measurements once, then again), and each figure is the median of its k
@@ -61,7 +66,11 @@ def physics_worker(env_id: str, seconds: float) -> dict:
     return {"sps": n / (time.perf_counter() - t0), "frame_skip": nstep}
 
 
-def ppo_worker(env_id: str, population: bool, iters: int, compiled: bool = False) -> dict:
+def trained_rate(env_id: str, overrides: list[str], compiled: bool, iters: int | None = None,
+                 steps_per_run: int | None = None) -> dict:
+    """ppo-bench's training steps/s of the population the overrides name, timed over whole iterations (collect +
+    update) after one warm-up iteration: ``iters`` of them, or as many as ``steps_per_run`` steps of each run take
+    (at least one)."""
     import torch
     from hydra import compose, initialize_config_dir
 
@@ -73,12 +82,12 @@ def ppo_worker(env_id: str, population: bool, iters: int, compiled: bool = False
     register_configs()
     root = tempfile.mkdtemp(prefix="ppo_bench_bench_")
     overrides = [f"env.id={env_id}", f"run_root={root}", "progress=never", "checkpoint_every=1000000",
-                 f"compile={compiled}"]
-    # the population is Table 1's: its 11 settings × 3 seeds, from the experiment config itself
-    overrides += ["experiment=table1"] if population else ["objective=clip", "objective.eps=0.2"]
+                 f"compile={compiled}", *overrides]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
     trainer = PopulationTrainer(cfg, population_specs(cfg))
+    if iters is None:
+        iters = max(1, -(-steps_per_run // (trainer.N * trainer.T)))
     trainer.start(resume=False)
     t0 = time.perf_counter()
     trainer.iterate()  # warm-up (and, compiled, the compilation)
@@ -88,9 +97,27 @@ def ppo_worker(env_id: str, population: bool, iters: int, compiled: bool = False
         steps += trainer.iterate()[0]
     elapsed = time.perf_counter() - t0
     trainer.close()
-    return {"sps": steps / elapsed, "runs": trainer.R, "steps": steps, "seconds": elapsed,
-            "peak_rss_mb": peak_rss_mb(), "vector_env": type(trainer.envs).__name__, "compiled": compiled,
-            "warmup_iteration_s": warmup_s}
+    return {"sps": steps / elapsed, "runs": trainer.R, "steps": steps, "seconds": elapsed, "iterations": iters,
+            "steps_per_iteration": trainer.R * trainer.N * trainer.T, "peak_rss_mb": peak_rss_mb(),
+            "vector_env": type(trainer.envs).__name__, "compiled": compiled, "warmup_iteration_s": warmup_s}
+
+
+def ppo_worker(env_id: str, population: bool, iters: int, compiled: bool = False) -> dict:
+    # the population is Table 1's: its 11 settings × 3 seeds, from the experiment config itself
+    overrides = ["experiment=table1"] if population else ["objective=clip", "objective.eps=0.2"]
+    return trained_rate(env_id, overrides, compiled, iters=iters)
+
+
+ALGO_RUNS = 33  # as many runs as Table 1's population, so that every algorithm's rate compares with it
+
+
+def algo_worker(env_id: str, algo: str, steps_per_run: int, compiled: bool = False) -> dict:
+    """A 33-run population of one algorithm (conf/algo/, its own actors and rollout length), 33 seeds; PPO is
+    Figure 3's (clip, ε = 0.2)."""
+    overrides = [f"algo={algo}", f"population.seeds=[{','.join(str(k) for k in range(ALGO_RUNS))}]"]
+    if algo == "ppo":
+        overrides += ["objective=clip", "objective.eps=0.2"]
+    return trained_rate(env_id, overrides, compiled, steps_per_run=steps_per_run)
 
 
 def sb3_worker(env_id: str, iters: int) -> dict:
@@ -160,11 +187,31 @@ def main() -> None:
                     help="take every measurement this many times (interleaved rounds) and keep the median")
     ap.add_argument("--baseline", metavar="REV", default=None,
                     help="also measure single and population with the code of this git revision, side by side")
+    ap.add_argument("--algos", default=None, metavar="A,B,...",
+                    help="also a 33-run population of each of these algorithms (conf/algo/), e.g. "
+                         "ppo,trpo,vpg,a2c,a2c_trust_region,cem")
+    ap.add_argument("--algo-steps", type=int, default=4096,
+                    help="timed steps of every run of an --algos population (rounded up to whole iterations)")
     ap.add_argument("--out", default=None, help="default: results/bench/throughput_<env>.json")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
+
+    def fail(message: str) -> None:
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
     if args.repeats < 1:
-        ap.error(f"--repeats must be at least 1, got {args.repeats}")
+        fail(f"--repeats must be at least 1, got {args.repeats}")
+    if args.algo_steps < 1:
+        fail(f"--algo-steps must be at least 1, got {args.algo_steps}")
+    algos = [a for a in (args.algos or "").split(",") if a]
+    if args.algos is not None:
+        from ppo_bench.algorithms import ALGORITHMS
+
+        unknown = [a for a in algos if a not in ALGORITHMS]
+        if unknown or not algos:
+            fail(f"--algos {args.algos!r}: " + (f"unknown {', '.join(map(repr, unknown))}" if unknown else "empty")
+                 + f"; allowed: {','.join(ALGORITHMS)}")
 
     if args.worker:
         kind, env_id, *rest = args.worker
@@ -172,6 +219,8 @@ def main() -> None:
             res = physics_worker(env_id, float(rest[0]))
         elif kind == "ppo":
             res = ppo_worker(env_id, rest[0] == "population", int(rest[1]), rest[2:] == ["compiled"])
+        elif kind == "algo":
+            res = algo_worker(env_id, rest[0], int(rest[1]), rest[2:] == ["compiled"])
         else:
             res = sb3_worker(env_id, int(rest[0]))
         print(json.dumps(res))
@@ -200,6 +249,8 @@ def main() -> None:
         res["baseline"] = {"rev": args.baseline, "commit": subprocess.run(
             ["git", "-C", str(baseline_tree), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()}
         plan += [(f"{name}_baseline", (*worker, "@baseline")) for name, worker in plan if name != "physics"]
+    plan += [(f"algo_{a}", ("algo", env, a, str(args.algo_steps), *(["compiled"] if compile_ok else [])))
+             for a in algos]
     if not args.skip_sb3:
         plan.append(("sb3", ("sb3", env, str(args.single_iters))))
     if not args.skip_pair:
@@ -240,6 +291,11 @@ def main() -> None:
     if "pair" in res:
         res["ratios"]["two_processes_over_one"] = res["pair"]["sps"] / pop
         rows.append(("pair_sps (2 × 33 runs, joblib)", res["pair"]["sps"], ""))
+    for a in algos:
+        r = res[f"algo_{a}"]
+        res["ratios"][f"algo_{a}_over_physics"] = r["sps"] / phys
+        rows.append((f"{a}_sps ({r['runs']} runs{', compile=true' if r['compiled'] else ''})", r["sps"],
+                     f"{r['peak_rss_mb']:.0f} MB peak RSS"))
     if baseline_tree is not None:
         for name in [n for n in rounds if n.endswith("_baseline")]:
             current = name[: -len("_baseline")]
@@ -247,10 +303,11 @@ def main() -> None:
             rows.append((f"{current}_sps at {args.baseline}", res[name]["sps"], ""))
     print(f"\n{env}   ({res['machine']['cores']} cores, {res['machine']['cpu']}; load avg "
           f"{load_before[0]:.1f} → {res['load_average_before_after'][1]:.1f})")
+    width = max(34, *(len(name) for name, _, _ in rows), *(len(name) for name in res["ratios"]))
     for name, sps, note in rows:
-        print(f"  {name:<34} {sps:>10,.0f} steps/s  {note}")
+        print(f"  {name:<{width}} {sps:>10,.0f} steps/s  {note}")
     for name, value in res["ratios"].items():
-        print(f"  {name:<34} {value:>10.2f}")
+        print(f"  {name:<{width}} {value:>10.2f}")
 
     out = Path(args.out or REPO / "results" / "bench" / f"throughput_{env}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
