@@ -216,6 +216,17 @@ def test_resume_continues_bit_for_bit(make_cfg, tmp_path, algo):
         assert logged_scalars(f"{tmp_path}/a/{name}") == logged_scalars(f"{tmp_path}/b/{name}")
 
 
+def test_figure3_jobs_start_then_skip_what_finished(make_cfg, tmp_path):
+    """A job of experiment=figure3 launched on an empty run root starts its runs, launched again skips them
+    (the sweep is relaunched sitting after sitting)."""
+    opts = ["experiment=figure3", "env=cartpole", "algo=a2c", "env.num_envs=2", "ppo.total_timesteps=40",
+            "compile=false", f"run_root={tmp_path}/figure3"]
+    first = train_from_config(make_cfg(*opts))
+    assert len(first) == 3 and all(s["status"] == "finished" for s in first.values())
+    again = train_from_config(make_cfg(*opts))
+    assert all(s["status"] == "finished (skipped)" for s in again.values())
+
+
 # settings that learn CartPole within a few thousand steps (the algorithms' own defaults are for 1M MuJoCo steps)
 LEARN = {"trpo": ["algo.num_steps=512", "ppo.total_timesteps=10240"],
          "vpg": ["algo.num_steps=512", "algo.lr=0.003", "ppo.total_timesteps=10240"],

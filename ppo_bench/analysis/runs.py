@@ -167,6 +167,32 @@ def experiment_grid(name: str) -> Grid:
     return Grid(env_ids, [setting_name(o) for o in objectives], seeds, {setting_name(o): o for o in objectives})
 
 
+def experiment_jobs(name: str) -> list[dict[str, str]]:
+    """The Hydra jobs of ``conf/experiment/<name>.yaml`` in the order a multirun launches them: one
+    {key: value} per job, e.g. {"env": "hopper", "algo": "ppo"} (Hydra's BasicSweeper: the cartesian product of
+    ``hydra.sweeper.params`` in the order they are listed, the last varying fastest). [{}] without a sweep."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from ppo_bench.config import CONF_DIR, register_configs
+
+    if not (CONF_DIR / "experiment" / f"{name}.yaml").exists():
+        allowed = ", ".join(sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
+        raise FileNotFoundError(f"experiment={name!r} has no conf/experiment/{name}.yaml; allowed: {allowed}")
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"experiment={name}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.get("params") or {}
+    if not params:
+        return [{}]
+    overrides = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    (batch,) = BasicSweeper.split_arguments(overrides, None)
+    return [dict(o.split("=", 1) for o in job) for job in batch]
+
+
 def experiment_env_presets(name: str) -> list[str]:
     """The conf/env preset names an experiment sweeps (for the random-policy script)."""
     from ppo_bench.config import CONF_DIR
