@@ -121,9 +121,33 @@ def test_a2c_loss_by_hand():
     entropy = torch.tensor([[1.0, 1.0, 1.0]])
     value, ret = torch.tensor([[0.0, 1.0, 2.0]]), torch.tensor([[1.0, 1.0, 0.0]])
     w = torch.tensor([[1.0, 1.0, 0.0]])  # the third sample is an autoreset row
-    # policy: mean(−2, 2) = 0, entropy 1 → −(0 + 0.01·1); value: mean(1, 0) = 0.5 → +0.5·0.5
+    # policy: mean(−2, 2) = 0, entropy 1 → −(0 + 0.01·1); value: ½·mean(1, 0) = 0.25 → +0.5·0.25 (baselines' mse)
     got = a2c_loss(logp, adv, entropy, value, ret, w, ent_coef=0.01, vf_coef=0.5)
-    torch.testing.assert_close(got, torch.tensor([-0.01 + 0.25]))
+    torch.testing.assert_close(got, torch.tensor([-0.01 + 0.125]))
+
+
+def test_a2c_update_follows_the_gradient_of_its_loss(make_cfg, monkeypatch):
+    """The gradient A2C hands RMSProp (per-sample policy part, value part, the taped backward) is autograd's
+    gradient of a2c_loss through the network, per run."""
+    cfg = make_cfg("env=cartpole", "algo=a2c", *TINY["a2c"], "population.seeds=[0,1]")
+    t = PopulationTrainer(cfg, population_specs(cfg))
+    t.collect()
+    data = t.batch()
+    theta = t.model.flat.detach().clone().requires_grad_(True)
+    seen = {}
+    step = t.algo.opt.step
+
+    def keep_gradient(*args, **kwargs):
+        seen["grad"] = t.model.flat.grad.clone()
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(t.algo.opt, "step", keep_gradient)
+    t.algo.update(data)
+    params, value = t.model(data["obs"], flat=theta)
+    loss = a2c_loss(t.dist.log_prob(params, data["actions"]), data["adv"], t.dist.entropy(params), value,
+                    data["ret"], data["valid"], cfg.algo.ent_coef, cfg.algo.vf_coef)
+    (expected,) = torch.autograd.grad(loss.sum(), theta)
+    torch.testing.assert_close(seen["grad"], expected, atol=1e-6, rtol=1e-4)
 
 
 def test_acer_trust_region_projection_by_hand():

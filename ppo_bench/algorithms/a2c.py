@@ -1,6 +1,6 @@
 """A2C: the synchronous advantage actor-critic (Mnih et al. 2016, A3C made synchronous as in the PPO paper
 §6.2). Each iteration: N actors × T (short) steps, n-step returns (GAE with λ = 1), one RMSProp step per run
-on −L^PG − c·entropy + c_v·(V − V^targ)². With a ``trust_region`` (``acer_trust_region``) the policy part
+on −L^PG − c·entropy + c_v·½(V − V^targ)². With a ``trust_region`` (``acer_trust_region``) the policy part
 of the gradient, per sample in the distribution's parameters, is first projected onto ACER's linearised
 KL constraint. Settings: conf/algo/a2c.yaml.
 """
@@ -16,11 +16,16 @@ from ppo_bench.losses import clipped_value_loss, masked_mean
 from ppo_bench.optim import PerRunRMSprop, linear_annealing
 
 
+def a2c_value_loss(value: Tensor, ret: Tensor, w: Tensor, vf_coef: float) -> Tensor:
+    # baselines a2c (2017, a2c.py with utils.mse = square / 2): c_v · ½ (R − V(s))², mean over the valid samples, per run
+    return vf_coef * 0.5 * masked_mean(clipped_value_loss(value, ret, value, None), w, dim=1)
+
+
 def a2c_loss(logp: Tensor, adv: Tensor, entropy: Tensor, value: Tensor, ret: Tensor, w: Tensor,
              ent_coef: float, vf_coef: float) -> Tensor:
-    # Mnih et al. 2016, Algorithm S3 (A3C): −[log π(a|s) Â + β H(π(·|s))] + ½-weighted (R − V(s))², per run
+    # Mnih et al. 2016, Algorithm S3 (A3C), as baselines a2c writes it: −[log π(a|s) Â + β H(π(·|s))] + c_v · ½ (R − V(s))², per run
     policy = masked_mean(policy_gradient_objective(logp, adv) + ent_coef * entropy, w, dim=1)
-    return -policy + vf_coef * masked_mean(clipped_value_loss(value, ret, value, None), w, dim=1)
+    return -policy + a2c_value_loss(value, ret, w, vf_coef)
 
 
 class A2C:
@@ -81,7 +86,7 @@ class A2C:
             g, stats = self.trust_region.project(data["obs"], params, g, w)
         n = w.sum(1).clamp(min=1.0).view(-1, 1)
         g_params = -g / n.unsqueeze(-1)
-        g_value = self.vf_coef * 2 * (value - data["ret"]) * w / n
+        g_value, _ = gradient_wrt(lambda v: (a2c_value_loss(v, data["ret"], w, self.vf_coef).sum(), ()), value)
         model.flat.grad = model.backward_taped(tape, g_params, g_value)
         lr = self.learning_rate()
         norms = self.opt.step(lr, active, self.max_grad_norm)
