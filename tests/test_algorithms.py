@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from ppo_bench.algorithms.a2c import a2c_loss
 from ppo_bench.algorithms.acer_trust_region import average_network, trust_region_projection
-from ppo_bench.algorithms.cem import added_noise_std, elite_refit
+from ppo_bench.algorithms.cem import added_noise_variance, elite_refit
 from ppo_bench.algorithms.trpo import conjugate_gradient, fisher_vector_product, line_search, max_step
 from ppo_bench.algorithms.vpg import adapt_step_size
 from ppo_bench.cli import population_specs, train_from_config
@@ -169,8 +169,9 @@ def test_cem_elite_refit_by_hand():
     torch.testing.assert_close(mean, torch.tensor([[4.0, 6.0]]))
     # variances (population) of (2, 6) and (3, 9): 4 and 9, plus the added noise 0.25
     torch.testing.assert_close(std, torch.tensor([[math.sqrt(4.25), math.sqrt(9.25)]]))
-    torch.testing.assert_close(added_noise_std(torch.tensor([0, 5, 10, 20]), 0.1, 10.0),
-                               torch.tensor([0.1, 0.05, 0.0, 0.0], dtype=torch.float64))
+    # the added variance falls linearly from 0.1² to 0 over 10 iterations (Szita & Lőrincz's Z_t)
+    torch.testing.assert_close(added_noise_variance(torch.tensor([0, 5, 10, 20]), 0.1, 10.0),
+                               torch.tensor([0.01, 0.005, 0.0, 0.0], dtype=torch.float64))
 
 
 def trained(make_cfg, algo, seeds, iterations, env="cartpole"):

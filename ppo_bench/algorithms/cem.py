@@ -5,8 +5,8 @@ evaluation and export see the mean policy). Each iteration every actor n of the 
 θ_n = μ + σ ⊙ ε_n (ε from the run's own counter-based stream): the candidates live on the actor axis, N of
 them per run, the runs on the run axis. Episodes start with the iteration (``reset_each_iteration``) and a
 candidate's score is the mean return of the episodes it finished; the best ⌈ρN⌉ (the elite) refit
-μ ← mean(elite), σ² ← var(elite) + Z_t, with the added noise Z_t = (extra_std · max(1 − t/decay, 0))²
-(Szita & Lőrincz 2006, §3, the decreasing noise schedule). Settings: conf/algo/cem.yaml.
+μ ← mean(elite), σ² ← var(elite) + Z_t, with the added noise Z_t = extra_std² · max(1 − t/decay, 0), decreasing
+linearly to 0 (Szita & Lőrincz 2006, §3, the decreasing noise schedule; modular_rl's cem decays it so too). Settings: conf/algo/cem.yaml.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ def elite_refit(candidates: Tensor, scores: Tensor, n_elite: int, extra_var: Ten
     return mean, var.sqrt()
 
 
-def added_noise_std(iteration: Tensor, extra_std: float, decay_iterations: float) -> Tensor:
-    # Szita & Lőrincz 2006 §3: added noise decreasing linearly to 0 over the first iterations
-    return extra_std * torch.clamp(1 - iteration.double() / decay_iterations, min=0.0)
+def added_noise_variance(iteration: Tensor, extra_std: float, decay_iterations: float) -> Tensor:
+    # Szita & Lőrincz 2006 §3: the added variance Z_t decreasing linearly to 0, here from extra_std² at t = 0
+    return extra_std ** 2 * torch.clamp(1 - iteration.double() / decay_iterations, min=0.0)
 
 
 class CEM:
@@ -104,14 +104,14 @@ class CEM:
         count = torch.from_numpy(self.tr.actor_episodes)
         scores = torch.from_numpy(self.tr.actor_returns) / count.clamp(min=1)
         scores = torch.where(count > 0, scores, -math.inf)  # a candidate that finished no episode is never elite
-        extra = added_noise_std(self.tr.iteration, self.extra_std, self.decay).float()
-        mean, std = elite_refit(self.candidates, scores.float(), self.n_elite, extra ** 2)
+        extra = added_noise_variance(self.tr.iteration, self.extra_std, self.decay).float()
+        mean, std = elite_refit(self.candidates, scores.float(), self.n_elite, extra)
         active = self.tr.active.view(-1, 1)
         self.model.flat.copy_(torch.where(active, mean, self.model.flat))
         self.std = torch.where(active, std, self.std)
         elite_scores = torch.topk(scores, self.n_elite, dim=1).values
         return {"elite_return": elite_scores.mean(1).float(), "candidate_return": scores.clamp(min=-1e30).mean(1).float(),
-                "param_std": self.std.mean(1), "added_noise_std": extra}
+                "param_std": self.std.mean(1), "added_noise_std": extra.sqrt()}
 
     def log_values(self, stats: dict[str, Tensor], r: int) -> dict[str, Tensor | float]:
         return {"stats/elite_return": stats["elite_return"][r], "stats/candidate_return": stats["candidate_return"][r],
