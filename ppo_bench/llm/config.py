@@ -92,6 +92,8 @@ class EvalConfig:
     max_new_tokens: int = 64  # greedy budget, the same before and after training
     periodic_n: int = 0  # held-out problems scored by the evaluations during training (0 = all; before/after always use all)
     before: bool = True
+    every_s: Optional[float] = None  # also evaluate when this many seconds of wall_s passed since the last evaluation
+    in_wall: bool = True  # periodic evaluations count in wall_s and max_wall_s (false: a budget that measuring does not spend)
 
 
 @dataclass
@@ -109,6 +111,7 @@ class LLMConfig:
     resume: bool = True  # continue from run_dir/checkpoint.pt when it exists
     checkpoint_every: int = 10
     max_wall_s: Optional[float] = None  # stop the training loop after this many seconds (summed over resumes)
+    setup_in_wall: bool = False  # count the algorithm's setup (preference pairs, the reference pass) in wall_s and max_wall_s
     save_model: bool = True  # write the final weights as a Hugging Face directory
     log_completions: int = 2  # sample completions written to TensorBoard text per step
     progress: str = "auto"  # auto | always | never
@@ -231,6 +234,8 @@ def _validate_common(cfg: DictConfig) -> None:
     _int_at_least("eval.periodic_n", cfg.eval.periodic_n, 0)
     if cfg.max_wall_s is not None:
         _positive("max_wall_s", cfg.max_wall_s)
+    if cfg.eval.every_s is not None:
+        _positive("eval.every_s", cfg.eval.every_s)
     offered = TASKS[cfg.task.name].rewards
     if not cfg.task.rewards:
         raise ConfigError(f"task.rewards is empty; task {cfg.task.name} offers: {', '.join(offered)}")

@@ -45,7 +45,7 @@ from ppo_bench.llm.tblog import LLMRunLogger
 # what changes where a run is written or how it is watched, not what it trains: outside its identity
 # (algo.steps too: raising it is how a finished run is extended)
 NOT_IDENTITY = ("run_root", "run_name", "resume", "progress", "checkpoint_every", "save_model", "log_completions",
-                "torch_threads", "max_wall_s", "eval", "algo.steps", "algo.run_tag")
+                "torch_threads", "max_wall_s", "setup_in_wall", "eval", "algo.steps", "algo.run_tag")
 
 
 class Algorithm(Protocol):
@@ -145,6 +145,7 @@ class LMRun:
         self.evals: list[dict] = []  # held-out results, step 0 = before training
         self.wall_s = 0.0  # training-loop seconds, summed over resumed segments
         self.eval_s = 0.0
+        self.peak_rss_mb = None  # the largest peak resident memory of the run's earlier segments
         self.times: dict[str, float] = {}
         self.last_samples: list[dict] = []
         self.eval_examples = task.eval_split()
@@ -204,7 +205,7 @@ class LMRun:
         extra = self.algorithm.evaluate_extra()
         if extra is not None:
             res.update(extra)
-        res["step"], res["seconds"] = self.step, time.perf_counter() - t
+        res["step"], res["wall_s"], res["seconds"] = self.step, self.wall_s, time.perf_counter() - t
         self.eval_s += res["seconds"]
         self.evals = [e for e in self.evals if e["step"] != self.step] + [res]
         return res
@@ -229,6 +230,7 @@ class LMRun:
             "evals": self.evals,
             "wall_s": self.wall_s,
             "eval_s": self.eval_s,
+            "peak_rss_mb": self.peak_rss(),
             "times": self.times,
             "config": OmegaConf.to_container(self.cfg, resolve=True),
         }
@@ -251,7 +253,12 @@ class LMRun:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.step, self.updates, self.history, self.evals = state["step"], state["updates"], state["history"], state["evals"]
         self.wall_s, self.eval_s, self.times = state["wall_s"], state["eval_s"], state["times"]
+        self.peak_rss_mb = state.get("peak_rss_mb")
         return True
+
+    def peak_rss(self) -> float | None:
+        """The run's peak resident memory: the largest of this process's and its earlier segments'."""
+        return max((p for p in (peak_rss_mb(), self.peak_rss_mb) if p is not None), default=None)
 
     def save_model(self) -> None:
         """The final policy as a Hugging Face directory (written beside, then renamed into place), with
@@ -287,12 +294,12 @@ class LMRun:
             "stopped_by": "max_wall_s" if self.step < self.a.steps else "steps",
             "seconds_per_step": {k.removesuffix("_s"): round(v / done, 3) for k, v in self.times.items()}
             | {"total": round(sum(self.times.values()) / done, 3)},
-            "evals": [{k: e.get(k) for k in ("step", "n", "accuracy", "completion_length", "truncated", "rewards", "samples")}
+            "evals": [{k: e.get(k) for k in ("step", "wall_s", "n", "accuracy", "completion_length", "truncated", "rewards", "samples")}
                       for e in self.evals],
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "device": str(self.device),
             "torch_threads": torch.get_num_threads(),
-            "peak_rss_mb": peak_rss_mb(),  # this process's (the last segment's, after a resume)
+            "peak_rss_mb": self.peak_rss(),  # the largest over the run's processes (segments of a resumed run)
         }
         self.algorithm.summary_extra(s)
         return s
@@ -307,7 +314,10 @@ class LMRun:
         if not resuming:  # a fresh start: the folder's older events and results belong to a discarded run
             for old in [*self.run_dir.glob("events.out.tfevents*"), self.run_dir / "summary.json"]:
                 old.unlink(missing_ok=True)
+        t = time.perf_counter()
         self.algorithm.prepare(resuming)
+        if cfg.setup_in_wall:  # the algorithm's setup (pairs, the reference pass) spends the budget too
+            self.wall_s += time.perf_counter() - t
         # after a resume, TensorBoard drops what the killed process logged past its last checkpoint
         log = LLMRunLogger(self.run_dir, hparams=None if resuming else OmegaConf.to_container(cfg, resolve=True),
                            purge_after=self.step if resuming else None)
@@ -320,14 +330,19 @@ class LMRun:
         try:
             if cfg.eval.before and not any(e["step"] == 0 for e in self.evals):
                 self.log_eval(log, self.evaluate(final=True))
+            last_eval_wall = max((e.get("wall_s") or 0.0 for e in self.evals), default=0.0)
             while self.step < a.steps and not self.out_of_time():
                 t = time.perf_counter()
                 metrics = self.train_step()
                 log.scalars(metrics, self.step)
-                if cfg.eval.every and self.step % cfg.eval.every == 0 and self.step < a.steps and not self.out_of_time():
+                self.wall_s += time.perf_counter() - t
+                if self.periodic_eval_due(last_eval_wall):
+                    t = time.perf_counter()
                     self.log_eval(log, self.evaluate())
                     log.text("samples/train", self.last_samples, self.step)
-                self.wall_s += time.perf_counter() - t
+                    if cfg.eval.in_wall:
+                        self.wall_s += time.perf_counter() - t
+                    last_eval_wall = self.wall_s
                 if self.step % cfg.checkpoint_every == 0 or self.step == a.steps or self.out_of_time():
                     t = time.perf_counter()
                     self.save_checkpoint()
@@ -368,6 +383,13 @@ class LMRun:
 
     def out_of_time(self) -> bool:
         return self.cfg.max_wall_s is not None and self.wall_s >= self.cfg.max_wall_s
+
+    def periodic_eval_due(self, last_eval_wall: float) -> bool:
+        """An evaluation during training: every ``eval.every`` steps, or ``eval.every_s`` seconds of wall_s after the
+        last one; none at the last step or once the time is up (the final evaluation follows)."""
+        e = self.cfg.eval
+        due = (e.every and self.step % e.every == 0) or (e.every_s is not None and self.wall_s - last_eval_wall >= e.every_s)
+        return bool(due) and self.step < self.a.steps and not self.out_of_time()
 
     def log_eval(self, log: LLMRunLogger, res: dict) -> None:
         scalars = {"eval/n": res["n"], **{f"eval/rewards/{k}": v for k, v in res["rewards"].items()}}
@@ -415,14 +437,18 @@ def build_trainer(cfg: DictConfig) -> LMRun:
 
 def run_or_skip(cfg: DictConfig, progress: bool = False) -> dict:
     """One run: skipped (with its summary) when it already finished under the same settings and resume
-    is on; refused when its folder holds a run trained under other settings; else built and trained."""
+    is on (all its steps, or all of ``max_wall_s``); refused when its folder holds a run trained under other
+    settings; else built and trained."""
     validate(cfg)
     run_dir = Path(cfg.run_root) / run_name(cfg)
     status = read_json(run_dir / "status.json")
     if cfg.resume and status and status["status"] == "finished":
         summary = read_json(run_dir / "summary.json") or {}
         check_identity(run_dir, summary.get("config"), cfg)
-        if summary.get("steps", 0) >= cfg.algo.steps:
+        stored_budget = (summary.get("config") or {}).get("max_wall_s")
+        spent = (summary.get("stopped_by") == "max_wall_s" and cfg.max_wall_s is not None and stored_budget is not None
+                 and stored_budget >= cfg.max_wall_s)  # stopped by a budget at least as large as the one asked for now
+        if summary.get("steps", 0) >= cfg.algo.steps or spent:
             return {**summary, "skipped": True, "run_dir": str(run_dir)}
     return {**build_trainer(cfg).train(progress=progress), "run_dir": str(run_dir)}
 
