@@ -1,5 +1,7 @@
 """Errors the command line reports as one line, without a traceback."""
 
+import argparse
+
 
 class ConfigError(ValueError):
     """A bad option: the message names the option and the values it allows."""
@@ -7,3 +9,10 @@ class ConfigError(ValueError):
 
 class NonFiniteLoss(FloatingPointError):
     """A run's loss or parameters became NaN/inf; that run stops, its last good checkpoint stays."""
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are ConfigErrors, so that a command reports them in its one line (exit code 2)."""
+
+    def error(self, message):
+        raise ConfigError(message)

@@ -32,18 +32,19 @@ class PreferencePair:
     source: str = "file"  # file | on_policy | fallback
 
 
-def read_jsonl(path: str | Path) -> list[PreferencePair]:
-    """Every record of a preference file; a malformed one is a ConfigError naming the file and line."""
+def read_jsonl(path: str | Path, option: str = "algo.data_file") -> list[PreferencePair]:
+    """Every record of a preference file; a malformed one is a ConfigError naming the file and line (``option``:
+    how the user named the file)."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise ConfigError(f"algo.data_file={path}: no such file")
+        raise ConfigError(f"{option}={path}: no such file")
     try:
         lines = path.read_text(encoding="utf-8").split("\n")
     except UnicodeDecodeError as e:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
         raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{e.object[e.start]:02x}); save the file as UTF-8") from None
     except OSError as e:
-        raise ConfigError(f"algo.data_file={path}: cannot be read ({e.strerror})") from None
+        raise ConfigError(f"{option}={path}: cannot be read ({e.strerror})") from None
     pairs = []
     for n, line in enumerate(lines, start=1):
         if not line.strip():
