@@ -1,0 +1,60 @@
+"""The comparison command end to end on the tiny model: every method trained and evaluated, the files and their rows;
+a relaunch redoes nothing; bad options in one line."""
+
+import json
+
+import pytest
+
+from ppo_bench.llm.comparison import METHODS, main
+
+PREFERENCE = [k for k, m in METHODS.items() if m.pairs and m.reward_model is None]
+
+
+def test_the_comparison_end_to_end_on_the_tiny_model(tmp_path, capsys):
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    argv = ["--model", "tiny", "--in-process", "--budget-min", "0.02", "--run-root", str(runs), "--out", str(out),
+            "--pair-prompts", "6", "--pair-samples", "2"]
+    assert main(argv) == 0, capsys.readouterr().err
+    md = (out / "comparison_tiny.md").read_text()
+    assert "Command: `python scripts/llm_comparison.py --model tiny --in-process --budget-min 0.02" in md
+    for m in METHODS.values():
+        assert f"| {m.label} |" in md, m.label
+    assert "| starting model (the reference) |" in md and "## Readings" in md
+    res = json.loads((out / "comparison_tiny.json").read_text())
+    rows = {r["method"]: r for r in res["rows"]}
+    assert list(rows) == list(METHODS)
+    for key, r in rows.items():
+        assert not r.get("error"), (key, r.get("error"))
+        e = r["evaluation"]
+        assert e["accuracy"]["policy"] is not None and e["perplexity"]["policy"] > 0 and e["kl_to_reference"]["sequences"] == 8
+        assert e["reward_model"]["policy_score"] is not None  # every method scored by RLHF's reward model
+        assert r["wall_s"] >= r["charged_before_s"] >= 0 and r["peak_rss_mb"] > 0
+    # LMs in memory while training: PPO policy (+ value head) and reference; RLHF also its reward model; GRPO (β = 0)
+    # and the preference methods only the policy
+    assert {k: r["models_held"] for k, r in rows.items()} == {"ppo": 2, "rlhf": 3, "grpo": 1, **{k: 1 for k in PREFERENCE}}
+    # the pairs' sampling time is charged to every method that trains on them, RLHF's reward model too
+    pairs_s = res["pairs"]["seconds"]
+    assert all(rows[k]["charged_before_s"] == round(pairs_s, 1) for k in PREFERENCE)
+    assert rows["rlhf"]["charged_before_s"] >= pairs_s and rows["ppo"]["charged_before_s"] == 0
+    assert (out / "comparison_tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # a relaunch: every run skipped (nothing trained), every evaluation reused
+    written = {p: p.stat().st_mtime_ns for p in [*runs.rglob("checkpoint.pt"), *runs.rglob("evaluations/*.json")]}
+    assert len(written) == len(METHODS) * 2 + 1  # a checkpoint and an evaluation per method, RLHF's reward model
+    assert main(argv) == 0
+    assert {p: p.stat().st_mtime_ns for p in written} == written
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "grpo", "nope"], "--methods: unknown nope"),
+    (["--budget-min", "0"], "--budget-min=0.0 must be > 0"),
+    (["--rm-share", "1.5"], "--rm-share=1.5 must lie in (0, 1)"),
+    (["--model", "huge"], "invalid choice: 'huge'"),
+    (["--model", "tiny", "--methods", "grpo", "algo.lr=-1"], "algo.lr=-1.0 must be > 0"),
+    (["--model", "tiny", "--methods", "dpo", "algo.no_such_key=1"], "no_such_key"),
+])
+def test_bad_options_are_one_line(tmp_path, capsys, argv, message):
+    code = main([*argv, "--run-root", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--in-process"])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "out").exists()
