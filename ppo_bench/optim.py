@@ -63,13 +63,15 @@ class PerRunAdam:
 
 
 class PerRunRMSprop:
-    """RMSProp (Tieleman & Hinton 2012, the optimiser of A3C/A2C, Mnih et al. 2016) on one flat (R, P) tensor:
-    s ← α s + (1 − α) g², θ ← θ − lr · g / (√s + ε), with a per-run step size, gradient-norm clipping and an
-    active mask like PerRunAdam."""
+    """RMSProp (Tieleman & Hinton 2012, the optimiser of A3C/A2C, Mnih et al. 2016) in the form of the code the PPO
+    paper compared against (baselines a2c and acer, 2017: tf.train.RMSPropOptimizer, no momentum), on one flat
+    (R, P) tensor: mean square s₀ = 1, s ← α s + (1 − α) g², θ ← θ − lr · g / √(s + ε); with a per-run step
+    size, gradient-norm clipping and an active mask like PerRunAdam. Not torch.optim.RMSprop, whose s₀ = 0 and
+    g / (√s + ε) make the first step ≈ lr · sign(g) / √(1 − α), 10 lr · sign(g) for α = 0.99."""
 
     def __init__(self, param: torch.nn.Parameter, alpha: float = 0.99, eps: float = 1e-5):
         self.param, self.alpha, self.eps = param, alpha, eps
-        self.square_avg = torch.zeros_like(param)
+        self.square_avg = torch.ones_like(param)  # TensorFlow 1 RMSPropOptimizer: the "rms" slot starts at ones
 
     @torch.no_grad()
     def step(self, lr: Tensor, active: Tensor, max_grad_norm: float | None = None) -> Tensor:
@@ -79,8 +81,9 @@ class PerRunRMSprop:
         if max_grad_norm is not None:
             g = g * torch.clamp(max_grad_norm / (norms + 1e-6), max=1.0).view(-1, 1)
         af = active.view(-1, 1).to(g.dtype)
+        # TensorFlow's ApplyRMSProp (tensorflow/core/kernels/training_ops.cc), momentum 0: ε inside the square root
         self.square_avg.add_(af * (1 - self.alpha) * (g * g - self.square_avg))
-        self.param.sub_(af * lr.view(-1, 1) * g / (self.square_avg.sqrt() + self.eps))
+        self.param.sub_(af * lr.view(-1, 1) * g / (self.square_avg + self.eps).sqrt())
         return norms
 
     def run_state(self, r: int) -> dict:

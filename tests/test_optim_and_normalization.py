@@ -1,11 +1,12 @@
-"""Per-run Adam against torch.optim.Adam run by run; per-run statistics against numpy on each run alone."""
+"""Per-run Adam against torch.optim.Adam run by run; per-run RMSProp against steps worked by hand; per-run statistics
+against numpy on each run alone."""
 
 import numpy as np
 import pytest
 import torch
 
 from ppo_bench.normalization import ObservationNormalizer, RewardScaler, RunningMeanStd
-from ppo_bench.optim import PerRunAdam
+from ppo_bench.optim import PerRunAdam, PerRunRMSprop
 
 
 def test_lockstep_adam_matches_torch_adam():
@@ -52,6 +53,25 @@ def test_inactive_run_is_untouched_even_with_nan_gradient_and_clipping_is_per_ru
     assert torch.equal(opt.m[1], torch.zeros(4)) and int(opt.steps[1]) == 0
     assert float(norms[0]) == 5.0
     torch.testing.assert_close(opt.m[0], 0.1 * torch.tensor([0.6, 0.8, 0.0, 0.0]))  # clipped to norm 1
+
+
+def test_rmsprop_two_steps_by_hand():
+    """TensorFlow 1's RMSProp as baselines a2c/acer ran it: s₀ = 1, s ← α s + (1 − α) g², θ ← θ − lr g / √(s + ε).
+    α = ½, ε = 3 keep every number exact. Run 0 steps twice, run 1 then sits out (NaN gradient), run 2 sits out
+    then takes its first step."""
+    flat = torch.nn.Parameter(torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))
+    opt = PerRunRMSprop(flat, alpha=0.5, eps=3.0)
+    lr, nan = torch.tensor([0.5, 0.25, 1.0]), float("nan")
+    flat.grad = torch.tensor([[1.0, -1.0], [1.0, -1.0], [nan, nan]])
+    opt.step(lr, torch.tensor([True, True, False]))
+    # runs 0, 1: s = ½·1 + ½·1 = 1, √(1 + 3) = 2, θ −= lr·(±1)/2; run 2 untouched
+    assert torch.equal(opt.square_avg, torch.ones(3, 2))
+    assert torch.equal(flat.detach(), torch.tensor([[0.75, 2.25], [2.875, 4.125], [5.0, 6.0]]))
+    flat.grad = torch.tensor([[-5.0, 5.0], [nan, nan], [1.0, -5.0]])
+    opt.step(lr, torch.tensor([True, False, True]))
+    # run 0: s = ½·1 + ½·25 = 13, √16 = 4, θ −= ½·(∓5)/4; run 2: s = (1, 13), θ −= (1·1/2, 1·(−5)/4)
+    assert torch.equal(opt.square_avg, torch.tensor([[13.0, 13.0], [1.0, 1.0], [1.0, 13.0]]))
+    assert torch.equal(flat.detach(), torch.tensor([[1.375, 1.625], [2.875, 4.125], [4.5, 7.25]]))
 
 
 @pytest.mark.parametrize("n_envs", [1, 4])  # N = 1 takes its own path (no NumPy mean/var)
