@@ -12,7 +12,8 @@ import torch
 from omegaconf import DictConfig
 
 from ppo_bench.config import CONF_DIR, register_configs, validate
-from ppo_bench.errors import ConfigError
+from ppo_bench.errors import ConfigError, RunsFailed
+from ppo_bench.hydra_cli import exit_on_user_error, run_hydra_app
 from ppo_bench.population import RunSpec, expand
 from ppo_bench.preemption import Interrupted
 from ppo_bench.run_folder import PREVIOUS, RunLocks
@@ -97,20 +98,24 @@ def report(summary: dict[str, dict], run_root: str) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> None:
+def app(cfg: DictConfig) -> None:
     try:
         summary = train_from_config(cfg)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
     except Interrupted as e:
         print(f"interrupted: {e}; to resume: {resume_command(cfg)}", file=sys.stderr, flush=True)
         sys.exit(e.exit_code)
+    except Exception as e:
+        exit_on_user_error(e)  # a bad option, an unwritable run_root: one line, exit code 2
+        raise
     report(summary, cfg.run_root)
     failed = [k for k, s in summary.items() if s["status"] == "failed"]
     if failed:
-        # raised, not exited, so that the other jobs of a Hydra multirun still run
-        raise RuntimeError(f"{len(failed)} run(s) failed: {', '.join(failed)}")
+        raise RunsFailed(f"{len(failed)} run(s) failed: {', '.join(failed)}")
+
+
+def main() -> None:
+    """The console entry point: the Hydra app, every error a user can cause in one line (exit code 2)."""
+    run_hydra_app(app)
 
 
 if __name__ == "__main__":

@@ -187,6 +187,10 @@ def check_algo(cfg: DictConfig) -> None:
     if not isinstance(a, DictConfig) or "name" not in a:
         raise ConfigError("algo must be a config group with a name (conf/algo/<name>.yaml), e.g. algo=trpo")
     algorithm = get_algorithm(a.name)
+    declared = OmegaConf.load(CONF_DIR / "algo" / f"{a.name}.yaml")
+    for key in a:
+        if key not in declared:
+            raise ConfigError(f"algo.{key} is not an option of algo={a.name}; its options: {', '.join(declared)}")
     _positive_int("algo.num_steps", a.num_steps)
     for key in ("gamma", "gae_lambda"):
         if not 0.0 <= a[key] <= 1.0:
@@ -199,7 +203,9 @@ def validate(cfg: DictConfig) -> list[dict]:
     """Check everything before any environment is built; return the resolved objective settings (PPO's
     surrogates; one empty setting for any other algorithm)."""
     from ppo_bench.envs import check_env_id
+    from ppo_bench.hydra_cli import check_declared_keys
 
+    check_declared_keys(cfg)  # a misspelt +ppo.learning_rat=... is an error, not an ignored option
     p = cfg.ppo
     for section in ("env", "model", "ppo"):  # a non-finite hyperparameter would only show up as a failed run
         for key, value in cfg[section].items():

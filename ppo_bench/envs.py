@@ -41,9 +41,23 @@ def check_spaces(env_id: str, obs_space: gym.Space, act_space: gym.Space) -> Non
         raise ConfigError(f"env.id={env_id!r} has observation space {obs_space}; supported: 1-D Box")
 
 
+def make_env(env_id: str, **kwargs: Any) -> gym.Env:
+    """``gymnasium.make``, with the failures a config causes as ConfigErrors: keyword arguments the environment
+    does not take (``env.kwargs``) and an environment whose optional dependency is not installed."""
+    try:
+        return gym.make(env_id, **kwargs)
+    except gym.error.DependencyNotInstalled as e:
+        raise ConfigError(f"env.id={env_id!r} needs a package that is not installed: {str(e).splitlines()[0]}") from None
+    except TypeError as e:
+        given = {k: v for k, v in kwargs.items() if k not in ("disable_env_checker", "render_mode")}
+        if not given:
+            raise
+        raise ConfigError(f"env.kwargs={given} is not accepted by {env_id}: {e}") from None
+
+
 def make_vector_env(env_id: str, seeds: Sequence[int], kwargs: dict[str, Any] | None = None) -> SyncVectorEnv:
     kwargs = dict(kwargs or {})
-    fns = [lambda: gym.make(env_id, disable_env_checker=True, **kwargs) for _ in seeds]
+    fns = [lambda: make_env(env_id, disable_env_checker=True, **kwargs) for _ in seeds]
     # the 7 Table-1 MuJoCo tasks step through a batched path that is bit-identical to Gymnasium's
     vector_env = BatchedMujocoVectorEnv if fast_path_supported(env_id, kwargs) else SyncVectorEnv
     envs = vector_env(fns, autoreset_mode=AutoresetMode.NEXT_STEP)

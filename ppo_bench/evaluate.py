@@ -48,7 +48,7 @@ def headless_rendering() -> None:
 def evaluate(policy, episodes: int = 10, deterministic: bool = True, env_id: str | None = None, seed: int = 0,
              video_dir: str | Path | None = None, video_episodes: int = 1) -> Evaluation:
     """``episodes`` episodes of ``policy`` (a ``ppo_bench.policy.Policy``) on its run's env, or on ``env_id``."""
-    import gymnasium as gym
+    from ppo_bench.envs import make_env
 
     env_id = env_id or policy.env_id
     kwargs = policy.env_kwargs if env_id == policy.env_id else {}
@@ -56,12 +56,12 @@ def evaluate(policy, episodes: int = 10, deterministic: bool = True, env_id: str
         headless_rendering()
         from gymnasium.wrappers import RecordVideo
 
-        env = gym.make(env_id, render_mode="rgb_array", **kwargs)
+        env = make_env(env_id, render_mode="rgb_array", **kwargs)
         prefix = "_".join(policy.run_dir.parts[-3:]).replace("/", "_")
         env = RecordVideo(env, str(video_dir), episode_trigger=lambda i: i < video_episodes, name_prefix=prefix,
                           disable_logger=True)
     else:
-        env = gym.make(env_id, **kwargs)
+        env = make_env(env_id, **kwargs)
     obs_dim = policy.module.obs_mean.numel()
     if env.observation_space.shape != (obs_dim,):
         env.close()

@@ -22,7 +22,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ppo_bench.errors import ConfigError, NonFiniteLoss
+from ppo_bench.errors import ConfigError, NonFiniteLoss, RunsFailed
+from ppo_bench.hydra_cli import exit_on_user_error, run_hydra_app
 from ppo_bench.llm.config import LLM_CONF_DIR, register_configs
 
 register_configs()
@@ -141,13 +142,11 @@ def app(cfg: DictConfig) -> None:
     progress = cfg.progress == "always" or (cfg.progress == "auto" and interactive())
     try:
         summary = train_from_config(cfg, progress=progress)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
     except NonFiniteLoss as e:
-        print(f"error: {e}; the last good checkpoint and the logs are kept", file=sys.stderr, flush=True)
-        # raised, not exited, so that the other jobs of a Hydra multirun still run
-        raise RuntimeError(str(e)) from None
+        raise RunsFailed(f"{e}; the last good checkpoint and the logs are kept") from None
+    except Exception as e:
+        exit_on_user_error(e)  # a bad option, an unreadable data file, an unwritable run folder: one line, exit 2
+        raise
     report(summary)
 
 
@@ -160,7 +159,7 @@ def main() -> None:
     extra = sweep_run_name(sys.argv[1:])
     if extra:
         sys.argv.append(extra)
-    app()
+    run_hydra_app(app)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
 from ppo_bench.errors import ConfigError
+from ppo_bench.hydra_cli import check_declared_keys
 
 LLM_CONF_DIR = Path(__file__).resolve().parents[2] / "conf_llm"
 SCHEMA_NAME = "ppo_bench_llm_schema"
@@ -163,6 +164,7 @@ def validate(cfg: DictConfig) -> None:
     from ppo_bench.llm.models import MODEL_SOURCES
     from ppo_bench.llm.tasks import TASKS
 
+    check_declared_keys(cfg)
     a = cfg.algo
     _choice("model.name", cfg.model.name, sorted(MODEL_SOURCES))
     _choice("task.name", cfg.task.name, sorted(TASKS))

@@ -69,6 +69,11 @@ def test_missing_model_package_names_the_install_command(monkeypatch):
         (["task=sudoku"], "error: task='sudoku' is not one of: addition, countdown, reverse"),
         (["model=tiny", "algo.num_generations=1"], "error: algo.num_generations=1"),
         (["model=tiny", "algo.epsilon=0"], "error: algo.epsilon=0"),
+        # Hydra's own errors, one line like the others (Hydra reports them in several lines, exit code 1)
+        (["model=tiny", "algo.temprature=0.5"], "error: algo.temprature is not an option; algo's options: name, steps"),
+        (["model=tiny", "+algo.temprature=0.5"], "error: algo.temprature is not an option; algo's options: name, steps"),
+        (["model=tiny", "algo.steps=abc"], "error: algo.steps=abc: Value 'abc' of type 'str' could not be converted"),
+        (["model=tiny", "--bogus"], "error: unrecognized arguments: --bogus"),
     ],
 )
 def test_cli_prints_one_line_and_exits_nonzero(tmp_path, args, message):
