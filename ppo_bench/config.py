@@ -188,6 +188,8 @@ def check_algo(cfg: DictConfig) -> None:
         raise ConfigError("algo must be a config group with a name (conf/algo/<name>.yaml), e.g. algo=trpo")
     algorithm = get_algorithm(a.name)
     declared = OmegaConf.load(CONF_DIR / "algo" / f"{a.name}.yaml")
+    if "name" not in declared and "algo" in declared:  # a `# @package _global_` file that also sets env.*
+        declared = declared.algo
     for key in a:
         if key not in declared:
             raise ConfigError(f"algo.{key} is not an option of algo={a.name}; its options: {', '.join(declared)}")
