@@ -43,9 +43,8 @@ def check_run_folders(cfg: DictConfig, specs: list[RunSpec]) -> None:
         raise ConfigError(f"resume=true but no run of this launch exists in {where}; check run_root / "
                           "hydra.run.dir, or launch with resume=auto (start what is missing) or resume=false")
     if cfg.resume:
-        for s in specs:
-            if (s.dir / CHECKPOINT).exists() or (s.dir / PREVIOUS).exists():
-                check_run_identity(cfg, s)
+        for s in specs:  # a folder with an identity: with a checkpoint, or finished and carried without one
+            check_run_identity(cfg, s)
 
 
 def train_from_config(cfg: DictConfig) -> dict[str, dict]:

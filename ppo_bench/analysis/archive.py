@@ -1,0 +1,122 @@
+"""Carry finished runs between machines without their checkpoints: what a report reads, in small files.
+
+A sweep too long for one sitting on one machine (Table 1: 231 runs) can be finished over several, on machines
+that do not share a file system: each sitting packs the runs it finished, and the next unpacks them into its
+run root before relaunching the sweep, which then skips them (finished, same identity) and trains the rest.
+
+    python -m ppo_bench.analysis.archive pack runs/table1 results/table1_runs      # → <env>/<setting>.npz
+    python -m ppo_bench.analysis.archive unpack results/table1_runs runs/table1    # → run folders again
+
+An archive holds, per finished run, exactly what ``ppo-bench-report`` and ``scripts/learning_check.py`` read:
+every episode's end step and return (``charts/episodic_return``, as logged: float32 values, exact), and the
+run's ``config.yaml``, ``status.json`` and ``identity.json`` as written. Unpacking writes them back and logs
+the returns into a fresh TensorBoard event file, so the report's numbers from an unpacked run are the same as
+from the original folder. Nothing else of a run travels: its other scalars, its checkpoints (an unpacked run
+cannot be continued; raising ``ppo.total_timesteps`` retrains it from the start) and its HParams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ppo_bench.analysis.runs import RETURN_TAG, find_runs, read_episodes
+from ppo_bench.errors import ConfigError, OneLineArgumentParser
+
+FILES = ("config.yaml", "status.json", "identity.json")
+
+
+def pack(run_root: Path, out_dir: Path, envs: list[str] | None = None) -> dict[str, int]:
+    """Write ``<out_dir>/<env>/<setting>.npz`` with every finished run of each setting under ``run_root`` (of the
+    ``envs`` only, if given; one file per setting keeps each well under a megabyte); returns the number of runs
+    packed per env. A setting's archive is rewritten whole."""
+    found = find_runs([run_root])
+    if envs:
+        unknown = sorted(set(envs) - {r.env for r in found})
+        if unknown:
+            raise ConfigError(f"no run of {', '.join(unknown)} under {run_root}")
+    runs = [r for r in found if r.status == "finished" and (envs is None or r.env in envs)]
+    packed: dict[str, int] = {}
+    for env, setting in sorted({(r.env, r.setting) for r in runs}):
+        arrays: dict[str, np.ndarray] = {}
+        names = []
+        for r in sorted((r for r in runs if (r.env, r.setting) == (env, setting)), key=lambda r: r.seed):
+            name = f"seed{r.seed}"
+            names.append(name)
+            steps, returns = read_episodes(r.dir)
+            arrays[f"{name}|steps"] = steps.astype(np.int64)
+            arrays[f"{name}|returns"] = returns.astype(np.float32)  # logged as float32: exact
+            files = {f: (r.dir / f).read_text() for f in FILES if (r.dir / f).exists()}
+            arrays[f"{name}|files"] = np.array(json.dumps(files))
+        arrays["runs"] = np.array(names)
+        (out_dir / env).mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(out_dir / env / f"{setting}.npz", **arrays)
+        packed[env] = packed.get(env, 0) + len(names)
+    return packed
+
+
+def unpack(archive_dir: Path, run_root: Path) -> dict[str, int]:
+    """Write every run of the archives ``<archive_dir>/<env>/<setting>.npz`` into
+    ``<run_root>/<env>/<setting>/seed<k>/``; a folder that already holds a run is refused (ConfigError) before
+    anything is written."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    archives = sorted(Path(archive_dir).glob("*/*.npz"))
+    if not archives:
+        raise ConfigError(f"no archive (<env>/<setting>.npz) in {archive_dir}")
+    loaded = [(a.parent.name, a.stem, np.load(a)) for a in archives]
+    for env, setting, data in loaded:
+        for name in data["runs"]:
+            d = Path(run_root) / env / setting / str(name)
+            if d.exists() and any(d.iterdir()):
+                raise ConfigError(f"{d} already holds a run; unpack into an empty run root or remove it")
+    counts: dict[str, int] = {}
+    for env, setting, data in loaded:
+        for name in data["runs"]:
+            d = Path(run_root) / env / setting / str(name)
+            d.mkdir(parents=True, exist_ok=True)
+            for f, text in json.loads(str(data[f"{name}|files"])).items():
+                (d / f).write_text(text)
+            writer = SummaryWriter(log_dir=str(d))
+            for step, value in zip(data[f"{name}|steps"].tolist(), data[f"{name}|returns"].tolist()):
+                writer.add_scalar(RETURN_TAG, value, step)
+            writer.close()
+        counts[env] = counts.get(env, 0) + len(data["runs"])
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = OneLineArgumentParser(prog="python -m ppo_bench.analysis.archive", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack", help="finished runs of a run root → <archive dir>/<env>/<setting>.npz")
+    p.add_argument("run_root", type=Path)
+    p.add_argument("archive_dir", type=Path)
+    p.add_argument("--envs", default=None, help="comma-separated env ids (default: every env with a finished run)")
+    u = sub.add_parser("unpack", help="<archive dir>/<env>/<setting>.npz → run folders under a run root")
+    u.add_argument("archive_dir", type=Path)
+    u.add_argument("run_root", type=Path)
+    for parser in (p, u):
+        parser.error = ap.error  # type: ignore[method-assign]
+    try:
+        args = ap.parse_args(argv)
+        if args.command == "pack":
+            if not args.run_root.is_dir():
+                raise ConfigError(f"run root {args.run_root} is not a folder")
+            counts = pack(args.run_root, args.archive_dir, args.envs.split(",") if args.envs else None)
+        else:
+            counts = unpack(args.archive_dir, args.run_root)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for env, n in counts.items():
+        print(f"{env}: {n} run(s) {'packed into' if args.command == 'pack' else 'unpacked from'} "
+              f"{args.archive_dir / env}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
