@@ -11,6 +11,12 @@ checkpoint frequency, threads — how or where a run is computed, not what). The
 (``extend_key``, e.g. ``ppo.total_timesteps``) is compared by the caller, not here: raising it is the
 documented way to extend a finished run.
 
+Numbers are compared by value: ``1`` and ``1.0`` are the same setting (a YAML or command-line value
+may come back as either); ``true`` is not ``1``.
+
+A run written before ``identity.json`` existed is checked against the resolved ``config.yaml`` that
+both command lines have always written beside it (``stored_keys``).
+
 Versions of the code add config keys. A key that the stored identity lacks is accepted when its
 value is the key's default (``defaults``), so a new key that leaves training as it was does not
 invalidate existing runs; given any other value it is a difference. A stored key the current config
@@ -31,7 +37,9 @@ from ppo_bench.atomic import atomic_write_text
 from ppo_bench.errors import ConfigError
 
 IDENTITY = "identity.json"
+LEGACY = "config.yaml"  # the resolved config every run folder holds: the identity of runs older than IDENTITY
 ABSENT = object()
+REMEDY = "relaunch with the run's settings, or choose another run folder"
 
 
 def flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
@@ -61,13 +69,24 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def _by_value(value: Any) -> Any:
+    """``value`` with every whole float as an int (1.0 → 1, inside lists and mappings too): the form compared."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: _by_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_by_value(v) for v in value]
+    return value
+
+
 def fingerprint(keys: Mapping[str, Any]) -> str:
-    """A short hash of the training keys (sha256 of their canonical JSON, 16 hex digits)."""
-    return hashlib.sha256(_canonical(dict(keys)).encode()).hexdigest()[:16]
+    """A short hash of the training keys (sha256 of their canonical JSON, numbers by value, 16 hex digits)."""
+    return hashlib.sha256(_canonical(_by_value(dict(keys))).encode()).hexdigest()[:16]
 
 
 def _same(a: Any, b: Any) -> bool:
-    return _canonical(a) == _canonical(b)
+    return _canonical(_by_value(a)) == _canonical(_by_value(b))
 
 
 def differences(stored: Mapping[str, Any], current: Mapping[str, Any],
@@ -119,20 +138,38 @@ def read_identity(run_dir: str | Path) -> dict | None:
                           "choose another run folder") from None
 
 
+def stored_keys(run_dir: str | Path, ignore: Iterable[str] = ()) -> dict[str, Any] | None:
+    """The training keys the run in run_dir was trained with: its identity.json, or for a run written before
+    those existed, the keys (all but ``ignore``) of its config.yaml; None for a folder with neither."""
+    stored = read_identity(run_dir)
+    if stored is not None:
+        return stored["config"]
+    legacy = Path(run_dir) / LEGACY
+    if not legacy.exists():
+        return None
+    from omegaconf import OmegaConf
+
+    try:
+        config = OmegaConf.to_container(OmegaConf.load(legacy))
+    except Exception as e:  # a truncated or foreign file: name it
+        raise ConfigError(f"{legacy} is unreadable ({type(e).__name__}); move that run folder away or "
+                          "choose another run folder") from None
+    return training_keys(config, ignore)
+
+
 def refuse_if_different(run_dir: str | Path, stored: Mapping[str, Any], keys: Mapping[str, Any],
-                        defaults: Mapping[str, Any] | None = None) -> None:
+                        defaults: Mapping[str, Any] | None = None, remedy: str = REMEDY) -> None:
     """ConfigError, one line naming every differing key with both values, when the run in run_dir was
-    trained with ``stored`` keys that differ from ``keys``."""
+    trained with ``stored`` keys that differ from ``keys``; ``remedy`` ends the line."""
     diffs = differences(stored, keys, defaults)
     if diffs:
-        raise ConfigError(f"run {run_dir} was trained with other settings: {describe(diffs)}; relaunch with "
-                          "the run's settings, or choose another run folder")
+        raise ConfigError(f"run {run_dir} was trained with other settings: {describe(diffs)}; {remedy}")
 
 
-def check_identity(run_dir: str | Path, keys: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> dict | None:
-    """Refuse (``refuse_if_different``) when run_dir holds a run whose stored identity differs from ``keys``;
-    returns the stored identity (None when the folder has none)."""
-    stored = read_identity(run_dir)
-    if stored is not None and stored.get("fingerprint") != fingerprint(keys):
-        refuse_if_different(run_dir, stored["config"], keys, defaults)
-    return stored
+def check_identity(run_dir: str | Path, keys: Mapping[str, Any], ignore: Iterable[str] = (),
+                   defaults: Mapping[str, Any] | None = None, remedy: str = REMEDY) -> None:
+    """Refuse (``refuse_if_different``) when run_dir holds a run (``stored_keys``: identity.json, else
+    config.yaml less ``ignore``) trained with keys that differ from ``keys``; a folder with neither passes."""
+    stored = stored_keys(run_dir, ignore)
+    if stored is not None:
+        refuse_if_different(run_dir, stored, keys, defaults, remedy)

@@ -30,7 +30,7 @@ from ppo_bench.distributions import Categorical, DiagGaussian
 from ppo_bench.envs import env_state, make_vector_env, reset, set_env_state
 from ppo_bench.config import NOT_IDENTITY, schema_defaults
 from ppo_bench.errors import ConfigError
-from ppo_bench.identity import IDENTITY, read_identity, refuse_if_different, training_keys, write_identity
+from ppo_bench.identity import IDENTITY, check_identity, training_keys, write_identity
 from ppo_bench.networks import ActorCritic
 from ppo_bench.normalization import ObservationNormalizer, RewardScaler
 from ppo_bench.losses import gae, masked_standardize
@@ -59,25 +59,10 @@ def identity_keys(cfg: DictConfig, spec: RunSpec) -> dict:
     return training_keys(run_config(cfg, spec), NOT_IDENTITY)
 
 
-def stored_identity(run_dir: Path) -> dict | None:
-    """The training keys a run folder was trained with: its identity.json, or for a run written before those
-    existed, the keys of its config.yaml."""
-    stored = read_identity(run_dir)
-    if stored is not None:
-        return stored["config"]
-    legacy = Path(run_dir) / "config.yaml"
-    if legacy.exists():
-        return training_keys(OmegaConf.to_container(OmegaConf.load(legacy)), NOT_IDENTITY)
-    return None
-
-
 def check_run_identity(cfg: DictConfig, spec: RunSpec) -> None:
     """Refuse (ConfigError, one line naming every differing key with both values) to continue a run whose
-    folder was trained with other settings."""
-    stored = stored_identity(spec.dir)
-    if stored is None:
-        return
-    refuse_if_different(spec.dir, stored, identity_keys(cfg, spec), schema_defaults())
+    folder was trained with other settings (identity.json; a run older than it, its config.yaml)."""
+    check_identity(spec.dir, identity_keys(cfg, spec), NOT_IDENTITY, schema_defaults())
 
 
 RUN_STATE_KEYS = ("iteration", "global_step", "model", "obs_rms", "ret_rms", "ret_acc", "raw_obs", "prev_done",

@@ -13,7 +13,8 @@ import pytest
 from ppo_bench.cli import train_from_config
 from ppo_bench.config import schema_defaults
 from ppo_bench.errors import ConfigError
-from ppo_bench.identity import ABSENT, IDENTITY, differences, fingerprint, flatten, training_keys
+from ppo_bench.identity import (ABSENT, IDENTITY, check_identity, differences, fingerprint, flatten, stored_keys,
+                                training_keys, write_identity)
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["env=inverted_pendulum", "ppo.num_steps=64", "ppo.minibatch_size=32", "ppo.epochs=1",
@@ -43,6 +44,32 @@ def test_differences_tolerate_a_new_key_at_its_default_only():
     assert differences(stored, current, defaults) == [("old.key", 1, ABSENT), ("ppo.other_new", ABSENT, 0.5)]
     assert differences({"a": [64, 64]}, {"a": [64, 64]}) == []
     assert differences({"a": 1}, {"a": 1.5}) == [("a", 1, 1.5)]
+
+
+def test_numbers_compare_by_value_and_booleans_are_not_numbers():
+    # 1 and 1.0 are one setting, inside lists and mappings too, and so one fingerprint; true is not 1
+    assert differences({"a": 1, "b": [64, 2.0], "c": {"w": 1}}, {"a": 1.0, "b": [64.0, 2], "c": {"w": 1.0}}) == []
+    assert fingerprint({"a": 1, "b": [2.0]}) == fingerprint({"a": 1.0, "b": [2]})
+    assert differences({"c": True, "d": 0}, {"c": 1, "d": False}) == [("c", True, 1), ("d", 0, False)]
+    assert differences({"a": 1}, {"a": 1.0000001}) == [("a", 1, 1.0000001)]
+    assert differences({"a": float("inf")}, {"a": float("inf")}) == []
+
+
+def test_a_folder_without_identity_json_is_checked_against_its_config_yaml(tmp_path):
+    (tmp_path / "config.yaml").write_text("run_root: /x\nppo:\n  lr: 0.0003\n  epochs: 10\n")
+    assert stored_keys(tmp_path, ("run_root",)) == {"ppo.epochs": 10, "ppo.lr": 0.0003}
+    check_identity(tmp_path, {"ppo.epochs": 10.0, "ppo.lr": 0.0003}, ("run_root",))  # the same run: no error
+    with pytest.raises(ConfigError) as e:
+        check_identity(tmp_path, {"ppo.epochs": 3, "ppo.lr": 0.0003}, ("run_root",), remedy="do this")
+    assert str(e.value) == f"run {tmp_path} was trained with other settings: ppo.epochs: 10 (the run) vs 3 (now); do this"
+    # identity.json, once there, is the identity; an empty folder has none; an unreadable config.yaml is one line
+    write_identity(tmp_path, {"ppo.epochs": 3, "ppo.lr": 0.0003})
+    check_identity(tmp_path, {"ppo.epochs": 3, "ppo.lr": 0.0003}, ("run_root",))
+    assert stored_keys(tmp_path / "empty") is None
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.yaml").write_text("ppo: [unclosed\n")
+    with pytest.raises(ConfigError, match=f"{tmp_path}/old/config.yaml is unreadable"):
+        stored_keys(tmp_path / "old")
 
 
 def test_relaunch_with_other_settings_is_refused_before_anything_is_written(make_cfg, tmp_path):
