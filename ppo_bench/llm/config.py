@@ -118,30 +118,51 @@ class LLMConfig:
     progress: str = "auto"  # auto | always | never
 
 
-def register_configs() -> None:
+# Keys of the resolved config that do not change what a run trains: where it is written (run_root, run_name,
+# algo.run_tag), how it is watched or saved (progress, checkpoint_every, save_model, log_completions), threads
+# (float rounding only), the GGUF cache (the same weights either way), and the evaluations' schedule and batching
+# (they draw no random numbers and restore the model's mode). Every other key is part of its identity
+# (ppo_bench.identity), eval.max_new_tokens too: it decides what the run's accuracies before and after measure.
+# The run's length is compared on its own: raising algo.steps extends a finished run, and a run stopped by
+# max_wall_s (setup_in_wall and eval.in_wall decide what that budget counts) continues under a larger one.
+NOT_IDENTITY = ("run_root", "run_name", "resume", "progress", "checkpoint_every", "save_model", "log_completions",
+                "torch_threads", "model.gguf_cache", "eval.every", "eval.every_s", "eval.periodic_n", "eval.batch_size",
+                "eval.before", "eval.in_wall", "max_wall_s", "setup_in_wall", "algo.steps", "algo.run_tag")
+
+
+def algo_schemas() -> dict[str, type]:
+    """Each algorithm's schema (conf_llm/algo/<name>.yaml's first default), by name."""
     from ppo_bench.llm.dpo_config import DPOConfig
     from ppo_bench.llm.kto_config import KTOConfig
     from ppo_bench.llm.ppo_config import PPOConfig
     from ppo_bench.llm.reward_model_config import RewardModelConfig
 
+    return {c.name: c for c in (GRPOConfig, DPOConfig, KTOConfig, PPOConfig, RewardModelConfig)}
+
+
+def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name=SCHEMA_NAME, node=LLMConfig)
     # one schema per algorithm, named in the defaults of conf_llm/algo/<name>.yaml (BenchMARL's layout)
-    cs.store(group="algo", name="grpo_schema", node=GRPOConfig)
-    cs.store(group="algo", name="dpo_schema", node=DPOConfig)
-    cs.store(group="algo", name="kto_schema", node=KTOConfig)
-    cs.store(group="algo", name="ppo_schema", node=PPOConfig)
-    cs.store(group="algo", name="reward_model_schema", node=RewardModelConfig)
+    for name, schema in algo_schemas().items():
+        cs.store(group="algo", name=f"{name}_schema", node=schema)
 
 
 def algo_run_tags() -> dict[str, str]:
     """Each algorithm's run_tag template (the middle part of its run folder's name), from its schema."""
-    from ppo_bench.llm.dpo_config import DPOConfig
-    from ppo_bench.llm.kto_config import KTOConfig
-    from ppo_bench.llm.ppo_config import PPOConfig
-    from ppo_bench.llm.reward_model_config import RewardModelConfig
+    return {name: schema.run_tag for name, schema in algo_schemas().items()}
 
-    return {c.name: c.run_tag for c in (GRPOConfig(), DPOConfig(), KTOConfig(), PPOConfig(), RewardModelConfig())}
+
+def schema_defaults(algo: str) -> dict[str, Any]:
+    """The schema's default of every key of a run of ``algo``, flattened (``algo.lr``): what a key the stored
+    identity of an older run lacks must equal for the run to stay the same."""
+    from omegaconf import OmegaConf
+
+    from ppo_bench.identity import flatten
+
+    top = OmegaConf.to_container(OmegaConf.structured(LLMConfig), resolve=False)
+    top["algo"] = OmegaConf.to_container(OmegaConf.structured(algo_schemas()[algo]), resolve=False)
+    return flatten(top)
 
 
 def _choice(key: str, value, allowed) -> None:

@@ -15,8 +15,9 @@ separate object it holds (composition, not inheritance), with a small interface:
 
 The algorithms: ``grpo_train.GRPO``, ``dpo_train.DPO``, ``kto.KTO``, ``ppo_train.PPO``, ``reward_model.RewardModelTraining``.
 ``build_trainer(cfg)`` builds the run for ``cfg.algo.name``; ``train_from_config`` trains it or skips
-it when finished. A run's identity is its training config: a resume or a skip onto a folder that
-holds a run trained under other settings is refused in one line naming the keys that differ.
+it when finished. A run's identity (``ppo_bench.identity``, the same as the PPO app's) is kept in its
+folder's identity.json: a resume or a skip onto a folder that holds a run trained under other settings
+is refused in one line naming every key that differs, with both values.
 """
 
 from __future__ import annotations
@@ -36,16 +37,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from ppo_bench.atomic import atomic_torch_save, atomic_write_text
 from ppo_bench.errors import ConfigError, NonFiniteLoss
-from ppo_bench.llm.config import run_name, validate
+from ppo_bench.identity import IDENTITY, check_identity, training_keys, write_identity
+from ppo_bench.llm.config import NOT_IDENTITY, run_name, schema_defaults, validate
 from ppo_bench.llm.evaluate import greedy_eval
 from ppo_bench.llm.models import context_length, eos_token_ids, load_model, load_tokenizer, resolve_device, resolve_dtype
 from ppo_bench.llm.tasks import Task, make_task, render_prompt
 from ppo_bench.llm.tblog import LLMRunLogger
-
-# what changes where a run is written or how it is watched, not what it trains: outside its identity
-# (algo.steps too: raising it is how a finished run is extended)
-NOT_IDENTITY = ("run_root", "run_name", "resume", "progress", "checkpoint_every", "save_model", "log_completions",
-                "torch_threads", "max_wall_s", "setup_in_wall", "eval", "algo.steps", "algo.run_tag")
+from ppo_bench.run_folder import CHECKPOINT, clear_run_files
 
 
 class Algorithm(Protocol):
@@ -79,39 +77,16 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
-def training_identity(config: dict) -> dict:
-    """The flat {dotted key: value} of a resolved config that decides what is trained."""
-    flat: dict = {}
-
-    def walk(node, prefix):
-        for k, v in node.items():
-            key = f"{prefix}{k}"
-            if key in NOT_IDENTITY:
-                continue
-            if isinstance(v, dict) and v:
-                walk(v, key + ".")
-            else:
-                flat[key] = v
-
-    walk(config, "")
-    return flat
+def identity_keys(cfg: DictConfig) -> dict:
+    """The keys of a run's resolved config that decide what it trains (``ppo_bench.identity``)."""
+    return training_keys(OmegaConf.to_container(cfg, resolve=True), NOT_IDENTITY)
 
 
-def identity_differences(stored: dict, current: dict) -> list[str]:
-    """``key: stored there, current now`` for every training key that differs (sorted)."""
-    old, new = training_identity(stored), training_identity(current)
-    return [f"{k}: {old.get(k, '<unset>')} there, {new.get(k, '<unset>')} now" for k in sorted(set(old) | set(new))
-            if old.get(k, "<unset>") != new.get(k, "<unset>")]
-
-
-def check_identity(run_dir: Path, stored: dict | None, cfg: DictConfig) -> None:
-    """Refuse (ConfigError) to resume or skip a folder whose run was trained under other settings."""
-    if stored is None:
-        return
-    diff = identity_differences(stored, OmegaConf.to_container(cfg, resolve=True))
-    if diff:
-        raise ConfigError(f"{run_dir} holds a run trained with other settings ({'; '.join(diff)}); "
-                          "choose another run_name, or resume=false to start it over")
+def check_run_identity(run_dir: Path, cfg: DictConfig) -> None:
+    """Refuse (ConfigError, one line naming every differing key with both values) to resume or skip a folder
+    whose run was trained under other settings (identity.json; a run older than it, its config.yaml)."""
+    check_identity(run_dir, identity_keys(cfg), NOT_IDENTITY, schema_defaults(cfg.algo.name),
+                   remedy="relaunch with the run's settings, choose another run_name, or resume=false to start it over")
 
 
 def check_prompt_lengths(cfg, tokenizer, task: Task, limit: int, budget: int) -> None:
@@ -214,7 +189,7 @@ class LMRun:
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.run_dir / "checkpoint.pt"
+        return self.run_dir / CHECKPOINT
 
     def save_checkpoint(self) -> None:
         state = {
@@ -239,11 +214,11 @@ class LMRun:
     def load_checkpoint(self) -> bool:
         if not self.checkpoint_path.is_file():
             return False
+        check_run_identity(self.run_dir, self.cfg)  # before the checkpoint is read
         try:
             state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)  # RNG states stay on the CPU
         except Exception as e:  # a truncated or foreign file: name it, touch nothing
             raise ConfigError(f"{self.checkpoint_path} cannot be read ({type(e).__name__}); delete it or resume=false") from None
-        check_identity(self.run_dir, state["config"], self.cfg)
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.algorithm.load_state_dict(state["algorithm"])
@@ -310,10 +285,10 @@ class LMRun:
         resuming = bool(cfg.resume and self.checkpoint_path.is_file())
         if resuming:
             self.load_checkpoint()  # refused here, before anything is written, when the settings differ
+        else:  # a fresh start: the folder's older events, checkpoint and results belong to a discarded run
+            clear_run_files(self.run_dir, ("summary.json", IDENTITY))
+        write_identity(self.run_dir, identity_keys(cfg), steps=a.steps, max_wall_s=cfg.max_wall_s)
         atomic_write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        if not resuming:  # a fresh start: the folder's older events and results belong to a discarded run
-            for old in [*self.run_dir.glob("events.out.tfevents*"), self.run_dir / "summary.json"]:
-                old.unlink(missing_ok=True)
         t = time.perf_counter()
         self.algorithm.prepare(resuming)
         if cfg.setup_in_wall:  # the algorithm's setup (pairs, the reference pass) spends the budget too
@@ -437,14 +412,16 @@ def build_trainer(cfg: DictConfig) -> LMRun:
 
 def run_or_skip(cfg: DictConfig, progress: bool = False) -> dict:
     """One run: skipped (with its summary) when it already finished under the same settings and resume
-    is on (all its steps, or all of ``max_wall_s``); refused when its folder holds a run trained under other
-    settings; else built and trained."""
+    is on (all its steps, or all of ``max_wall_s``); refused, before any weights load, when resume is on and its
+    folder holds a run trained under other settings; else built and trained."""
     validate(cfg)
     run_dir = Path(cfg.run_root) / run_name(cfg)
     status = read_json(run_dir / "status.json")
-    if cfg.resume and status and status["status"] == "finished":
+    finished = bool(status) and status["status"] == "finished"
+    if cfg.resume and (finished or (run_dir / CHECKPOINT).is_file()):
+        check_run_identity(run_dir, cfg)
+    if cfg.resume and finished:
         summary = read_json(run_dir / "summary.json") or {}
-        check_identity(run_dir, summary.get("config"), cfg)
         stored_budget = (summary.get("config") or {}).get("max_wall_s")
         spent = (summary.get("stopped_by") == "max_wall_s" and cfg.max_wall_s is not None and stored_budget is not None
                  and stored_budget >= cfg.max_wall_s)  # stopped by a budget at least as large as the one asked for now

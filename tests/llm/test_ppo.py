@@ -146,7 +146,7 @@ def test_a_killed_ppo_run_resumes_exactly(llm_cfg):
                     [*second.model.parameters(), *second.algorithm.value_head.parameters()]):
         assert torch.equal(p, q)
     # another setting on the same folder is refused, naming the key and both values
-    with pytest.raises(ConfigError, match=r"algo.temperature: 1.0 there, 1.5 now"):
+    with pytest.raises(ConfigError, match=r"run .*/b was trained with other settings: algo.temperature: 1.0 \(the run\) vs 1.5 \(now\); "):
         train_from_config(llm_cfg(*args, "run_name=b", "algo.temperature=1.5"))
 
 
