@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -108,7 +109,7 @@ def main() -> None:
 
 Reproduce (from the repository root, after `make demo` or `make test` has installed the package):
 
-    .venv/bin/python {' '.join(['scripts/learning_check.py', *sys.argv[1:]])}
+    .venv/bin/python {shlex.join(['scripts/learning_check.py', *sys.argv[1:]])}
 
 {how}
 Score = mean total reward of a run's last 100 episodes (paper §6.1), then mean ± sample std over seeds.
