@@ -13,17 +13,13 @@ import pytest
 from ppo_bench.cli import train_from_config
 from ppo_bench.config import schema_defaults
 from ppo_bench.errors import ConfigError
+from ppo_bench.fault_drill import snapshot
 from ppo_bench.identity import (ABSENT, IDENTITY, check_identity, differences, fingerprint, flatten, stored_keys,
                                 training_keys, write_identity)
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["env=inverted_pendulum", "ppo.num_steps=64", "ppo.minibatch_size=32", "ppo.epochs=1",
         "ppo.total_timesteps=128", "checkpoint_every=1"]
-
-
-def snapshot(root: Path) -> dict:
-    """Every file under root with its bytes: to check that a refused launch wrote nothing."""
-    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_training_keys_flatten_and_leave_out_prefixes():

@@ -13,15 +13,12 @@ import torch
 
 from ppo_bench.cli import train_from_config
 from ppo_bench.errors import ConfigError
+from ppo_bench.fault_drill import snapshot
 from ppo_bench.run_folder import CHECKPOINT, PREVIOUS, RunLocks, load_last_good, save_checkpoint
 
 TINY = ["env=inverted_pendulum", "ppo.num_steps=64", "ppo.minibatch_size=32", "ppo.epochs=1",
         "ppo.total_timesteps=128", "checkpoint_every=1", "population.seeds=[0,1]"]
 RUN = "InvertedPendulum-v5/clip_eps0.2/seed{}"
-
-
-def files(d):
-    return {p: p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file() and p.name != ".lock"}  # the lock: no data
 
 
 def test_a_second_process_on_a_run_folder_is_refused_naming_the_holder(tmp_path, make_cfg):
@@ -59,11 +56,11 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one_or_names_its_file(t
     # both damaged: one line naming the file, and the healthy run is not touched (no event file, no config)
     os.truncate(bad / CHECKPOINT, 600)
     os.truncate(bad / PREVIOUS, 600)
-    healthy = files(tmp_path / "runs" / RUN.format(0))
+    healthy = snapshot(tmp_path / "runs" / RUN.format(0), skip=(".lock",))
     with pytest.raises(ConfigError, match=f"checkpoint {bad / CHECKPOINT} is unreadable") as e:
         train_from_config(make_cfg(*TINY, "resume=true", "ppo.total_timesteps=256"))
     assert "\n" not in str(e.value)
-    assert files(tmp_path / "runs" / RUN.format(0)) == healthy
+    assert snapshot(tmp_path / "runs" / RUN.format(0), skip=(".lock",)) == healthy
 
 
 class Payload:
