@@ -364,8 +364,8 @@ class PopulationTrainer:
         mean, log_std = (x.numpy() for x in self.dist.split(b.params))
         actions = b.actions.numpy()
         w = b.valid[..., None]
-        count = np.maximum(w.sum((0, 2, 3)) * self.act_shape[0], 1)
-        masked_mean = lambda x: (x * w).sum((0, 2, 3)) / count  # noqa: E731 — (T, R, N, A) → (R,)
+        count = np.maximum(per_run_sum(w) * self.act_shape[0], 1)
+        masked_mean = lambda x: per_run_sum(x * w) / count  # noqa: E731 — (T, R, N, A) → (R,)
         out_of_bounds = (actions < self.act_low) | (actions > self.act_high)
         return {"mean_abs_mean": masked_mean(np.abs(mean)), "mean_std": masked_mean(np.exp(log_std)),
                 "frac_out_of_bounds": masked_mean(out_of_bounds)}
@@ -489,6 +489,14 @@ class PopulationTrainer:
         self.envs.close()
 
 
+def per_run_sum(x: np.ndarray) -> np.ndarray:
+    """(T, R, ...) → (R,): each run's sum over its own values, laid out contiguously in the order a run alone has
+    them, so that a member's statistics do not depend on its neighbours (NumPy sums a strided selection of a
+    population's array in another order than a run's own array, which rounds otherwise)."""
+    x = np.ascontiguousarray(np.moveaxis(x, 1, 0))
+    return x.reshape(x.shape[0], -1).sum(1)
+
+
 def is_reward_term(key: str) -> bool:
     # Gymnasium's MuJoCo v5 envs report their reward's parts in info: reward_forward, reward_ctrl, ..., *_penalty
     return not key.startswith("_") and (key.startswith("reward_") or key.endswith("_penalty"))
@@ -506,8 +514,8 @@ def mean_reward_terms(infos: list[dict], valid: np.ndarray) -> dict[str, np.ndar
             if k in info:
                 values[t], mask[t] = info[k], info[f"_{k}"]
         mask = mask.reshape(T, R, N) & valid
-        count = mask.sum((0, 2))
-        total = (values.reshape(T, R, N) * mask).sum((0, 2))
+        count = per_run_sum(mask)
+        total = per_run_sum(values.reshape(T, R, N) * mask)
         out[k] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     return out
 
