@@ -81,7 +81,7 @@ class Outcome:
 
     @property
     def traceback(self) -> bool:
-        return "Traceback (most recent call last)" in self.err or "HYDRA_FULL_ERROR" in self.err
+        return "Traceback (most recent call last)" in self.err
 
     def one_line_error(self) -> str | None:
         """None when the command ended as a user error should (one stderr line ``error: …``, exit 2, no
@@ -99,19 +99,28 @@ class Outcome:
 
     def said(self) -> str:
         """The outcome in a table cell: exit code and stderr (its line, or how many lines and the first/last)."""
-        code = f"killed by {signal.Signals(-self.code).name}" if self.code < 0 else f"exit {self.code}"
+        ended = f"killed by {signal.Signals(-self.code).name}" if self.code < 0 else f"exit {self.code}"
         lines = self.lines
         if not lines:
-            return f"{code}, nothing on stderr"
+            return f"{ended}, nothing on stderr"
         if len(lines) == 1:
-            return f"{code}: `{clip(lines[0])}`"
-        kind = ", a traceback" if self.traceback else ""
-        return f"{code}, {len(lines)} lines on stderr{kind}: first `{clip(lines[0])}` … last `{clip(lines[-1])}`"
+            return f"{ended}: {code(lines[0])}"
+        raised = [ln for ln in lines if re.match(r"[A-Za-z_][\w.]*(: |$)", ln)]  # "OSError: [Errno 28] ..."
+        if self.traceback and raised:  # the exception's own line says most
+            return (f"{ended}, {len(lines)} lines on stderr, a traceback: first {code(lines[0])} … "
+                    f"the exception: {code(raised[-1])}")
+        return f"{ended}, {len(lines)} lines on stderr: first {code(lines[0])} … last {code(lines[-1])}"
 
 
 def clip(text: str, n: int = 400) -> str:
     text = text.strip()
     return text if len(text) <= n else text[:n] + "…"
+
+
+def code(text: str, n: int = 400) -> str:
+    """Text as Markdown inline code (clipped to n characters); backticks inside it kept."""
+    text = clip(text, n)
+    return f"`{text}`" if "`" not in text else f"`` {text} ``"
 
 
 def _exit_code(code) -> int:
@@ -375,7 +384,7 @@ class Row:
 class Drill:
     """The drill's folder ($D), how its commands run, and the reference run resumed runs are compared with."""
 
-    def __init__(self, workdir: Path, spawn: bool = False, timeout: float = 3600.0):
+    def __init__(self, workdir: Path, spawn: bool = False, timeout: float = 10800.0):
         self.d = Path(workdir).resolve()
         self.logs = self.d / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -492,9 +501,10 @@ def interrupt_and_resume(drill: Drill, sig: signal.Signals, item: str, also: boo
     logged = max(logged_steps(run_dir), default=0)
     if sig == signal.SIGKILL:
         resume, how = merged(base, "resume=true"), "resumed with resume=true: "
-        row.lost = (f"none in the result: resumed from the checkpoint of step {at}; the killed process's steps "
-                    f"{at + 1}–{logged} were trained again (their events hidden by TensorBoard's purge)"
-                    if at is not None else "no checkpoint was found")
+        redone = (f"the killed process's steps {at + 1}–{logged} were trained again (their events hidden by "
+                  "TensorBoard's purge)" if at is not None and logged > at else "it had logged nothing past it")
+        row.lost = (f"none in the result: resumed from the checkpoint of step {at}; {redone}" if at is not None
+                    else "no checkpoint was found")
     else:
         line = [ln for ln in o.lines if ln.startswith("interrupted:")]
         printed = len(line) == 1 and "to resume: ppo-bench " in line[0]
@@ -689,9 +699,10 @@ def sweep_with_changed_settings(drill: Drill) -> list[Row]:
 def llm_sweep(drill: Drill) -> list[Row]:
     """Item 2b: an LM sweep over a key that the run folder's name does not spell out."""
     root = drill.d / "llm-sweep"
-    row = Row("2b", "`ppo-bench-llm -m` over a key outside the run name (algo.temperature)")
+    row = Row("2b", "`ppo-bench-llm -m` over a key outside the run name (algo.temperature; 16 held-out problems, "
+                    "not 200, to save time)")
     o = row.ran(drill.run("ppo-bench-llm", "-m", "model=tiny", "task=reverse", "algo.steps=4",
-                          "algo.temperature=0.5,1.5", f"run_root={root}"))
+                          "algo.temperature=0.5,1.5", "task.n_eval=16", f"run_root={root}"))
     row.expect(o.code == 0, "the sweep failed")
     runs = sorted(p.parent for p in root.rglob("status.json"))
     temps = []
@@ -826,7 +837,8 @@ def llm_code_in_checkpoint(drill: Drill) -> list[Row]:
     in_child(save_payload, target / "checkpoint.pt", marker)
     row.commands.append(f"a copy of 11b's run folder under $D/llm-payload, its checkpoint.pt replaced by one whose "
                         f"unpickling runs `touch {drill.shown(str(marker))}`")
-    o = row.ran(drill.run("ppo-bench-llm", "model=tiny", "task=reverse", "algo.steps=21", f"run_root={root}"))
+    o = row.ran(drill.run("ppo-bench-llm", "model=tiny", "task=reverse", "algo.steps=21", "task.n_eval=16",
+                          f"run_root={root}"))
     row.expect_one_line_error(o)
     row.expect(not marker.exists(), "the pickled command ran")
     row.lost = "none: the command did not run" if not marker.exists() else "**the pickled command ran**"
@@ -879,11 +891,13 @@ def llm_counts(drill: Drill) -> list[Row]:
     except RuntimeError as e:
         a.expect(False, f"it raised {e}")
 
-    b = Row("11b", "the README's LM smoke run: how many steps updated the model")
+    b = Row("11b", "the README's LM smoke run: how many steps updated the model (16 held-out problems, not 200, "
+                   "to save time)")
     root = drill.d / "llm-smoke"
-    o = b.ran(drill.run("ppo-bench-llm", "model=tiny", "task=reverse", "algo.steps=20", f"run_root={root}"))
+    o = b.ran(drill.run("ppo-bench-llm", "model=tiny", "task=reverse", "algo.steps=20", "task.n_eval=16",
+                        f"run_root={root}"))
     line = next((ln for ln in o.out.splitlines() if " GRPO steps in " in ln), "")
-    b.outcome.append(f"stdout: `{clip(drill.shown(line))}`" if line else "no summary line on stdout")
+    b.outcome.append(f"stdout: {code(line)}" if line else "no summary line on stdout")
     runs = [p.parent for p in root.rglob("status.json")]
     if b.expect(o.code == 0 and bool(line) and len(runs) == 1, "the smoke run did not finish with its summary line"):
         drill.llm_smoke_dir = runs[0]
@@ -1040,7 +1054,8 @@ def main(argv: list[str] | None = None, scenarios: dict[str, Callable[[Drill], l
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     ap.add_argument("--spawn", action="store_true", help="run each command in a fresh interpreter (python -m)")
     ap.add_argument("--only", help=f"comma-separated scenarios, of: {', '.join(scenarios)}")
-    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds one command may take (default 3600)")
+    ap.add_argument("--timeout", type=float, default=10800.0,
+                    help="seconds one command may take before the drill kills it (default 10800: a loaded machine)")
     try:
         args = ap.parse_args(argv)
         chosen = args.only.split(",") if args.only else list(scenarios)
