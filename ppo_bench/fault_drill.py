@@ -807,6 +807,13 @@ def save_payload(path: Path, marker: Path) -> None:
     torch.save({"iteration": 1, "model": {}, "x": Payload(marker)}, path)
 
 
+def judge_payload(row: Row, outcome, marker: Path) -> None:
+    """Items 10a/10b: refused in one line, and the pickled command (which would create ``marker``) never ran."""
+    row.expect_one_line_error(outcome)
+    row.expect(not marker.exists(), "the pickled command ran")
+    row.lost = "none: the command did not run" if not marker.exists() else "**the pickled command ran**"
+
+
 def code_in_checkpoint(drill: Drill) -> list[Row]:
     """Item 10a: ppo-bench resumes a run whose checkpoint runs a command when unpickled."""
     row = Row("10a", "a checkpoint that would run code when unpickled (`ppo-bench` resume)")
@@ -817,9 +824,7 @@ def code_in_checkpoint(drill: Drill) -> list[Row]:
     row.commands.append(f"`torch.save({{…, 'x': <an object whose unpickling runs touch {drill.shown(str(marker))}>}}, "
                         f"'$D/payload/{RUN}/checkpoint.pt')`")
     o = row.ran(drill.run("ppo-bench", *TINY, "resume=true", f"run_root={root}"))
-    row.expect_one_line_error(o)
-    row.expect(not marker.exists(), "the pickled command ran")
-    row.lost = "none: the command did not run" if not marker.exists() else "**the pickled command ran**"
+    judge_payload(row, o, marker)
     return [row]
 
 
@@ -839,9 +844,7 @@ def llm_code_in_checkpoint(drill: Drill) -> list[Row]:
                         f"unpickling runs `touch {drill.shown(str(marker))}`")
     o = row.ran(drill.run("ppo-bench-llm", "model=tiny", "task=reverse", "algo.steps=21", "task.n_eval=16",
                           f"run_root={root}"))
-    row.expect_one_line_error(o)
-    row.expect(not marker.exists(), "the pickled command ran")
-    row.lost = "none: the command did not run" if not marker.exists() else "**the pickled command ran**"
+    judge_payload(row, o, marker)
     return [row]
 
 

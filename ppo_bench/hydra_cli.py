@@ -85,6 +85,9 @@ def hydra_error_line(ex: BaseException) -> str | None:
         return str(ex)
     if isinstance(ex, OSError) and ex.errno in USER_OS_ERRORS:
         return f"cannot write {ex.filename}: {ex.strerror}" if ex.filename else f"{ex.strerror or ex}"
+    if ex.__cause__ is not None and ex.__cause__ is not ex:
+        # a wrapped one: Hydra's logging set-up re-raises an unwritable log file's OSError as ValueError
+        return hydra_error_line(ex.__cause__)
     return None
 
 

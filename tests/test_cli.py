@@ -163,3 +163,26 @@ def test_compile_without_a_cpp_compiler_is_a_config_error(make_cfg):
         with pytest.raises(ConfigError, match="compile=true needs a C\\+\\+ compiler"):
             validate(make_cfg("compile=true"))
     validate(make_cfg("compile=false"))  # eager needs none
+
+
+def test_a_wrapped_unwritable_file_is_one_line_and_a_plain_bug_is_not():
+    """Hydra's logging set-up re-raises an unwritable log file's OSError as ``ValueError('Unable to configure
+    handler ...')``: the line comes from the cause. An exception with no user-caused cause stays a bug."""
+    import errno
+
+    from ppo_bench.hydra_cli import hydra_error_line
+
+    try:
+        try:
+            raise OSError(errno.EROFS, "Read-only file system", "/ro/cli.log")
+        except OSError as e:
+            raise ValueError("Unable to configure handler 'file'") from e
+    except ValueError as wrapped:
+        assert hydra_error_line(wrapped) == "cannot write /ro/cli.log: Read-only file system"
+    try:
+        try:
+            raise KeyError("x")
+        except KeyError as e:
+            raise ValueError("a bug") from e
+    except ValueError as bug:
+        assert hydra_error_line(bug) is None

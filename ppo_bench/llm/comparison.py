@@ -383,7 +383,8 @@ def pairs_intro(evaluated: list[dict]) -> str:
 
 
 def readings(rows: list[dict]) -> str:
-    """Sentences on the seed notes' three questions, each figure read off the rows above."""
+    """Sentences on the comparison's three questions (docs/llm.md: is GRPO cheaper than PPO, what DPO does to the
+    chosen and rejected log-probs, how a preference-trained model scores), each figure read off the rows above."""
     by = {r["method"]: r for r in rows if r.get("evaluation")}
     out = []
     if "grpo" in by and ("ppo" in by or "rlhf" in by):
