@@ -839,9 +839,10 @@ def llm_code_in_checkpoint(drill: Drill) -> list[Row]:
     target = root / smoke.relative_to(smoke.parents[2])
     shutil.copytree(smoke, target, dirs_exist_ok=True)
     marker = drill.d / "PWNED-by-ppo-bench-llm"
+    (target / "checkpoint.prev.pt").unlink(missing_ok=True)  # with it, the run would go on from it, with a warning
     in_child(save_payload, target / "checkpoint.pt", marker)
     row.commands.append(f"a copy of 11b's run folder under $D/llm-payload, its checkpoint.pt replaced by one whose "
-                        f"unpickling runs `touch {drill.shown(str(marker))}`")
+                        f"unpickling runs `touch {drill.shown(str(marker))}` and its checkpoint.prev.pt removed")
     o = row.ran(drill.run("ppo-bench-llm", "model=tiny", "task=reverse", "algo.steps=21", "task.n_eval=16",
                           f"run_root={root}"))
     judge_payload(row, o, marker)

@@ -71,6 +71,11 @@ class RunLocks:
         self.release()
 
 
+def has_checkpoint(run_dir: str | os.PathLike) -> bool:
+    """Whether the run folder holds a checkpoint to resume from (the last one or the previous one)."""
+    return (Path(run_dir) / CHECKPOINT).exists() or (Path(run_dir) / PREVIOUS).exists()
+
+
 def clear_run_files(run_dir: str | os.PathLike, names: Iterable[str] = ()) -> None:
     """Remove what a dead process left in a run folder that starts afresh: TensorBoard event files,
     checkpoints and the given files (status, identity)."""
@@ -117,13 +122,15 @@ def save_checkpoint(state: dict, run_dir: str | os.PathLike) -> Path:
     return path
 
 
-def read_checkpoint(path: str | os.PathLike, check: Callable[[Any], None] | None = None) -> dict:
-    """One checkpoint file as data (``torch.load(weights_only=True)``, on the CPU); ``check(state)`` may raise
-    to reject its content. Unreadable: a ConfigError naming the file."""
+def read_checkpoint(path: str | os.PathLike, check: Callable[[Any], None] | None = None,
+                    what: str = "checkpoint") -> dict:
+    """One checkpoint file (or another file of a run's saved state: ``what``) as data
+    (``torch.load(weights_only=True)``, on the CPU); ``check(state)`` may raise to reject its content.
+    Unreadable: a ConfigError naming the file."""
     try:
         return _read(Path(path), check)
     except Exception as e:  # torch.load raises many types on a damaged file: zip, pickle, EOF, OS errors
-        raise ConfigError(f"checkpoint {path} is unreadable ({_why(e)})") from None
+        raise ConfigError(f"{what} {path} is unreadable ({_why(e)})") from None
 
 
 def _numpy_globals() -> list:

@@ -37,7 +37,7 @@ from ppo_bench.losses import gae, masked_standardize
 from ppo_bench.population import RunSpec
 from ppo_bench.preemption import Interrupted, StopRequest
 from ppo_bench.progress import make_progress
-from ppo_bench.run_folder import (CHECKPOINT, PREVIOUS, clear_run_files, load_last_good, save_checkpoint, set_aside,
+from ppo_bench.run_folder import (CHECKPOINT, PREVIOUS, clear_run_files, has_checkpoint, load_last_good, save_checkpoint, set_aside,
                                   to_data)
 from ppo_bench.tblog import RunLogger, flat_hparams
 
@@ -237,7 +237,7 @@ class PopulationTrainer:
         fallback: dict[int, bool] = {}
         for r, spec in enumerate(self.specs):
             ckpt = spec.dir / CHECKPOINT
-            if ckpt.exists() or (spec.dir / PREVIOUS).exists():
+            if has_checkpoint(spec.dir):
                 if not resume:
                     raise ConfigError(f"resume=false but {ckpt} exists; pass resume=true to continue that run "
                                       "or choose another hydra.run.dir / run_root")

@@ -26,6 +26,7 @@ from ppo_bench.llm.models import context_length
 from ppo_bench.llm.preferences import (PreferencePair, collate, epoch_batch, pairs_for_run, read_jsonl, tokenize_pairs,
                                       write_jsonl)
 from ppo_bench.llm.train import LMRun, load_run_parts
+from ppo_bench.run_folder import read_checkpoint
 
 DPO_PHASES = ("pairs_s", "reference_s", "update_s")
 
@@ -82,7 +83,7 @@ class DPO:
         """Pairs and their reference log-probs: from the cache when resuming, otherwise built and cached."""
         t = time.perf_counter()
         if resuming and self.cache_path.is_file():
-            cache = torch.load(self.cache_path, weights_only=False)
+            cache = read_checkpoint(self.cache_path, what="the preference cache")  # as data: runs no code
             self.pairs = [PreferencePair(**p) for p in cache["pairs"]]
             self.ref_chosen, self.ref_rejected, self.pair_stats = cache["ref_chosen"], cache["ref_rejected"], cache["stats"]
             self.tokenized = tokenize_pairs(self.tok, self.pairs, self.eos_id)

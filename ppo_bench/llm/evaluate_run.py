@@ -46,6 +46,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ppo_bench.atomic import atomic_write_text
 from ppo_bench.errors import ConfigError, OneLineArgumentParser
+from ppo_bench.run_folder import CHECKPOINT, read_checkpoint
 
 EVAL_FILE = "evaluation.json"
 
@@ -91,6 +92,7 @@ def load_trained(folder: Path, weights: str, reference, tok, device):
     """(the trained LM, its reward head or None, the checkpoint's step or None): from ``model/`` or ``checkpoint.pt``."""
     from ppo_bench.llm.models import load_model
     from ppo_bench.llm.reward_model import HEAD_FILE, score_head
+    from ppo_bench.llm.train import check_lm_state
 
     if weights == "model":
         mcfg = OmegaConf.create({"name": "hf", "path": str(folder / "model"), "freeze_embeddings": False, "gguf_cache": False})
@@ -100,13 +102,14 @@ def load_trained(folder: Path, weights: str, reference, tok, device):
             head = score_head(model)
             head.load_state_dict(torch.load(folder / "model" / HEAD_FILE, map_location=device, weights_only=True))
         return model, head, None
-    path = folder / "checkpoint.pt"
+    path = folder / CHECKPOINT
+    state = read_checkpoint(path, check_lm_state)  # as data: a foreign file runs no code
+    model = copy.deepcopy(reference)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model = copy.deepcopy(reference)
         model.load_state_dict(state["model"])
-    except Exception as e:  # truncated, foreign, or holding more than tensors and plain data
-        raise ConfigError(f"{path} cannot be read as a run checkpoint ({type(e).__name__})") from None
+    except RuntimeError as e:  # weights of another model
+        raise ConfigError(f"{path} holds weights of another model than the run's config.yaml names "
+                          f"({str(e).splitlines()[0][:160]})") from None
     head = None
     if isinstance(state.get("algorithm"), dict) and "head" in state["algorithm"]:
         head = score_head(model)

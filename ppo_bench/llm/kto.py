@@ -38,6 +38,7 @@ from ppo_bench.llm.models import context_length
 from ppo_bench.llm.preferences import (PreferencePair, UnpairedExample, collate_rows, epoch_batch, pairs_for_run, read_jsonl,
                                       tokenize_examples, unpair, write_jsonl)
 from ppo_bench.llm.train import LMRun, load_run_parts
+from ppo_bench.run_folder import read_checkpoint
 
 KTO_PHASES = ("pairs_s", "reference_s", "update_s")
 
@@ -108,7 +109,7 @@ class KTO:
         t = time.perf_counter()
         cached = resuming and self.cache_path.is_file()
         if cached:
-            cache = torch.load(self.cache_path, weights_only=True)
+            cache = read_checkpoint(self.cache_path, what="the preference cache")  # as data: runs no code
             self.examples = [UnpairedExample(**e) for e in cache["examples"]]
             self.partners, self.pair_stats = cache["partners"], cache["stats"]
             self.ref, self.ref_kl = cache["ref"], cache["ref_kl"]

@@ -35,7 +35,7 @@ from typing import Protocol
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ppo_bench.atomic import atomic_torch_save, atomic_write_text
+from ppo_bench.atomic import atomic_write_text
 from ppo_bench.errors import ConfigError, NonFiniteLoss
 from ppo_bench.identity import IDENTITY, check_identity, training_keys, write_identity
 from ppo_bench.llm.config import NOT_IDENTITY, run_name, schema_defaults, validate
@@ -43,7 +43,8 @@ from ppo_bench.llm.evaluate import greedy_eval
 from ppo_bench.llm.models import context_length, eos_token_ids, load_model, load_tokenizer, resolve_device, resolve_dtype
 from ppo_bench.llm.tasks import Task, make_task, render_prompt
 from ppo_bench.llm.tblog import LLMRunLogger
-from ppo_bench.run_folder import CHECKPOINT, clear_run_files
+from ppo_bench.run_folder import (CHECKPOINT, PREVIOUS, RunLocks, clear_run_files, has_checkpoint, load_last_good,
+                                  save_checkpoint, set_aside)
 
 
 class Algorithm(Protocol):
@@ -87,6 +88,17 @@ def check_run_identity(run_dir: Path, cfg: DictConfig) -> None:
     whose run was trained under other settings (identity.json; a run older than it, its config.yaml)."""
     check_identity(run_dir, identity_keys(cfg), NOT_IDENTITY, schema_defaults(cfg.algo.name),
                    remedy="relaunch with the run's settings, choose another run_name, or resume=false to start it over")
+
+
+CHECKPOINT_KEYS = ("step", "updates", "model", "optimizer", "algorithm", "rng", "torch_rng", "cuda_rng", "history",
+                   "evals", "wall_s", "eval_s", "times")
+
+
+def check_lm_state(state: dict) -> None:
+    """Refuse a checkpoint that is not an LM run's (e.g. a ppo-bench population's) before anything is loaded."""
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"it lacks {', '.join(missing)}: not a ppo-bench-llm checkpoint")
 
 
 def check_prompt_lengths(cfg, tokenizer, task: Task, limit: int, budget: int) -> None:
@@ -187,10 +199,6 @@ class LMRun:
 
     # ---- checkpoints -------------------------------------------------------------------------
 
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / CHECKPOINT
-
     def save_checkpoint(self) -> None:
         state = {
             "step": self.step,
@@ -209,16 +217,17 @@ class LMRun:
             "times": self.times,
             "config": OmegaConf.to_container(self.cfg, resolve=True),
         }
-        atomic_torch_save(state, self.checkpoint_path)
+        save_checkpoint(state, self.run_dir)  # the one it replaces is kept as checkpoint.prev.pt
 
     def load_checkpoint(self) -> bool:
-        if not self.checkpoint_path.is_file():
-            return False
+        """Resume from the last readable checkpoint (the previous one, with a warning, when the last is damaged),
+        read as data: tensors and plain Python values, so a foreign file cannot run code while it loads."""
         check_run_identity(self.run_dir, self.cfg)  # before the checkpoint is read
-        try:
-            state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)  # RNG states stay on the CPU
-        except Exception as e:  # a truncated or foreign file: name it, touch nothing
-            raise ConfigError(f"{self.checkpoint_path} cannot be read ({type(e).__name__}); delete it or resume=false") from None
+        state, source = load_last_good(self.run_dir, check_lm_state)  # on the CPU: RNG states stay there
+        if state is None:
+            return False
+        if source.name == PREVIOUS:
+            set_aside(self.run_dir)
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.algorithm.load_state_dict(state["algorithm"])
@@ -282,7 +291,7 @@ class LMRun:
     def train(self, progress: bool = False) -> dict:
         cfg, a = self.cfg, self.a
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        resuming = bool(cfg.resume and self.checkpoint_path.is_file())
+        resuming = bool(cfg.resume and has_checkpoint(self.run_dir))
         if resuming:
             self.load_checkpoint()  # refused here, before anything is written, when the settings differ
         else:  # a fresh start: the folder's older events, checkpoint and results belong to a discarded run
@@ -413,12 +422,18 @@ def build_trainer(cfg: DictConfig) -> LMRun:
 def run_or_skip(cfg: DictConfig, progress: bool = False) -> dict:
     """One run: skipped (with its summary) when it already finished under the same settings and resume
     is on (all its steps, or all of ``max_wall_s``); refused, before any weights load, when resume is on and its
-    folder holds a run trained under other settings; else built and trained."""
+    folder holds a run trained under other settings, or when another process holds its folder; else built and
+    trained."""
     validate(cfg)
     run_dir = Path(cfg.run_root) / run_name(cfg)
+    with RunLocks([run_dir]):  # one process per run folder, from the first look at it to the last write
+        return run_or_skip_locked(cfg, run_dir, progress)
+
+
+def run_or_skip_locked(cfg: DictConfig, run_dir: Path, progress: bool) -> dict:
     status = read_json(run_dir / "status.json")
     finished = bool(status) and status["status"] == "finished"
-    if cfg.resume and (finished or (run_dir / CHECKPOINT).is_file()):
+    if cfg.resume and (finished or has_checkpoint(run_dir)):
         check_run_identity(run_dir, cfg)
     if cfg.resume and finished:
         summary = read_json(run_dir / "summary.json") or {}

@@ -13,6 +13,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ppo_bench.errors import ConfigError
+from ppo_bench.fault_drill import Payload
 from ppo_bench.llm import dpo
 from ppo_bench.llm.config import validate
 from ppo_bench.llm.dpo import DPO_LOSSES, LossOptions, concatenated_logps
@@ -252,3 +253,18 @@ def test_task_pairs_run_end_to_end_and_resume_from_the_cache(llm_cfg):
     assert second.step == 2 and second.algorithm.pairs == first.algorithm.pairs
     torch.testing.assert_close(second.algorithm.ref_chosen, first.algorithm.ref_chosen)
     assert {p.source for p in second.algorithm.pairs} <= {"on_policy", "fallback"}
+
+
+
+def test_the_preference_cache_is_read_as_data(llm_cfg, tmp_path):
+    args = [*TINY, "algo.num_prompts=4", "algo.num_samples=2", "algo.steps=2", "algo.batch_size=2"]
+    first = build_trainer(llm_cfg(*args, "checkpoint_every=1"))
+    first.a.steps = 1
+    first.train()
+    (first.run_dir / "status.json").unlink()
+    cache = first.run_dir / "preferences.pt"
+    marker = tmp_path / "pwned"
+    torch.save({"pairs": [], "x": Payload(marker)}, cache)
+    with pytest.raises(ConfigError, match=f"the preference cache {cache} is unreadable .*holds objects other than") as e:
+        build_trainer(llm_cfg(*args)).train()
+    assert "\n" not in str(e.value) and not marker.exists()

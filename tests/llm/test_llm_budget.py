@@ -94,9 +94,9 @@ def test_peak_memory_is_the_largest_over_resumed_segments(llm_cfg):
     first.a.steps = 1  # stopped after its first checkpoint, as if killed
     first.train()
     (first.run_dir / "status.json").unlink()
-    state = torch.load(first.checkpoint_path, weights_only=False)
+    state = torch.load(first.run_dir / "checkpoint.pt", weights_only=True)
     assert state["peak_rss_mb"] > 0
     state["peak_rss_mb"] = 1.0e9  # an earlier segment that peaked higher than this process ever will
-    torch.save(state, first.checkpoint_path)
+    torch.save(state, first.run_dir / "checkpoint.pt")
     second = build_trainer(llm_cfg(*args))
     assert second.train()["peak_rss_mb"] == 1.0e9

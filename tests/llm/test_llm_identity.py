@@ -8,18 +8,15 @@ import json
 import pytest
 
 from ppo_bench.errors import ConfigError
+from ppo_bench.fault_drill import snapshot
 from ppo_bench.identity import IDENTITY
 from ppo_bench.llm.train import build_trainer, identity_keys, train_from_config
+
 
 TINY = ["model=tiny", "task=reverse", "task.n_eval=4", "eval.every=0", "eval.batch_size=4", "eval.max_new_tokens=4",
         "algo.max_completion_length=4", "algo.prompts_per_step=2", "algo.num_generations=4", "save_model=false",
         "torch_threads=1", "eval.before=false", "run_name=r"]
 REMEDY = "relaunch with the run's settings, choose another run_name, or resume=false to start it over"
-
-
-def snapshot(root):
-    """Every file under root with its bytes: to check that a refused launch wrote nothing."""
-    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def refused(cfg) -> str:
@@ -39,12 +36,12 @@ def test_relaunches_skip_extend_or_refuse_by_the_runs_identity(llm_cfg, tmp_path
         assert key not in stored["config"], key
     assert stored["config"]["eval.max_new_tokens"] == 4 and stored["config"]["algo.temperature"] == 1.0
 
-    before = snapshot(run)
+    before = snapshot(run, skip=(".lock",))  # the lock file names its latest holder
     message = refused(llm_cfg(*TINY, "algo.steps=1", "algo.temperature=1.5", "algo.lr=0.01"))
     assert message == (f"run {run} was trained with other settings: algo.lr: 1e-06 (the run) vs 0.01 (now), "
                        f"algo.temperature: 1.0 (the run) vs 1.5 (now); {REMEDY}")
     assert "eval.max_new_tokens: 4 (the run) vs 8 (now)" in refused(llm_cfg(*TINY, "algo.steps=1", "eval.max_new_tokens=8"))
-    assert snapshot(run) == before  # nothing written
+    assert snapshot(run, skip=(".lock",)) == before  # nothing written
 
     # the same settings skip it, whatever the logging and evaluation schedule
     same = train_from_config(llm_cfg(*TINY, "algo.steps=1", "eval.every=1", "checkpoint_every=5", "log_completions=0"))

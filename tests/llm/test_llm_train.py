@@ -1,13 +1,16 @@
 """GRPO end to end on the tiny model: it learns, it logs, it checkpoints and resumes."""
 
 import json
+import os
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ppo_bench.errors import NonFiniteLoss
+from ppo_bench.errors import ConfigError, NonFiniteLoss
+from ppo_bench.fault_drill import Payload
 from ppo_bench.llm.train import build_trainer, train_from_config
+from ppo_bench.run_folder import CHECKPOINT, PREVIOUS, RunLocks
 
 TINY = ["model=tiny", "task.n_eval=8", "eval.every=0", "eval.batch_size=8", "eval.max_new_tokens=4",
         "algo.max_completion_length=4", "algo.prompts_per_step=4", "algo.num_generations=8", "save_model=false"]
@@ -77,6 +80,55 @@ def test_a_killed_run_resumes_exactly(llm_cfg, tmp_path):
     assert again["skipped"] and again["steps"] == 4
 
 
+def test_a_damaged_last_checkpoint_resumes_exactly_from_the_previous_one(llm_cfg, capsys):
+    args = [*TINY, "algo.steps=3", "algo.lr=1e-3", "eval.before=false"]
+    straight = build_trainer(llm_cfg(*args, "run_name=a"))
+    straight.train()
+    first = build_trainer(llm_cfg(*args, "run_name=b", "checkpoint_every=1"))
+    first.a.steps = 2  # killed after its second checkpoint, which is then damaged
+    first.train()
+    run = first.run_dir
+    (run / "status.json").unlink()
+    assert (run / PREVIOUS).is_file()
+    os.truncate(run / CHECKPOINT, 500)
+    capsys.readouterr()
+    second = build_trainer(llm_cfg(*args, "run_name=b"))
+    second.train()
+    assert "continuing from the previous checkpoint" in capsys.readouterr().err
+    assert (run / "checkpoint.corrupt.pt").is_file()  # set aside, not rotated over the good previous one
+    assert [h["rewards/mean"] for h in second.history] == [h["rewards/mean"] for h in straight.history]
+    for p, q in zip(straight.model.parameters(), second.model.parameters()):
+        assert torch.equal(p, q)
+
+
+
+def test_a_checkpoint_is_read_as_data_and_a_run_folder_is_one_process(llm_cfg, tmp_path):
+    args = [*TINY, "algo.steps=2", "eval.before=false", "checkpoint_every=1"]
+    first = build_trainer(llm_cfg(*args))
+    first.a.steps = 1
+    first.train()
+    run = first.run_dir
+    (run / "status.json").unlink()
+    # another process holds the folder: refused in one line before anything is read or written
+    with RunLocks([run]):
+        before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+        with pytest.raises(ConfigError, match="is in use by process") as e:
+            train_from_config(llm_cfg(*args))
+    assert "\n" not in str(e.value) and {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+    # a checkpoint whose unpickling would run a command: refused in one line naming it; the command never runs
+    # (with a readable previous checkpoint the run would go on from it, with a warning: it is removed here)
+    marker = tmp_path / "pwned"
+    (run / PREVIOUS).unlink()
+    torch.save({"step": 1, "model": {}, "x": Payload(marker)}, run / CHECKPOINT)
+    with pytest.raises(ConfigError, match=f"checkpoint {run / CHECKPOINT} is unreadable .*holds objects other than") as e:
+        train_from_config(llm_cfg(*args))
+    assert "\n" not in str(e.value) and not marker.exists()
+    # a readable checkpoint of something else (e.g. a ppo-bench population's) is named, not half-loaded
+    torch.save({"global_step": 64, "policy": {}}, run / CHECKPOINT)
+    with pytest.raises(ConfigError, match="lacks step, updates, model.*not a ppo-bench-llm checkpoint"):
+        train_from_config(llm_cfg(*args))
+
+
 def test_non_finite_loss_stops_the_run_and_keeps_its_checkpoint(llm_cfg, monkeypatch):
     trainer = build_trainer(llm_cfg(*TINY, "algo.steps=3", "checkpoint_every=1", "eval.before=false", "algo.skip_zero_advantage=false"))
     from ppo_bench.llm import grpo as T
@@ -86,7 +138,7 @@ def test_non_finite_loss_stops_the_run_and_keeps_its_checkpoint(llm_cfg, monkeyp
     with pytest.raises(NonFiniteLoss, match="step 2"):
         trainer.train()
     assert json.loads((trainer.run_dir / "status.json").read_text())["status"] == "failed"
-    assert torch.load(trainer.checkpoint_path, weights_only=False)["step"] == 1
+    assert torch.load(trainer.run_dir / CHECKPOINT, weights_only=True)["step"] == 1
 
 
 def test_truncated_completions_scored_zeroed_or_masked(llm_cfg):
