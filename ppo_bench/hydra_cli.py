@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import re
 import sys
 from typing import Callable
 
@@ -65,12 +66,16 @@ def hydra_error_line(ex: BaseException) -> str | None:
         return str(ex)
     if isinstance(ex, MissingConfigException) and ex.missing_cfg_file and ex.options is not None:
         group, _, choice = str(ex.missing_cfg_file).rpartition("/")
-        if group:
-            return f"{group}={choice} is not one of: {', '.join(sorted(ex.options))}"
+        if group:  # the structured schemas a group's files extend (``<name>_schema``) are not choices
+            options = sorted(o for o in ex.options if not o.endswith("_schema"))
+            return f"{group}={choice} is not one of: {', '.join(options)}"
     if isinstance(ex, OverrideParseException):
         return f"{ex.override}: {_first_line(ex.message)}"
     if isinstance(ex, CompactHydraException):
         first = _first_line(ex)
+        missing = re.fullmatch(r"Could not override '([\w/]+)'\. No match in the defaults list\.", first)
+        if missing:  # a group the primary config does not list (experiment=...): Hydra's own hint is on line 2
+            return f"{first} Add it with +{missing.group(1)}=..."
         cause = ex.__cause__
         if isinstance(cause, OmegaConfBaseException):
             # "Could not override 'ppo.lr_x'." / "Error merging override ppo.epochs=abc"

@@ -22,29 +22,12 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ppo_bench.errors import ConfigError, NonFiniteLoss, RunsFailed
+from ppo_bench.errors import NonFiniteLoss, RunsFailed
 from ppo_bench.hydra_cli import exit_on_user_error, run_hydra_app
 from ppo_bench.llm.config import LLM_CONF_DIR, register_configs
 
 register_configs()
-GROUPS = ("model", "task", "algo", "experiment")
 
-
-def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (LLM_CONF_DIR / group).glob("*.yaml"))
-
-
-def check_group_overrides(argv: list[str]) -> None:
-    """Unknown config-group choices (task=foo) as one line, before Hydra composes anything."""
-    for arg in argv:
-        m = re.fullmatch(r"[+~]{0,2}(model|task|algo|experiment)=([\w,.\-]*)", arg)
-        if not m:
-            continue
-        group, value = m.groups()
-        allowed = group_options(group)
-        for choice in filter(None, value.split(",")):
-            if choice not in allowed:
-                raise ConfigError(f"{group}={choice!r} is not one of: {', '.join(allowed)}")
 
 
 SWEEP_FUNCTIONS = ("range(", "choice(", "glob(", "interval(")
@@ -151,11 +134,6 @@ def app(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    try:
-        check_group_overrides(sys.argv[1:])
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
     extra = sweep_run_name(sys.argv[1:])
     if extra:
         sys.argv.append(extra)

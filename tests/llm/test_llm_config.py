@@ -66,7 +66,10 @@ def test_missing_model_package_names_the_install_command(monkeypatch):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["task=sudoku"], "error: task='sudoku' is not one of: addition, countdown, reverse"),
+        (["task=sudoku"], "error: task=sudoku is not one of: addition, countdown, reverse"),
+        (["model=tiny", "algo=dpo0"], "error: algo=dpo0 is not one of: dpo, grpo, kto, ppo, reward_model"),
+        (["model=tiny", "experiment=grpo_addition"], "error: Could not override 'experiment'. No match in the defaults "
+                                                      "list. Add it with +experiment=..."),
         (["model=tiny", "algo.num_generations=1"], "error: algo.num_generations=1"),
         (["model=tiny", "algo.epsilon=0"], "error: algo.epsilon=0"),
         # Hydra's own errors, one line like the others (Hydra reports them in several lines, exit code 1)
