@@ -43,7 +43,7 @@ def hand_score(run_dir) -> float:
 def test_one_row_per_group_with_cis_and_the_share_below_random(sweep):
     root, random_csv = sweep
     assert report.main([str(root), "--by", "ppo.anneal_lr,objective.eps", "--random-scores", str(random_csv),
-                        "--reps", "50", "--tags", "stats/kl,losses/entropy"]) == 0
+                        "--reps", "50", "--tags", "stats/kl,losses/entropy", "--tail", "3"]) == 0
     out = root / "report"  # the default: beside the runs, never the repository's results/
     with open(out / "scores.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -62,8 +62,21 @@ def test_one_row_per_group_with_cis_and_the_share_below_random(sweep):
         assert float(r["frac_below_random"]) == np.mean([s < 22.0 for s in scores])
     assert len({r["score_mean"] for r in rows}) == 4  # the groups differ, so a mix-up would show
     md = (out / "scores.md").read_text()
-    assert "## CartPole-v1" in md and md.count("\n| true |") == 2 and "--by ppo.anneal_lr,objective.eps" in md
+    assert "## CartPole-v1" in md and md.count("\n| true |") == 4 and "--by ppo.anneal_lr,objective.eps" in md
     assert (out / "curves.png").stat().st_size > 10_000
+    # each tag's end of training (the seeds' mean of their last --tail values) and range, against the event files
+    with open(out / "diagnostics.csv", newline="") as f:
+        diag = list(csv.DictReader(f))
+    assert len(diag) == 8 and {d["tag"] for d in diag} == {"stats/kl", "losses/entropy"}
+    for d in diag:
+        job = "0" if d["ppo.anneal_lr"] == "true" else "1"
+        series = [[e.value for e in EventAccumulator(str(root / job / "CartPole-v1" / f"clip_eps{d['objective.eps']}"
+                                                         / f"seed{2 * int(job) + k}")).Reload().Scalars(d["tag"])]
+                  for k in (0, 1)]
+        assert len(series[0]) == 4  # one value per iteration: --tail 3 drops the first
+        assert float(d["end_mean"]) == pytest.approx(np.mean([np.mean(v[-3:]) for v in series]), rel=1e-5)
+        assert float(d["min"]) == pytest.approx(min(map(min, series)), rel=1e-6)
+        assert float(d["max"]) == pytest.approx(max(map(max, series)), rel=1e-6)
 
 
 def test_python_call_and_bad_keys(sweep, tmp_path, capsys):

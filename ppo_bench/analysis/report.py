@@ -13,7 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ppo_bench.analysis.scores import BEST_READINGS, SCORE_EPISODES
+from ppo_bench.analysis.scores import BEST_READINGS, SCORE_EPISODES, TAG_TAIL
 
 DEFAULT_RANDOM = Path(__file__).resolve().parents[2] / "results" / "random_scores.csv"
 
@@ -35,7 +35,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--by", help="comma-separated keys of the runs' resolved config to group by, e.g. "
                                  "objective.name,objective.eps or ppo.anneal_lr,env.clip_actions (seeds are pooled)")
     ap.add_argument("--tags", default="", help="with --by: more scalar tags to plot beside charts/episodic_return, "
-                                               "comma-separated, e.g. env/reward_ctrl,policy/mean_std")
+                                               "comma-separated, e.g. env/reward_ctrl,policy/mean_std; each also "
+                                               "gets its end-of-training value and its range per group "
+                                               "(diagnostics.csv, scores.md)")
+    ap.add_argument("--tail", type=int, default=TAG_TAIL, help="with --tags: logged values at the end of a run "
+                                                                "that a tag's end-of-training value averages")
     ap.add_argument("--experiment", help="conf/experiment/<name>.yaml names the expected grid (envs × settings × "
                                          "seeds), so runs never started are reported missing; default: every env, "
                                          "setting and seed found")
@@ -61,7 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.md = Path(args.md or out / "table1.md")
     args.curves = Path(args.curves or out / "learning_curves.png")
     args.scores_fig = Path(args.scores_fig or out / "table1_scores.png")
-    for key in ("last", "reps"):
+    for key in ("last", "reps", "tail"):
         if getattr(args, key) < 1:
             ap.error(f"--{key}={getattr(args, key)} must be a positive integer")
     for v in args.variant:
@@ -85,7 +89,7 @@ def main_sweep(args: argparse.Namespace, command: str) -> int:
     try:
         rep = sweep_report(args.run_roots[0], split_keys(args.by), split_keys(args.tags), out_dir=args.out_dir,
                            random_scores=args.random_scores, last=args.last, reps=args.reps, seed=args.seed,
-                           command=command)
+                           command=command, tail=args.tail)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 SCORE_EPISODES = 100  # paper §6.1: "average total reward of the last 100 episodes"
+TAG_TAIL = 20  # logged values (iterations) at the end of a run that a tag's end-of-training value averages
 
 
 def run_score(returns: Sequence[float], last: int = SCORE_EPISODES) -> float:

@@ -9,6 +9,10 @@ pooled as mean ± std, rliable's stratified-bootstrap 95% CIs of the mean and th
 2021), and, where ``results/random_scores.csv`` has the environment, the fraction of seeds that scored
 below the random policy. ``curves.png`` has one row of panels per environment and one panel per tag
 (``charts/episodic_return`` first), one line per group: the mean over seeds with a ± 1 std band.
+With ``tags``, ``diagnostics.csv`` (and a table in ``scores.md``) gives each tag per environment × group:
+the mean over seeds of each run's mean of its last ``tail`` logged values (the end of training), and the
+smallest and largest value any of the group's runs logged (e.g. the largest probability ratio, the worst
+control cost).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from ppo_bench.analysis.runs import RETURN_TAG, read_scalars
-from ppo_bench.analysis.scores import SCORE_EPISODES, run_score
+from ppo_bench.analysis.scores import SCORE_EPISODES, TAG_TAIL, run_score
 from ppo_bench.atomic import atomic_write_bytes, atomic_write_text
 
 DEFAULT_RANDOM = Path(__file__).resolve().parents[2] / "results" / "random_scores.csv"
@@ -58,6 +62,7 @@ class SweepReport:
     runs: list[SweepRun]
     files: list[Path]  # what was written
     notes: list[str] = field(default_factory=list)
+    tags: pd.DataFrame | None = None  # build_tag_table's rows
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -177,12 +182,58 @@ def build_sweep_table(runs: list[SweepRun], by: Sequence[str], random_scores: di
     return pd.DataFrame(rows)
 
 
+def build_tag_table(runs: list[SweepRun], by: Sequence[str], tags: Sequence[str], tail: int = TAG_TAIL) -> pd.DataFrame:
+    """One row per environment × group × tag, over the group's finished runs that logged the tag: ``runs``,
+    ``end_mean`` (the mean over runs of each run's mean of its last ``tail`` values), ``end_std`` (their std
+    over runs), and ``min`` and ``max`` (over every value any of them logged)."""
+    cells: dict[tuple, list[SweepRun]] = {}
+    for r in runs:
+        if r.status == "finished":
+            cells.setdefault((r.env, *(r.config.get(k) for k in by)), []).append(r)
+    keys = sorted(cells, key=lambda k: (k[0], *(_sort_value(v) for v in k[1:])))
+    rows = []
+    for k in keys:
+        for tag in tags:
+            series = [r.scalars[tag] for r in cells[k] if len(r.scalars.get(tag, ((), ()))[1])]
+            if not series:
+                continue
+            ends = np.array([np.mean(v[np.argsort(st, kind="stable")][-tail:]) for st, v in series])
+            every = np.concatenate([v for _, v in series])
+            rows.append({"env": k[0], **{key: value_text(v) for key, v in zip(by, k[1:])},
+                         "group": group_label(by, k[1:]), "tag": tag, "runs": len(series),
+                         "end_mean": float(ends.mean()), "end_std": float(ends.std(ddof=1)) if len(ends) > 1 else float("nan"),
+                         "min": float(every.min()), "max": float(every.max())})
+    return pd.DataFrame(rows)
+
+
+def _g(x: float) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{x:.3g}"
+
+
+def render_tag_markdown(tags_table: pd.DataFrame, by: Sequence[str], tail: int) -> str:
+    """scores.md's diagnostics section: per environment, a row per group, a column per tag."""
+    if tags_table.empty:
+        return ""
+    parts = [f"## Logged diagnostics\n\nPer tag: the mean over seeds of each run's mean of its last {tail} logged "
+             "values (the end of training), and in brackets the smallest and largest value any seed logged.\n"]
+    for env, rows in tags_table.groupby("env", sort=False):
+        tags = list(dict.fromkeys(rows["tag"]))
+        header = [*by, *tags]
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        for _, g in rows.groupby(list(by), sort=False):
+            first = g.iloc[0]
+            cells = {r.tag: f"{_g(r.end_mean)} [{_g(r['min'])}, {_g(r['max'])}]" for _, r in g.iterrows()}
+            lines.append("| " + " | ".join([*(str(first[k]) for k in by), *(cells.get(t, "—") for t in tags)]) + " |")
+        parts.append(f"### {env}\n\n" + "\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
 def _fmt(x: float, digits: int = 1) -> str:
     return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
 def render_markdown(table: pd.DataFrame, by: Sequence[str], folder: str, command: str, reps: int, last: int,
-                    notes: list[str]) -> str:
+                    notes: list[str], diagnostics: str = "") -> str:
     parts = [f"# Sweep report: {folder}\n",
              f"Command: `{command}`\n",
              f"Runs grouped by {', '.join(f'`{k}`' for k in by)} (seeds pooled). A run's score is the mean return of "
@@ -203,6 +254,8 @@ def render_markdown(table: pd.DataFrame, by: Sequence[str], folder: str, command
             row += [f"{r.seeds}{extra}", f"{_fmt(r.score_mean)}{std}", ci, iqm, below]
             lines.append("| " + " | ".join(row) + " |")
         parts.append(f"## {env}\n\n" + "\n".join(lines) + "\n")
+    if diagnostics:
+        parts.append(diagnostics)
     if notes:
         parts.append("## Notes\n\n" + "".join(f"- {n}\n" for n in notes))
     return "\n".join(parts)
@@ -279,9 +332,10 @@ def varied_keys(runs: list[SweepRun]) -> list[str]:
 
 def sweep_report(folder: str | Path, by: Sequence[str], tags: Sequence[str] = (), out_dir: str | Path | None = None,
                  random_scores: str | Path | None = DEFAULT_RANDOM, last: int = SCORE_EPISODES, reps: int = 2000,
-                 seed: int = 0, command: str | None = None) -> SweepReport:
+                 seed: int = 0, command: str | None = None, tail: int = TAG_TAIL) -> SweepReport:
     """Group the runs under ``folder`` by the config keys ``by``; write scores.csv, scores.md and curves.png
-    into ``out_dir`` (default ``<folder>/report``). Raises ValueError / FileNotFoundError on bad input."""
+    (and, with ``tags``, diagnostics.csv) into ``out_dir`` (default ``<folder>/report``). Raises ValueError /
+    FileNotFoundError on bad input."""
     from ppo_bench.analysis.random_policy import load_random_scores
 
     folder = Path(folder)
@@ -312,6 +366,12 @@ def sweep_report(folder: str | Path, by: Sequence[str], tags: Sequence[str] = ()
     files = [out / "scores.csv", out / "scores.md", out / "curves.png"]
     atomic_write_text(files[0], table.to_csv(index=False, float_format="%.10g"))
     command = command or f"ppo-bench-report {folder} --by {','.join(by)}" + (f" --tags {','.join(tags)}" if tags else "")
-    atomic_write_text(files[1], render_markdown(table, by, str(folder), command, reps, last, notes))
-    plot_sweep_curves(runs, by, [RETURN_TAG, *[t for t in tags if t not in missing_tags]], files[2])
-    return SweepReport(by=by, table=table, runs=runs, files=files, notes=notes)
+    logged = [t for t in tags if t not in missing_tags]
+    tag_table = build_tag_table(runs, by, logged, tail)
+    if logged:
+        files.append(out / "diagnostics.csv")
+        atomic_write_text(files[-1], tag_table.to_csv(index=False, float_format="%.10g"))
+    atomic_write_text(files[1], render_markdown(table, by, str(folder), command, reps, last, notes,
+                                                render_tag_markdown(tag_table, by, tail)))
+    plot_sweep_curves(runs, by, [RETURN_TAG, *logged], files[2])
+    return SweepReport(by=by, table=table, runs=runs, files=files, notes=notes, tags=tag_table)
