@@ -42,6 +42,14 @@ def test_pack_unpack_keeps_what_the_report_reads_and_the_sweep_skips_the_runs(ma
     # unpacking onto existing runs writes nothing
     with pytest.raises(ConfigError, match="already holds a run"):
         unpack(tmp_path / "archive", tmp_path / "elsewhere")
+    # one setting only (Figure 3's PPO runs from Table 1's): a sweep of that setting alone skips them
+    assert main(["unpack", str(tmp_path / "archive"), str(tmp_path / "one"), "--settings", "clip_eps0.2"]) == 0
+    assert sorted(p.name for p in (tmp_path / "one" / "Pendulum-v1").iterdir()) == ["clip_eps0.2"]
+    solo = [a for a in TINY if not a.startswith("population.objectives")]  # the default objective: clip, eps 0.2
+    again = train_from_config(make_cfg(*solo, f"run_root={tmp_path}/one"))
+    assert {s["status"] for s in again.values()} == {"finished (skipped)"} and len(again) == 2
+    with pytest.raises(ConfigError, match="no archive of setting clip_eps0.3 in .*; it has clip_eps0.2, none"):
+        unpack(tmp_path / "archive", tmp_path / "two", ["clip_eps0.3"])
 
 
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys):

@@ -6,12 +6,15 @@ run root before relaunching the sweep, which then skips them (finished, same ide
 
     python -m ppo_bench.analysis.archive pack runs/table1 results/table1_runs      # → <env>/<setting>.npz
     python -m ppo_bench.analysis.archive unpack results/table1_runs runs/table1    # → run folders again
+    python -m ppo_bench.analysis.archive unpack results/table1_runs runs/figure3 --settings clip_eps0.2
 
 An archive holds, per finished run, exactly what ``ppo-bench-report`` and ``scripts/learning_check.py`` read:
 every episode's end step and return (``charts/episodic_return``, as logged: float32 values, exact), and the
 run's ``config.yaml``, ``status.json`` and ``identity.json`` as written. Unpacking writes them back and logs
 the returns into a fresh TensorBoard event file, so the report's numbers from an unpacked run are the same as
-from the original folder. Nothing else of a run travels: its other scalars, its checkpoints (an unpacked run
+from the original folder. A run carries to any sweep whose run of the same folder name has its identity: Figure 3's
+PPO runs (``<env>/clip_eps0.2/seed<k>``, ε = 0.2 at the Table-1 settings, seeds 0-2) are Table 1's, so the
+last command above spares experiment=figure3 their 21M steps. Nothing else of a run travels: its other scalars, its checkpoints (an unpacked run
 cannot be continued; raising ``ppo.total_timesteps`` retrains it from the start) and its HParams.
 """
 
@@ -59,15 +62,21 @@ def pack(run_root: Path, out_dir: Path, envs: list[str] | None = None) -> dict[s
     return packed
 
 
-def unpack(archive_dir: Path, run_root: Path) -> dict[str, int]:
-    """Write every run of the archives ``<archive_dir>/<env>/<setting>.npz`` into
-    ``<run_root>/<env>/<setting>/seed<k>/``; a folder that already holds a run is refused (ConfigError) before
-    anything is written."""
+def unpack(archive_dir: Path, run_root: Path, settings: list[str] | None = None) -> dict[str, int]:
+    """Write every run of the archives ``<archive_dir>/<env>/<setting>.npz`` (of the ``settings`` only, if given)
+    into ``<run_root>/<env>/<setting>/seed<k>/``; a folder that already holds a run is refused (ConfigError)
+    before anything is written."""
     from torch.utils.tensorboard import SummaryWriter
 
     archives = sorted(Path(archive_dir).glob("*/*.npz"))
     if not archives:
         raise ConfigError(f"no archive (<env>/<setting>.npz) in {archive_dir}")
+    if settings:
+        unknown = sorted(set(settings) - {a.stem for a in archives})
+        if unknown:
+            raise ConfigError(f"no archive of setting {', '.join(unknown)} in {archive_dir}; it has "
+                              f"{', '.join(sorted({a.stem for a in archives}))}")
+        archives = [a for a in archives if a.stem in settings]
     loaded = [(a.parent.name, a.stem, np.load(a)) for a in archives]
     for env, setting, data in loaded:
         for name in data["runs"]:
@@ -99,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     u = sub.add_parser("unpack", help="<archive dir>/<env>/<setting>.npz → run folders under a run root")
     u.add_argument("archive_dir", type=Path)
     u.add_argument("run_root", type=Path)
+    u.add_argument("--settings", default=None, help="comma-separated settings (e.g. clip_eps0.2: Figure 3's PPO runs "
+                                                   "are Table 1's ε = 0.2 runs); default: every archive")
     for parser in (p, u):
         parser.error = ap.error  # type: ignore[method-assign]
     try:
@@ -108,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"run root {args.run_root} is not a folder")
             counts = pack(args.run_root, args.archive_dir, args.envs.split(",") if args.envs else None)
         else:
-            counts = unpack(args.archive_dir, args.run_root)
+            counts = unpack(args.archive_dir, args.run_root, args.settings.split(",") if args.settings else None)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
