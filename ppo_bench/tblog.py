@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,18 @@ def flat_hparams(d: dict, prefix: str = "", keep: tuple[str, ...] = ()) -> dict[
     return out
 
 
+def wait_to_sort_last(run_dir: Path) -> None:
+    """Return once a new event file of ``run_dir`` will sort after its existing ones. TensorBoard reads a run's
+    event files in name order, and a name begins with its creation second: a resumed run's file created in the
+    same second as the killed process's would be ordered by the names' counters ('…10' before '…9'), and the
+    killed process's events past the checkpoint would be read after the purge marker, not hidden. Waits at
+    most until the next second, and only then."""
+    stamps = [int(p.name.split(".")[3]) for p in Path(run_dir).glob("events.out.tfevents.*")
+              if len(p.name.split(".")) > 3 and p.name.split(".")[3].isdigit()]
+    while stamps and int(time.time()) <= max(stamps):
+        time.sleep(0.02)
+
+
 class RunLogger:
     def __init__(self, run_dir: Path, hparams: dict[str, Any] | None = None, purge_after: int | None = None,
                  name: str | None = None):
@@ -43,6 +56,7 @@ class RunLogger:
         (values or range) taken over all runs, the columns that vary first, and every scalar tag as a
         metric. So a mixed sweep, even one trained by many processes, lists every key that varies."""
         purge = None if purge_after is None else purge_after + 1
+        wait_to_sort_last(run_dir)
         self.writer = SummaryWriter(log_dir=str(run_dir), flush_secs=30, purge_step=purge)
         if hparams is not None:
             self.writer.file_writer.add_summary(hparams_pb(hparams, trial_id=name or str(run_dir)))

@@ -110,3 +110,28 @@ def test_a_fresh_start_clears_a_dead_process_files_and_files_are_group_readable(
     assert not (run / "events.out.tfevents.1.dead.1").exists()
     for name in (CHECKPOINT, "status.json", "config.yaml", "identity.json"):
         assert stat.S_IMODE((run / name).stat().st_mode) == 0o664, name
+
+
+def test_a_resumed_run_event_file_sorts_after_the_killed_one(tmp_path):
+    """TensorBoard reads a run's event files in name order; one created in the same second as an earlier one
+    would be ordered by its counter ('…10' before '…9') and the purge on resume would miss the old events."""
+    import time
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ppo_bench.tblog import RunLogger
+
+    old = RunLogger(tmp_path)
+    for step in (1, 2, 3):
+        old.scalars({"x": float(step)}, step)
+    old.close()
+    (name,) = [p.name for p in tmp_path.glob("events.out.tfevents.*")]
+    later = name.split(".")
+    later[3], later[-1] = str(int(time.time()) + 1), "9"  # as if made within the next second, by counter 9
+    (tmp_path / name).rename(tmp_path / ".".join(later))
+    new = RunLogger(tmp_path, purge_after=1)  # resumed from the checkpoint of step 1
+    new.scalars({"x": 20.0}, 2)
+    new.close()
+    files = sorted(p.name for p in tmp_path.glob("events.out.tfevents.*"))
+    assert files[0] == ".".join(later)  # the new file sorts last
+    assert [(e.step, e.value) for e in EventAccumulator(str(tmp_path)).Reload().Scalars("x")] == [(1, 1.0), (2, 20.0)]
