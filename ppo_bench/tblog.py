@@ -36,8 +36,8 @@ def wait_to_sort_last(run_dir: Path) -> None:
     same second as the killed process's would be ordered by the names' counters ('…10' before '…9'), and the
     killed process's events past the checkpoint would be read after the purge marker, not hidden. Waits at
     most until the next second, and only then."""
-    stamps = [int(p.name.split(".")[3]) for p in Path(run_dir).glob("events.out.tfevents.*")
-              if len(p.name.split(".")) > 3 and p.name.split(".")[3].isdigit()]
+    fields = [p.name.split(".") for p in Path(run_dir).glob("events.out.tfevents.*")]
+    stamps = [int(f[3]) for f in fields if len(f) > 3 and f[3].isdigit()]
     while stamps and int(time.time()) <= max(stamps):
         time.sleep(0.02)
 

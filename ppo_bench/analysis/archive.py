@@ -72,10 +72,11 @@ def unpack(archive_dir: Path, run_root: Path, settings: list[str] | None = None)
     if not archives:
         raise ConfigError(f"no archive (<env>/<setting>.npz) in {archive_dir}")
     if settings:
-        unknown = sorted(set(settings) - {a.stem for a in archives})
+        present = {a.stem for a in archives}
+        unknown = sorted(set(settings) - present)
         if unknown:
             raise ConfigError(f"no archive of setting {', '.join(unknown)} in {archive_dir}; it has "
-                              f"{', '.join(sorted({a.stem for a in archives}))}")
+                              f"{', '.join(sorted(present))}")
         archives = [a for a in archives if a.stem in settings]
     loaded = [(a.parent.name, a.stem, np.load(a)) for a in archives]
     for env, setting, data in loaded:

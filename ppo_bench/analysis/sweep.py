@@ -151,14 +151,19 @@ def interval_estimates(scores: dict[tuple, np.ndarray], reps: int, seed: int) ->
     return out
 
 
+def group_cells(runs: list[SweepRun], by: Sequence[str]) -> tuple[dict[tuple, list[SweepRun]], list[tuple]]:
+    """The runs per (env, *values of ``by``), and those keys in the tables' order (env, then each value)."""
+    cells: dict[tuple, list[SweepRun]] = {}
+    for r in runs:
+        cells.setdefault((r.env, *(r.config.get(k) for k in by)), []).append(r)
+    return cells, sorted(cells, key=lambda k: (k[0], *(_sort_value(v) for v in k[1:])))
+
+
 def build_sweep_table(runs: list[SweepRun], by: Sequence[str], random_scores: dict[str, float],
                       reps: int = 2000, seed: int = 0) -> pd.DataFrame:
     """One row per environment × group: seeds (finished runs with an episode), failed and unfinished runs,
     score mean ± std, 95% CIs of the mean and IQM, the random policy's score and the fraction of seeds below it."""
-    cells: dict[tuple, list[SweepRun]] = {}
-    for r in runs:
-        cells.setdefault((r.env, *(r.config.get(k) for k in by)), []).append(r)
-    keys = sorted(cells, key=lambda k: (k[0], *(_sort_value(v) for v in k[1:])))
+    cells, keys = group_cells(runs, by)
     scores = {k: np.array([r.score for r in cells[k] if r.status == "finished" and math.isfinite(r.score)])
               for k in keys}
     ci = interval_estimates(scores, reps, seed)
@@ -186,11 +191,7 @@ def build_tag_table(runs: list[SweepRun], by: Sequence[str], tags: Sequence[str]
     """One row per environment × group × tag, over the group's finished runs that logged the tag: ``runs``,
     ``end_mean`` (the mean over runs of each run's mean of its last ``tail`` values), ``end_std`` (their std
     over runs), and ``min`` and ``max`` (over every value any of them logged)."""
-    cells: dict[tuple, list[SweepRun]] = {}
-    for r in runs:
-        if r.status == "finished":
-            cells.setdefault((r.env, *(r.config.get(k) for k in by)), []).append(r)
-    keys = sorted(cells, key=lambda k: (k[0], *(_sort_value(v) for v in k[1:])))
+    cells, keys = group_cells([r for r in runs if r.status == "finished"], by)
     rows = []
     for k in keys:
         for tag in tags:
@@ -206,10 +207,6 @@ def build_tag_table(runs: list[SweepRun], by: Sequence[str], tags: Sequence[str]
     return pd.DataFrame(rows)
 
 
-def _g(x: float) -> str:
-    return "—" if x is None or not math.isfinite(x) else f"{x:.3g}"
-
-
 def render_tag_markdown(tags_table: pd.DataFrame, by: Sequence[str], tail: int) -> str:
     """scores.md's diagnostics section: per environment, a row per group, a column per tag."""
     if tags_table.empty:
@@ -222,14 +219,15 @@ def render_tag_markdown(tags_table: pd.DataFrame, by: Sequence[str], tail: int) 
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         for _, g in rows.groupby(list(by), sort=False):
             first = g.iloc[0]
-            cells = {r.tag: f"{_g(r.end_mean)} [{_g(r['min'])}, {_g(r['max'])}]" for _, r in g.iterrows()}
+            cells = {r.tag: f"{_fmt(r.end_mean, '.3g')} [{_fmt(r['min'], '.3g')}, {_fmt(r['max'], '.3g')}]"
+                     for _, r in g.iterrows()}
             lines.append("| " + " | ".join([*(str(first[k]) for k in by), *(cells.get(t, "—") for t in tags)]) + " |")
         parts.append(f"### {env}\n\n" + "\n".join(lines) + "\n")
     return "\n".join(parts)
 
 
-def _fmt(x: float, digits: int = 1) -> str:
-    return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+def _fmt(x: float, spec: str = ".1f") -> str:
+    return "—" if x is None or not math.isfinite(x) else format(x, spec)
 
 
 def render_markdown(table: pd.DataFrame, by: Sequence[str], folder: str, command: str, reps: int, last: int,

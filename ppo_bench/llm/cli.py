@@ -29,7 +29,6 @@ from ppo_bench.llm.config import LLM_CONF_DIR, register_configs
 register_configs()
 
 
-
 SWEEP_FUNCTIONS = ("range(", "choice(", "glob(", "interval(")
 # the groups and keys a run folder is always named after (conf_llm/config.yaml's run_name)
 GROUP_KEYS = {"task": "task.name", "model": "model.name", "algo": "algo.name"}
