@@ -1,10 +1,13 @@
 """Crash-safe file writes: write to a temporary name in the same folder, then rename. The file gets the
-permissions the umask gives any new file, as open() would, not mkstemp's owner-only 0600."""
+permissions the umask gives any new file, as open() would, not mkstemp's owner-only 0600. ``read_json`` is
+their reader for a run's small JSON files (status, summary, evaluations)."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -45,3 +48,22 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     buf = io.BytesIO()
     torch.save(obj, buf)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_json(path: str | os.PathLike) -> dict | None:
+    """The JSON object in a file written by ``atomic_write_text``, or None when there is none: the file is missing,
+    or it is unreadable or not a JSON object. The writers never leave a partial file, so the second case is damage
+    from outside; it gets a one-line warning on stderr, and callers treat the file as absent (a run whose status
+    is lost resumes from its checkpoint and writes it again)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:  # ValueError: JSONDecodeError and UnicodeDecodeError
+        print(f"warning: {path} is unreadable ({type(e).__name__}: {e}); ignored", file=sys.stderr, flush=True)
+        return None
+    if not isinstance(data, dict):
+        print(f"warning: {path} holds a JSON {type(data).__name__}, not an object; ignored", file=sys.stderr, flush=True)
+        return None
+    return data

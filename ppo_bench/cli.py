@@ -11,6 +11,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+from ppo_bench.atomic import read_json
 from ppo_bench.config import CONF_DIR, register_configs, validate
 from ppo_bench.errors import ConfigError, RunsFailed
 from ppo_bench.hydra_cli import exit_on_user_error, run_hydra_app
@@ -18,7 +19,7 @@ from ppo_bench.population import RunSpec, expand
 from ppo_bench.preemption import Interrupted
 from ppo_bench.run_folder import PREVIOUS, RunLocks
 from ppo_bench.identity import IDENTITY
-from ppo_bench.train import CHECKPOINT, STATUS, PopulationTrainer, check_run_identity, read_status
+from ppo_bench.train import CHECKPOINT, STATUS, PopulationTrainer, check_run_identity
 
 register_configs()
 
@@ -62,7 +63,7 @@ def train_locked(cfg: DictConfig, specs: list[RunSpec]) -> dict[str, dict]:
         per_iter = cfg.env.num_envs * cfg.algo.num_steps
         needed = math.ceil(cfg.ppo.total_timesteps / per_iter) * per_iter
         for s in specs:
-            st = read_status(s.dir)
+            st = read_json(s.dir / STATUS)
             # finished means finished at this length: a raised ppo.total_timesteps continues the run
             if st and st["status"] == "finished" and st["global_step"] >= needed:
                 summary[s.name] = {"status": "finished (skipped)", "score_last100": st["score_last100"],

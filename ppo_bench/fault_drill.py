@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime
 import importlib
-import json
 import math
 import os
 import pickle
@@ -38,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ppo_bench.atomic import read_json
 from ppo_bench.errors import OneLineArgumentParser
 
 REPO = Path(__file__).resolve().parent.parent
@@ -331,13 +331,6 @@ def identical(a: Path, b: Path) -> tuple[bool, str]:
     return True, "yes (checkpoint and every scalar)"
 
 
-def read_status(run_dir: Path) -> dict | None:
-    try:
-        return json.loads((run_dir / "status.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def logged_steps(run_dir: Path, tag: str = "losses/policy") -> list[int]:
     return [s for s, _ in scalars(run_dir).get(tag, [])] if Path(run_dir).is_dir() else []
 
@@ -468,7 +461,7 @@ def wait_for(proc: Process, ready: Callable[[], bool], poll: float = 0.005) -> b
 
 def checkpointed(run_dir: Path, iteration: int) -> Callable[[], bool]:
     def ready() -> bool:
-        st = read_status(run_dir)
+        st = read_json(run_dir / "status.json")
         return bool(st) and st["status"] == "running" and st["iteration"] >= iteration
     return ready
 
@@ -497,7 +490,7 @@ def interrupt_and_resume(drill: Drill, sig: signal.Signals, item: str, also: boo
     row.commands.append(f"`{kill} <its pid>` once iteration 2 is checkpointed")
     expected = -sig if sig == signal.SIGKILL else 128 + sig
     row.expect(o.code == expected, f"exit code {o.code}, not {expected}")
-    at = (read_status(run_dir) or {}).get("global_step")
+    at = (read_json(run_dir / "status.json") or {}).get("global_step")
     logged = max(logged_steps(run_dir), default=0)
     if sig == signal.SIGKILL:
         resume, how = merged(base, "resume=true"), "resumed with resume=true: "
@@ -604,7 +597,7 @@ def diverging_member(drill: Drill) -> list[Row]:
     o = row.ran(drill.run("ppo-bench", *SMALL, "checkpoint_every=1", f"run_root={root}",
                           "population.objectives=[{name:clip,eps:0.2},{name:kl_adaptive,beta:3e38,kl_target:1e-9}]"))
     member = next((p.parent for p in root.glob("*/kl_adaptive*/seed0/status.json")), None)
-    status = read_status(member) if member else None
+    status = read_json(member / "status.json") if member else None
     if not row.expect(status is not None and status["status"] == "failed",
                       f"the kl_adaptive member did not fail ({status}): the fault was not provoked"):
         return [row]
@@ -653,7 +646,7 @@ def corrupt_checkpoint(drill: Drill) -> list[Row]:
     a.expect(len(warned) == 1 and "checkpoint.prev.pt" in warned[0], "no one-line warning naming the previous checkpoint")
     a.expect(len(o.lines) == 1, f"{len(o.lines)} lines on stderr, not the one warning")
     a.expect((bad / "checkpoint.corrupt.pt").exists(), "the damaged checkpoint was not set aside")
-    st = read_status(bad) or {}
+    st = read_json(bad / "status.json") or {}
     a.expect(st.get("status") == "finished" and st.get("global_step") == 4096, f"seed 1 ended {st}")
     a.lost = "seed 1's last iteration (steps 2817–3072), trained again from checkpoint.prev.pt; seed 0: none"
     if o.code == 0:  # the healthy member, continued beside the damaged one, must still equal the run alone
@@ -673,6 +666,32 @@ def corrupt_checkpoint(drill: Drill) -> list[Row]:
     b.expect(not diff, f"files written: {diff[:3]}")
     b.lost = "none: no file of either member written (the lock files aside)" if not diff else f"files changed: {diff[:3]}"
     return [a, b]
+
+
+def damaged_status(drill: Drill) -> list[Row]:
+    """Item 4c: a finished run's status.json cut mid-file (damage from outside: ppo-bench writes it atomically),
+    then the same command with resume=true."""
+    row = Row("4c", "a finished run's status.json cut to half its size, then resume")
+    ref, o = drill.reference()
+    if not row.expect(o.code == 0, f"the reference run failed ({o.said()})"):
+        return [row]
+    root = drill.d / "status"
+    run = root / RUN
+    shutil.copytree(ref, run, ignore=shutil.ignore_patterns(".lock"))
+    row.commands.append(f"`cp -r {drill.shown(str(ref))} {drill.shown(str(run))}` (the finished small run)")
+    status = run / "status.json"
+    text = status.read_bytes()
+    status.write_bytes(text[: len(text) // 2])
+    row.commands.append(f"`truncate -s {len(text) // 2} {drill.shown(str(status))}`")
+    o = row.ran(drill.run("ppo-bench", *SMALL, "checkpoint_every=1", f"run_root={root}", "resume=true"))
+    row.expect(o.code == 0, "the resume did not finish")
+    row.expect(len(o.lines) == 1 and o.lines[0].startswith("warning:") and "status.json" in o.lines[0],
+               "not one warning line naming status.json")
+    st = read_json(status) or {}
+    row.expect(st.get("status") == "finished" and st.get("global_step") == 4096, f"status now {st}")
+    row.lost = "none: the status written again from the last checkpoint (already at the end), nothing trained again"
+    drill.compare_with_reference(row, run)
+    return [row]
 
 
 def sweep_with_changed_settings(drill: Drill) -> list[Row]:
@@ -707,7 +726,7 @@ def llm_sweep(drill: Drill) -> list[Row]:
     runs = sorted(p.parent for p in root.rglob("status.json"))
     temps = []
     for run in runs:
-        st, config = read_status(run) or {}, run / "config.yaml"
+        st, config = read_json(run / "status.json") or {}, run / "config.yaml"
         temp = re.search(r"^\s+temperature: (\S+)", config.read_text(), re.M) if config.exists() else None
         temps.append(temp.group(1) if temp else None)
         row.expect(st.get("status") == "finished" and st.get("step") == 4, f"{run.relative_to(root)}: {st}")
@@ -956,7 +975,7 @@ def full_disk(drill: Drill) -> list[Row]:
             row.expect(one, f"not one error line ({len(res.lines)} lines on stderr{', a traceback' if res.traceback else ''})")
         else:
             row.expect(res.code == 0, "the resume did not finish")
-    at = json.loads((logs / "disk-1.status").read_text()).get("global_step") if (logs / "disk-1.status").exists() else None
+    at = (read_json(logs / "disk-1.status") or {}).get("global_step")
     row.lost = f"none in the result: resumed from the last checkpoint written before the disk filled (step {at})"
     drill.compare_with_reference(row, copy / RUN)
     return [row]
@@ -971,6 +990,7 @@ SCENARIOS: dict[str, Callable[[Drill], list[Row]]] = {
     "diverging": diverging_member,
     "beta-inf": infinite_beta,
     "corrupt": corrupt_checkpoint,
+    "damaged-status": damaged_status,
     "sweep": sweep_with_changed_settings,
     "llm-sweep": llm_sweep,
     "bad-input": bad_input,

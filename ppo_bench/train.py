@@ -16,7 +16,6 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -74,11 +73,6 @@ def check_run_state(state: dict) -> None:
     missing = [k for k in RUN_STATE_KEYS if k not in state]
     if missing:
         raise ValueError(f"not a ppo-bench run checkpoint (missing {', '.join(missing)})")
-
-
-def read_status(run_dir: Path) -> dict | None:
-    path = Path(run_dir) / STATUS
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 @dataclass

@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from ppo_bench.atomic import read_json
+
 REPO = Path(__file__).resolve().parent.parent
 BASELINES_PPO2 = {"HalfCheetah-v5": 1668.58, "Hopper-v5": 2316.16}  # openai/baselines ppo2, gym v2, 1M steps
 EXPECTED = {"HalfCheetah-v5": 1500.0, "Hopper-v5": 2000.0}
@@ -71,7 +73,7 @@ def main() -> None:
         scores, walls = [], []
         for seed in args.seeds.split(","):
             status = root / env / "clip_eps0.2" / f"seed{seed}" / "status.json"
-            st = json.loads(status.read_text()) if status.is_file() else {"status": "missing"}
+            st = read_json(status) or {"status": "missing"}
             if st["status"] == "finished" and st.get("global_step", args.steps) >= args.steps:
                 scores.append(st["score_last100"])
                 walls.append(st["wall_s"])

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--losses takes DPO losses ({', '.join(DPO_LOSSES)}), got {unknown or 'none'}")
     register_configs()
     from ppo_bench.llm.train import train_from_config
-    from ppo_bench.llm.train import read_json
+    from ppo_bench.atomic import read_json
 
     runs, rows, pairs_file = {}, [], None
     try:

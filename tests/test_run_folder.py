@@ -1,7 +1,8 @@
 """A run folder's guards (ppo_bench.run_folder): one process at a time, the previous checkpoint kept and
 used when the last is damaged, checkpoints read as data only, a fresh start clearing a dead process's
-files, files readable by the group."""
+files, files readable by the group, a damaged status file read as absent."""
 
+import json
 import os
 import stat
 import subprocess
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from ppo_bench.atomic import atomic_write_text, read_json
 from ppo_bench.cli import train_from_config
 from ppo_bench.errors import ConfigError
 from ppo_bench.fault_drill import snapshot
@@ -135,3 +137,32 @@ def test_a_resumed_run_event_file_sorts_after_the_killed_one(tmp_path):
     files = sorted(p.name for p in tmp_path.glob("events.out.tfevents.*"))
     assert files[0] == ".".join(later)  # the new file sorts last
     assert [(e.step, e.value) for e in EventAccumulator(str(tmp_path)).Reload().Scalars("x")] == [(1, 1.0), (2, 20.0)]
+
+
+def test_read_json_takes_a_missing_or_damaged_file_as_absent(tmp_path, capsys):
+    f = tmp_path / "status.json"
+    assert read_json(f) is None and capsys.readouterr().err == ""  # missing: silent
+    atomic_write_text(f, json.dumps({"status": "finished", "global_step": 3}))
+    assert read_json(f) == {"status": "finished", "global_step": 3}
+    for damage in ('{"status": "fini', "[1, 2]", b"\xff\xfe{}"):
+        f.write_bytes(damage if isinstance(damage, bytes) else damage.encode())
+        assert read_json(f) is None
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"warning: {f} ") and err.rstrip().endswith("ignored")
+
+
+def test_a_finished_run_whose_status_is_damaged_resumes_from_its_checkpoint_and_reports(tmp_path, make_cfg, capsys):
+    from ppo_bench.analysis.runs import load_run
+    from ppo_bench.analysis.sweep import load_sweep_run
+
+    train_from_config(make_cfg(*TINY))
+    bad = tmp_path / "runs" / RUN.format(1)
+    (bad / "status.json").write_text('{"status": "finished", "glo')  # damaged from outside
+    capsys.readouterr()
+    assert load_run(bad).status == "started"  # the reports read it as unfinished, with a warning, not a traceback
+    assert load_sweep_run(bad, []).status == "started"
+    assert capsys.readouterr().err.count("warning:") == 2
+    out = train_from_config(make_cfg(*TINY, "resume=true"))
+    assert {n: s["status"] for n, s in out.items()} == {RUN.format(0): "finished (skipped)", RUN.format(1): "finished"}
+    assert read_json(bad / "status.json")["global_step"] == 128  # its checkpoint was at the end: nothing retrained
+    assert load_run(bad).status == "finished"

@@ -20,7 +20,6 @@ cannot be continued; raising ``ppo.total_timesteps`` retrains it from the start)
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path

@@ -8,7 +8,6 @@ event file(s), ``config.yaml`` and ``status.json``. Episode returns are read wit
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import re
 import warnings
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
+
+from ppo_bench.atomic import read_json
 
 RETURN_TAG = "charts/episodic_return"
 SEED_DIR = re.compile(r"seed(\d+)$")
@@ -97,8 +98,8 @@ def load_run(run_dir: Path) -> Run | None:
         cfg = OmegaConf.load(config_path)
         run.objective = dict(OmegaConf.to_container(cfg.objective))
         run.total_timesteps = int(cfg.ppo.total_timesteps)
-    if status_path.exists():
-        st = json.loads(status_path.read_text())
+    st = read_json(status_path)  # a damaged status reads as absent: the run shows as started, with a warning
+    if st:
         run.status, run.global_step, run.error = st["status"], int(st["global_step"]), st.get("error")
         run.wall_s = float(st.get("wall_s", float("nan")))
     run.steps, run.returns = read_episodes(run_dir)

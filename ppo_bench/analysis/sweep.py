@@ -18,7 +18,6 @@ control cost).
 from __future__ import annotations
 
 import io
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from omegaconf import OmegaConf
 
 from ppo_bench.analysis.runs import RETURN_TAG, read_scalars
 from ppo_bench.analysis.scores import SCORE_EPISODES, TAG_TAIL, run_score
-from ppo_bench.atomic import atomic_write_bytes, atomic_write_text
+from ppo_bench.atomic import atomic_write_bytes, atomic_write_text, read_json
 
 DEFAULT_RANDOM = Path(__file__).resolve().parents[2] / "results" / "random_scores.csv"
 CURVE_POINTS = 100  # points on the timestep axis of a curve
@@ -95,8 +94,8 @@ def load_sweep_run(run_dir: Path, tags: Sequence[str], last: int = SCORE_EPISODE
     if "env.id" not in flat:
         return None  # not a ppo-bench run (e.g. an LLM run)
     status_path = run_dir / "status.json"
-    st = json.loads(status_path.read_text()) if status_path.exists() else {"status": "started", "global_step": 0}
-    return SweepRun(dir=run_dir, env=str(flat["env.id"]), seed=int(flat.get("seed", 0)), status=st["status"],
+    st = read_json(status_path) or {"status": "started", "global_step": 0}
+    return SweepRun(dir=run_dir, env=str(flat["env.id"]), seed=int(flat.get("seed", 0)), status=st.get("status", "started"),
                     config=flat, global_step=int(st.get("global_step", 0)),
                     scalars=read_scalars(run_dir, [RETURN_TAG, *tags]), last=last)
 
@@ -140,7 +139,7 @@ def interval_estimates(scores: dict[tuple, np.ndarray], reps: int, seed: int) ->
             points, intervals = rly.get_interval_estimates(enough, aggregates, reps=reps,
                                                            random_state=np.random.RandomState(seed))
         for k in enough:
-            (m, iqm), ((m_lo, iqm_lo), (m_hi, iqm_hi)) = points[k], intervals[k]
+            (_, iqm), ((m_lo, iqm_lo), (m_hi, iqm_hi)) = points[k], intervals[k]
             out[k] = dict(mean_lo=float(m_lo), mean_hi=float(m_hi), iqm=float(iqm), iqm_lo=float(iqm_lo),
                           iqm_hi=float(iqm_hi))
     for k, v in scores.items():

@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ppo_bench.atomic import atomic_write_text
+from ppo_bench.atomic import atomic_write_text, read_json
 from ppo_bench.errors import ConfigError, OneLineArgumentParser
 from ppo_bench.run_folder import CHECKPOINT, read_checkpoint
 
@@ -142,8 +142,8 @@ def reference_side(reference, tok, examples, prompts, answer_rows, file_pairs, s
     from ppo_bench.llm.preferences import PreferencePair, tokenize_pairs
 
     path = Path(cache_dir) / f"reference_{cache_key(settings)}.json" if cache_dir else None
-    if path is not None and path.is_file():
-        side = json.loads(path.read_text())
+    side = read_json(path) if path is not None else None  # a damaged cache is computed again
+    if side is not None:
         side["pairs"] = [PreferencePair(**p) for p in side["pairs"]]
         return side
     with autocast():
@@ -226,7 +226,7 @@ def evaluate_run(run_dir: str | Path, *, n: int | None = None, pairs_file: str |
     elif rm_path:
         rm = load_reward_model(rm_path, tok, dev, dtype)
 
-    summary = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").is_file() else {}
+    summary = read_json(folder / "summary.json") or {}
     ref_greedy = ref["greedy"]
     out: dict = {
         "run_dir": str(folder), "algo": cfg.algo.name, "label": summary.get("algo", cfg.algo.name), "model": cfg.model.name,
