@@ -1,4 +1,5 @@
-"""What a benchmark or reference run was measured on: the machine, the libraries, the code's commit.
+"""What a benchmark or reference run was measured on: the machine, the libraries, the code's commit; and the
+process's peak memory, with the phase of a run that reached it.
 
 Every timing in ``results/`` is stored beside ``describe()``, so that a figure can be traced to the
 hardware and to the exact code that produced it (README, "Throughput")."""
@@ -9,6 +10,9 @@ import importlib
 import os
 import platform
 import subprocess
+import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,3 +53,36 @@ def describe(*libraries: str) -> dict:
         except ImportError:
             out[name] = None
     return out
+
+
+def peak_rss_mb() -> float | None:
+    """The process's peak resident memory so far (Linux and macOS), in MB; None where it is not known (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux, bytes on macOS
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+class PeakPhases:
+    """Which phase of a run reached the process's peak resident memory. The peak (ru_maxrss) only rises; a phase
+    that ends above where it began raised it, and the innermost such phase is kept with the new peak. Phases nest
+    (``"setup"`` around ``"setup: pairs"``); ``times`` adds each phase's seconds under a key the caller names."""
+
+    def __init__(self) -> None:
+        self.peak_mb: float | None = None  # this process's peak when ``phase`` last saw it rise
+        self.phase: str | None = None  # the phase during which it rose to ``peak_mb``
+
+    @contextmanager
+    def __call__(self, name: str, times: dict[str, float] | None = None, key: str | None = None):
+        before, t = peak_rss_mb(), time.perf_counter()
+        try:
+            yield
+        finally:
+            if times is not None and key is not None:
+                times[key] = times.get(key, 0.0) + time.perf_counter() - t
+            after = peak_rss_mb()
+            # a rise an inner phase already claimed (the peak is where it left it) stays the inner phase's
+            if after is not None and (before is None or after > before) and after != self.peak_mb:
+                self.peak_mb, self.phase = after, name

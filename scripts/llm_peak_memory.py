@@ -5,7 +5,8 @@
 
 Each algorithm trains a few steps of its reference experiment (conf_llm/experiment/<algo>_addition.yaml,
 with a small evaluation and, for DPO, a few task pairs) in a fresh process, one after the other, and
-the peak resident memory of that process (summary.json's ``peak_rss_mb``) is collected. Writes
+the peak resident memory of that process (summary.json's ``peak_rss_mb``) is collected, with the phase of the
+run that reached it (``peak_rss_phase``: loading, setup and its parts, step, evaluation, checkpoint). Writes
 results/llm/peak_memory.json and .md with the models each method holds: PPO the policy with its value
 head, a reference and the reward (here the task's verifier: a reward model would add one more LM);
 GRPO the policy (β = 0 in its reference run: no reference); DPO the policy, whose reference
@@ -44,7 +45,8 @@ def measure(algo: str, model: str, steps: int, run_root: Path) -> dict:
     if r.returncode != 0:
         raise SystemExit(f"error: {algo} failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
     summary = json.loads(next(run_root.rglob("summary.json")).read_text())
-    return {"algo": algo, "models_held": MODELS_HELD[algo], "peak_rss_mb": summary["peak_rss_mb"], "steps": summary["steps"],
+    return {"algo": algo, "models_held": MODELS_HELD[algo], "peak_rss_mb": summary["peak_rss_mb"],
+            "peak_rss_phase": summary.get("peak_rss_phase"), "steps": summary["steps"],
             "seconds_per_step": summary["seconds_per_step"].get("total", summary["seconds_per_step"].get("update")), "command": "ppo-bench-llm " + " ".join(args)}
 
 
@@ -65,8 +67,10 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / f"{stem}.json", json.dumps(res, indent=2) + "\n")
     lines = [f"# Peak memory of PPO, GRPO and DPO ({args.model}, {args.steps} steps of each reference experiment)", "",
-             f"Regenerate: `{res['command']}`", "", "| algo | models held | peak RSS (MB) | s/step |", "|---|---|---:|---:|"]
-    lines += [f"| {r['algo']} | {r['models_held']} | {r['peak_rss_mb']:.0f} | {r['seconds_per_step']} |" for r in rows]
+             f"Regenerate: `{res['command']}`", "", "| algo | models held | peak RSS (MB) | reached in | s/step |",
+             "|---|---|---:|---|---:|"]
+    lines += [f"| {r['algo']} | {r['models_held']} | {r['peak_rss_mb']:.0f} | {r['peak_rss_phase']} | {r['seconds_per_step']} |"
+              for r in rows]
     atomic_write_text(args.out / f"{stem}.md", "\n".join(lines) + "\n")
     print("\n".join(lines[4:]))
     return 0

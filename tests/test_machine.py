@@ -1,6 +1,10 @@
-"""The description stored beside every benchmark figure: the commit must be the code's own."""
+"""The description stored beside every benchmark figure: the commit must be the code's own. The phase that reached
+a process's peak memory."""
 
+import json
+import os
 import subprocess
+import sys
 
 from ppo_bench.machine import describe, git_commit
 
@@ -31,3 +35,32 @@ def test_describe_reports_missing_libraries_as_none():
     assert d["cores"] >= 1 and d["cpu"] and d["python"].count(".") == 2
     assert d["numpy"] == __import__("numpy").__version__
     assert d["no_such_library_here"] is None
+
+
+def test_peak_phases_names_the_innermost_phase_that_raised_the_peak():
+    # in a fresh process: the test process's own peak may already lie above what the phases allocate
+    code = """
+import json, numpy as np
+from ppo_bench.machine import PeakPhases, peak_rss_mb
+phase, times, seen = PeakPhases(), {}, []
+with phase("setup", times, "setup_s"):
+    with phase("setup: pairs"):
+        a = np.ones(50_000_000); del a          # 400 MB, inside the inner phase
+    with phase("setup: reference"):
+        pass                                   # raises nothing
+seen.append(phase.phase)
+with phase("step"):
+    with phase("step: generation"):
+        pass
+    b = np.ones(100_000_000); del b             # 800 MB, in the outer phase after its inner one
+seen.append(phase.phase)
+with phase("evaluation"):
+    pass                                       # below the peak: the step keeps it
+seen.append(phase.phase)
+print(json.dumps([seen, times["setup_s"] > 0, phase.peak_mb == peak_rss_mb()]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.getcwd()}).stdout
+    seen, timed, at_peak = json.loads(out)
+    assert seen == ["setup: pairs", "step", "step"]
+    assert timed and at_peak

@@ -81,30 +81,29 @@ class DPO:
 
     def prepare(self, resuming: bool) -> None:
         """Pairs and their reference log-probs: from the cache when resuming, otherwise built and cached."""
-        t = time.perf_counter()
+        run = self.run
         if resuming and self.cache_path.is_file():
             cache = read_checkpoint(self.cache_path, what="the preference cache")  # as data: runs no code
             self.pairs = [PreferencePair(**p) for p in cache["pairs"]]
             self.ref_chosen, self.ref_rejected, self.pair_stats = cache["ref_chosen"], cache["ref_rejected"], cache["stats"]
             self.tokenized = tokenize_pairs(self.tok, self.pairs, self.eos_id)
             return
-        if self.pairs is None:
-            self.pairs = self.build_pairs()
-        self.pair_stats = self.pair_stats or {"pairs": len(self.pairs)}
-        self.tokenized = tokenize_pairs(self.tok, self.pairs, self.eos_id)
-        longest = max(len(p) + max(len(c), len(r)) for p, c, r in self.tokenized)
-        limit = context_length(self.cfg.model)
-        if longest > limit:
-            raise ConfigError(f"a preference pair of {longest} tokens exceeds the context of model={self.cfg.model.name} ({limit} tokens)")
-        t1 = time.perf_counter()
-        self.run.times["pairs_s"] += t1 - t
-        if self.a.loss in REFERENCE_FREE:
-            self.ref_chosen = self.ref_rejected = torch.zeros(len(self.pairs))
-        else:
-            self.ref_chosen, self.ref_rejected = self.sequence_logps()  # the starting policy is π_ref
-        self.run.times["reference_s"] += time.perf_counter() - t1
-        self.run.run_dir.mkdir(parents=True, exist_ok=True)
-        write_jsonl(self.run.run_dir / "pairs.jsonl", self.pairs)
+        with run.phase("setup: pairs", run.times, "pairs_s"):
+            if self.pairs is None:
+                self.pairs = self.build_pairs()
+            self.pair_stats = self.pair_stats or {"pairs": len(self.pairs)}
+            self.tokenized = tokenize_pairs(self.tok, self.pairs, self.eos_id)
+            longest = max(len(p) + max(len(c), len(r)) for p, c, r in self.tokenized)
+            limit = context_length(self.cfg.model)
+            if longest > limit:
+                raise ConfigError(f"a preference pair of {longest} tokens exceeds the context of model={self.cfg.model.name} ({limit} tokens)")
+        with run.phase("setup: reference log-probs", run.times, "reference_s"):
+            if self.a.loss in REFERENCE_FREE:
+                self.ref_chosen = self.ref_rejected = torch.zeros(len(self.pairs))
+            else:
+                self.ref_chosen, self.ref_rejected = self.sequence_logps()  # the starting policy is π_ref
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        write_jsonl(run.run_dir / "pairs.jsonl", self.pairs)
         atomic_torch_save({"pairs": [p.__dict__ for p in self.pairs], "ref_chosen": self.ref_chosen,
                            "ref_rejected": self.ref_rejected, "stats": self.pair_stats}, self.cache_path)
 

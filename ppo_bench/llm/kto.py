@@ -106,7 +106,6 @@ class KTO:
         """The examples, their mismatched partners and the reference log-probs of both: from the cache when
         resuming, otherwise built and cached."""
         run = self.run
-        t = time.perf_counter()
         cached = resuming and self.cache_path.is_file()
         if cached:
             cache = read_checkpoint(self.cache_path, what="the preference cache")  # as data: runs no code
@@ -115,7 +114,8 @@ class KTO:
             self.ref, self.ref_kl = cache["ref"], cache["ref_kl"]
         else:
             if self.pairs is None:
-                self.pairs, self.pair_stats = pairs_for_run(run)
+                with run.phase("setup: pairs", run.times, "pairs_s"):
+                    self.pairs, self.pair_stats = pairs_for_run(run)
             self.pair_stats = self.pair_stats or {"pairs": len(self.pairs)}
             self.examples = unpair(self.pairs)
             self.partners = mismatched_partners([e.prompt for e in self.examples], self.cfg.seed)
@@ -128,11 +128,9 @@ class KTO:
         limit = context_length(self.cfg.model)
         if longest > limit:
             raise ConfigError(f"a KTO example of {longest} tokens exceeds the context of model={self.cfg.model.name} ({limit} tokens)")
-        t1 = time.perf_counter()
-        run.times["pairs_s"] += t1 - t
-        both = self.logps(self.rows + self.kl_rows)  # the starting policy is π_ref
-        self.ref, self.ref_kl = both[: len(self.rows)], both[len(self.rows):]
-        run.times["reference_s"] += time.perf_counter() - t1
+        with run.phase("setup: reference log-probs", run.times, "reference_s"):
+            both = self.logps(self.rows + self.kl_rows)  # the starting policy is π_ref
+            self.ref, self.ref_kl = both[: len(self.rows)], both[len(self.rows):]
         run.run_dir.mkdir(parents=True, exist_ok=True)
         write_jsonl(run.run_dir / "pairs.jsonl", self.pairs)
         atomic_torch_save({"examples": [e.__dict__ for e in self.examples], "partners": self.partners, "ref": self.ref,

@@ -35,7 +35,7 @@ from typing import Protocol
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ppo_bench.atomic import atomic_write_text
+from ppo_bench.atomic import atomic_write_text, read_json
 from ppo_bench.errors import ConfigError, NonFiniteLoss
 from ppo_bench.identity import IDENTITY, check_identity, training_keys, write_identity
 from ppo_bench.llm.config import NOT_IDENTITY, run_name, schema_defaults, validate
@@ -43,7 +43,8 @@ from ppo_bench.llm.evaluate import greedy_eval
 from ppo_bench.llm.models import context_length, eos_token_ids, load_model, load_tokenizer, resolve_device, resolve_dtype
 from ppo_bench.llm.tasks import Task, make_task, render_prompt
 from ppo_bench.llm.tblog import LLMRunLogger
-from ppo_bench.run_folder import (CHECKPOINT, PREVIOUS, RunLocks, clear_run_files, has_checkpoint, load_last_good,
+from ppo_bench.machine import PeakPhases, peak_rss_mb
+from ppo_bench.run_folder import (PREVIOUS, RunLocks, clear_run_files, has_checkpoint, load_last_good,
                                   save_checkpoint, set_aside)
 
 
@@ -59,23 +60,6 @@ class Algorithm(Protocol):
     def summary_extra(self, summary: dict) -> None: ...
     def progress_postfix(self, metrics: dict) -> str: ...
     def save_extra(self, folder: Path) -> None: ...
-
-
-def peak_rss_mb() -> float | None:
-    """The process's peak resident memory so far (Linux and macOS), in MB."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
-
-
-def read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
 
 
 def identity_keys(cfg: DictConfig) -> dict:
@@ -133,6 +117,8 @@ class LMRun:
         self.wall_s = 0.0  # training-loop seconds, summed over resumed segments
         self.eval_s = 0.0
         self.peak_rss_mb = None  # the largest peak resident memory of the run's earlier segments
+        self.peak_rss_phase = None  # and the phase that reached it
+        self.phase = PeakPhases()  # with run.phase("setup"): which phase reaches this process's peak memory
         self.times: dict[str, float] = {}
         self.last_samples: list[dict] = []
         self.eval_examples = task.eval_split()
@@ -214,6 +200,7 @@ class LMRun:
             "wall_s": self.wall_s,
             "eval_s": self.eval_s,
             "peak_rss_mb": self.peak_rss(),
+            "peak_rss_phase": self.peak_phase(),
             "times": self.times,
             "config": OmegaConf.to_container(self.cfg, resolve=True),
         }
@@ -237,12 +224,20 @@ class LMRun:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.step, self.updates, self.history, self.evals = state["step"], state["updates"], state["history"], state["evals"]
         self.wall_s, self.eval_s, self.times = state["wall_s"], state["eval_s"], state["times"]
-        self.peak_rss_mb = state.get("peak_rss_mb")
+        self.peak_rss_mb, self.peak_rss_phase = state.get("peak_rss_mb"), state.get("peak_rss_phase")
         return True
 
     def peak_rss(self) -> float | None:
         """The run's peak resident memory: the largest of this process's and its earlier segments'."""
         return max((p for p in (peak_rss_mb(), self.peak_rss_mb) if p is not None), default=None)
+
+    def peak_phase(self) -> str | None:
+        """The phase that reached ``peak_rss()``: "loading" when this process peaked before training began (the
+        models, the tokenizer), None where the peak is not known."""
+        now = peak_rss_mb()
+        if now is None or (self.peak_rss_mb is not None and self.peak_rss_mb > now):
+            return self.peak_rss_phase  # an earlier segment's
+        return self.phase.phase if self.phase.peak_mb == now else "loading"
 
     def save_model(self) -> None:
         """The final policy as a Hugging Face directory (written beside, then renamed into place), with
@@ -284,6 +279,7 @@ class LMRun:
             "device": str(self.device),
             "torch_threads": torch.get_num_threads(),
             "peak_rss_mb": self.peak_rss(),  # the largest over the run's processes (segments of a resumed run)
+            "peak_rss_phase": self.peak_phase(),  # setup, step, evaluation, checkpoint, saving the model, or loading
         }
         self.algorithm.summary_extra(s)
         return s
@@ -299,7 +295,8 @@ class LMRun:
         write_identity(self.run_dir, identity_keys(cfg), steps=a.steps, max_wall_s=cfg.max_wall_s)
         atomic_write_text(self.run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         t = time.perf_counter()
-        self.algorithm.prepare(resuming)
+        with self.phase("setup"):
+            self.algorithm.prepare(resuming)
         if cfg.setup_in_wall:  # the algorithm's setup (pairs, the reference pass) spends the budget too
             self.wall_s += time.perf_counter() - t
         # after a resume, TensorBoard drops what the killed process logged past its last checkpoint
@@ -313,30 +310,36 @@ class LMRun:
             bar = tqdm(total=a.steps, initial=self.step, desc=run_name(cfg), unit="step", file=sys.stderr, dynamic_ncols=True)
         try:
             if cfg.eval.before and not any(e["step"] == 0 for e in self.evals):
-                self.log_eval(log, self.evaluate(final=True))
+                with self.phase("evaluation"):
+                    self.log_eval(log, self.evaluate(final=True))
             last_eval_wall = max((e.get("wall_s") or 0.0 for e in self.evals), default=0.0)
             while self.step < a.steps and not self.out_of_time():
                 t = time.perf_counter()
-                metrics = self.train_step()
+                with self.phase("step"):
+                    metrics = self.train_step()
                 log.scalars(metrics, self.step)
                 self.wall_s += time.perf_counter() - t
                 if self.periodic_eval_due(last_eval_wall):
                     t = time.perf_counter()
-                    self.log_eval(log, self.evaluate())
+                    with self.phase("evaluation"):
+                        self.log_eval(log, self.evaluate())
                     log.text("samples/train", self.last_samples, self.step)
                     if cfg.eval.in_wall:
                         self.wall_s += time.perf_counter() - t
                     last_eval_wall = self.wall_s
                 if self.step % cfg.checkpoint_every == 0 or self.step == a.steps or self.out_of_time():
                     t = time.perf_counter()
-                    self.save_checkpoint()
+                    with self.phase("checkpoint"):
+                        self.save_checkpoint()
                     self.wall_s += time.perf_counter() - t  # counted from the next checkpoint on
                 if bar is not None:
                     bar.set_postfix_str(self.algorithm.progress_postfix(metrics), refresh=False)
                     bar.update(1)
             if not any(e["step"] == self.step and e.get("final") for e in self.evals):
-                self.log_eval(log, self.evaluate(final=True))
-                self.save_checkpoint()
+                with self.phase("evaluation"):
+                    self.log_eval(log, self.evaluate(final=True))
+                with self.phase("checkpoint"):
+                    self.save_checkpoint()
         except NonFiniteLoss as e:
             self.write_status("failed", error=str(e))
             raise
@@ -345,7 +348,8 @@ class LMRun:
                 bar.close()
             log.close()
         if cfg.save_model:
-            self.save_model()
+            with self.phase("saving the model"):
+                self.save_model()
         summary = self.summary()
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
         self.write_status("finished", acc_before=summary["acc_before"], acc_after=summary["acc_after"])

@@ -92,11 +92,12 @@ def test_peak_memory_is_the_largest_over_resumed_segments(llm_cfg):
     args = [*TINY, "algo.steps=2", "eval.before=false", "run_name=peak", "checkpoint_every=1"]
     first = build_trainer(llm_cfg(*args))
     first.a.steps = 1  # stopped after its first checkpoint, as if killed
-    first.train()
+    assert first.train()["peak_rss_phase"] in {"loading", "setup", "step", "evaluation", "checkpoint"}
     (first.run_dir / "status.json").unlink()
     state = torch.load(first.run_dir / "checkpoint.pt", weights_only=True)
     assert state["peak_rss_mb"] > 0
     state["peak_rss_mb"] = 1.0e9  # an earlier segment that peaked higher than this process ever will
+    state["peak_rss_phase"] = "step"
     torch.save(state, first.run_dir / "checkpoint.pt")
-    second = build_trainer(llm_cfg(*args))
-    assert second.train()["peak_rss_mb"] == 1.0e9
+    second = build_trainer(llm_cfg(*args)).train()
+    assert second["peak_rss_mb"] == 1.0e9 and second["peak_rss_phase"] == "step"  # the segment's phase with its peak
