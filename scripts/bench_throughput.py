@@ -21,12 +21,13 @@ For one environment it measures, each in a fresh process pinned to one torch thr
                   with compile=true as experiment=figure3 runs them (eager under --no-compile), timed over
                   --algo-steps steps of every run (whole iterations: A2C's are 80 steps, CEM's 20 000)
 and the peak resident memory of each process. Training rates are timed over whole iterations
-(collect + update) after one warm-up iteration. With --repeats k every measurement is taken k times,
+(collect + update) after one warm-up iteration, and each iteration's seconds split into its phases (rollout,
+acting diagnostics, update, logging, the rest), printed per iteration. With --repeats k every measurement is taken k times,
 the rounds interleaved (all measurements once, then again), and each figure is the median of its k
 (all k kept in the JSON): the hosts are shared, and a slow spell during one measurement would
 otherwise skew its ratios. With --baseline REV the single and population rates (compiled too) are also
-measured with the code of git revision REV, checked out into a temporary worktree and run by its own copy
-of this script, interleaved with the current code's, and the ratios current/baseline printed: how a
+measured with the code of git revision REV, checked out into a temporary worktree whose ppo_bench and
+configs this script's own workers import (both sides timed by the same code), interleaved with the current code's, and the ratios current/baseline printed: how a
 change is shown to keep (or gain) speed. Results go to results/bench/throughput_<env>.json
 with the machine's description; the load average is recorded because these machines are shared.
 """
@@ -47,6 +48,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def peak_rss_mb() -> float:
+    # not ppo_bench.machine.peak_rss_mb: the workers also run on --baseline's older tree, which may not have it
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -88,18 +90,46 @@ def trained_rate(env_id: str, overrides: list[str], compiled: bool, iters: int |
     trainer = PopulationTrainer(cfg, population_specs(cfg))
     if iters is None:
         iters = max(1, -(-steps_per_run // (trainer.N * trainer.T)))
+    phase_s = time_phases(trainer)
     trainer.start(resume=False)
     t0 = time.perf_counter()
     trainer.iterate()  # warm-up (and, compiled, the compilation)
     warmup_s = time.perf_counter() - t0
+    phase_s.clear()
     steps, t0 = 0, time.perf_counter()
     for _ in range(iters):
         steps += trainer.iterate()[0]
     elapsed = time.perf_counter() - t0
     trainer.close()
+    phase_s = {k: v / iters for k, v in phase_s.items()}
+    phase_s["other"] = elapsed / iters - sum(phase_s.values())  # checkpoints, the iteration's own bookkeeping
     return {"sps": steps / elapsed, "runs": trainer.R, "steps": steps, "seconds": elapsed, "iterations": iters,
             "steps_per_iteration": trainer.R * trainer.N * trainer.T, "peak_rss_mb": peak_rss_mb(),
-            "vector_env": type(trainer.envs).__name__, "compiled": compiled, "warmup_iteration_s": warmup_s}
+            "vector_env": type(trainer.envs).__name__, "compiled": compiled, "warmup_iteration_s": warmup_s,
+            "phase_s_per_iteration": phase_s}
+
+
+PHASES = ("collect", "acting_diagnostics", "update", "log")  # what PopulationTrainer.iterate calls, where it has them
+
+
+def time_phases(trainer) -> dict[str, float]:
+    """Wrap the trainer's per-iteration methods (those of PHASES it has: older code lacks some) to add their seconds
+    to the returned dict, so that an iteration's time splits into rollout, diagnostics, update and logging."""
+    seconds: dict[str, float] = {}
+    for name in PHASES:
+        method = getattr(trainer, name, None)
+        if method is None:
+            continue
+
+        def timed(*args, _method=method, _name=name, **kwargs):
+            t = time.perf_counter()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                seconds[_name] = seconds.get(_name, 0.0) + time.perf_counter() - t
+
+        setattr(trainer, name, timed)
+    return seconds
 
 
 def ppo_worker(env_id: str, population: bool, iters: int, compiled: bool = False) -> dict:
@@ -144,10 +174,11 @@ def sb3_worker(env_id: str, iters: int) -> dict:
 
 
 def in_subprocess(*args: str, tree: Path = REPO) -> dict:
-    """Run one worker in a fresh interpreter (its own memory peak, no shared state), with the code of
-    ``tree`` (this checkout, or the baseline's worktree)."""
+    """Run one worker of this script in a fresh interpreter (its own memory peak, no shared state), with the
+    ppo_bench package and configs of ``tree`` (this checkout, or the baseline's worktree): both sides are timed by
+    the same worker code."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run([sys.executable, str(tree / "scripts" / "bench_throughput.py"), "--worker", *args],
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", *args],
                          capture_output=True, text=True, cwd=tree, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"worker {args} failed:\n{out.stderr[-3000:]}")
@@ -308,6 +339,10 @@ def main() -> None:
         print(f"  {name:<{width}} {sps:>10,.0f} steps/s  {note}")
     for name, value in res["ratios"].items():
         print(f"  {name:<{width}} {value:>10.2f}")
+    print("\n  seconds per iteration, by phase (median round):")
+    for name, r in res.items():
+        if isinstance(r, dict) and "phase_s_per_iteration" in r:
+            print(f"  {name:<{width}} " + "  ".join(f"{k} {v:.3f}" for k, v in r["phase_s_per_iteration"].items()))
 
     out = Path(args.out or REPO / "results" / "bench" / f"throughput_{env}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
