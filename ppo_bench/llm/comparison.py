@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ppo_bench.atomic import atomic_write_text
+from ppo_bench.atomic import atomic_write_text, read_json
 from ppo_bench.errors import ConfigError, NonFiniteLoss, OneLineArgumentParser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,7 +134,6 @@ def compose_cfg(overrides: list[str]):
 def train_stage(overrides: list[str], log: Path, in_process: bool, read_only: bool = False) -> dict:
     """One ``ppo-bench-llm`` run (trained, resumed or skipped when finished; only read with ``read_only``); its summary."""
     from ppo_bench.llm.config import run_name
-    from ppo_bench.llm.train import read_json
 
     cfg = compose_cfg(overrides)  # a bad override fails here, in one line, before any process starts
     run_dir = Path(cfg.run_root) / run_name(cfg)
@@ -224,7 +223,8 @@ def build_pairs(c: Comparison) -> dict:
     from omegaconf import OmegaConf
 
     from ppo_bench.llm.preferences import pairs_for_run, write_jsonl
-    from ppo_bench.llm.train import LMRun, load_run_parts, peak_rss_mb, read_json
+    from ppo_bench.llm.train import LMRun, load_run_parts
+    from ppo_bench.machine import peak_rss_mb
 
     cfg = compose_cfg(c.pair_overrides())
     settings = json.loads(json.dumps({"model": OmegaConf.to_container(cfg.model, resolve=True),
@@ -291,7 +291,6 @@ def train_method(c: Comparison, key: str) -> dict:
 def evaluate_method(c: Comparison, row: dict, reward_model: str | None) -> dict:
     """``ppo-bench-llm-eval`` of a method's final policy (skipped when its file matches the run and reward model)."""
     from ppo_bench.llm.evaluate_run import evaluate_run
-    from ppo_bench.llm.train import read_json
 
     path = c.work / "evaluations" / f"{row['method']}.json"
     old = read_json(path)
@@ -382,7 +381,7 @@ def pairs_intro(evaluated: list[dict]) -> str:
             + (f" RLHF's reward model ranks y⁺ first on {fmt(rm.get('pair_accuracy'))} of them." if rm else ""))
 
 
-def readings(rows: list[dict]) -> str:
+def readings(rows: list[dict], reference: dict | None = None) -> str:
     """Sentences on the comparison's three questions (docs/llm.md: is GRPO cheaper than PPO, what DPO does to the
     chosen and rejected log-probs, how a preference-trained model scores), each figure read off the rows above."""
     by = {r["method"]: r for r in rows if r.get("evaluation")}
@@ -406,11 +405,77 @@ def readings(rows: list[dict]) -> str:
     if moved:
         out.append("**What does preference training do to the chosen and rejected log-probabilities?** On the held-out pairs, "
                    + "; ".join(moved) + ".")
-    out.append("**How should a preference-trained model be evaluated?** With the columns above, all computed by "
-               "`ppo-bench-llm-eval` the same way for every method: the task's exact-match accuracy and the win rate against "
-               "the starting model's answers, preference accuracy on held-out pairs, the reward model's score, the perplexity "
-               "of the reference answers (capability kept), the KL to the starting model and the completion length.")
+    out.append("**How should a preference-trained model be evaluated?** " + evaluation_reading(by, reference))
     return "\n\n".join(out) + "\n"
+
+
+def rank_correlation(x: list[float], y: list[float]) -> float | None:
+    """Spearman's ρ: Pearson's correlation of the ranks (ties share their mean rank); None for fewer than 3 pairs or
+    a constant side."""
+    def ranks(v: list[float]) -> list[float]:
+        order = sorted(range(len(v)), key=lambda i: v[i])
+        r = [0.0] * len(v)
+        i = 0
+        while i < len(v):
+            j = i
+            while j + 1 < len(v) and v[order[j + 1]] == v[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                r[order[k]] = (i + j) / 2
+            i = j + 1
+        return r
+
+    if len(x) < 3:
+        return None
+    rx, ry = ranks(x), ranks(y)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
+    return None if sxx == 0 or syy == 0 else sxy / math.sqrt(sxx * syy)
+
+
+def evaluation_reading(by: dict[str, dict], reference: dict | None) -> str:
+    """How far each held-out measure agrees with the task's accuracy across the methods (Spearman's ρ), and what the
+    capability and distance columns add: the figures of the table, read off."""
+    acc = {k: r["evaluation"]["accuracy"]["policy"] for k, r in by.items()}
+    label = {k: r["label"] for k, r in by.items()}
+    measures = {
+        "preference accuracy on the held-out pairs": {k: (r["evaluation"].get("preferences") or {}).get("accuracy") for k, r in by.items()},
+        "the reward model's score": {k: (r["evaluation"].get("reward_model") or {}).get("policy_score") for k, r in by.items()},
+        "the win rate against the starting model": {k: (r["evaluation"].get("win_rate") or {}).get("win_rate") for k, r in by.items()},
+    }
+    parts = []
+    for name, vals in measures.items():
+        keys = [k for k in by if vals[k] is not None and acc[k] is not None]
+        rho = rank_correlation([vals[k] for k in keys], [acc[k] for k in keys])
+        if rho is None:
+            continue
+        text = f"{name} orders the {len(keys)} methods as their held-out accuracy does with Spearman's ρ = {rho:+.2f}"
+        top = max(keys, key=lambda k: vals[k])
+        best = max(keys, key=lambda k: acc[k])
+        if top != best:
+            text += (f" (highest: {label[top]}, {fmt(vals[top])} with accuracy {fmt(acc[top])}; the most accurate, "
+                     f"{label[best]} at {fmt(acc[best])}, has {fmt(vals[best])})")
+        parts.append(text)
+    sentences = ["Across the methods, " + "; ".join(parts) + "." if parts else
+                 "Too few methods were evaluated to compare the measures."]
+    ppl = {k: r["evaluation"]["perplexity"]["policy"] for k, r in by.items() if r["evaluation"]["perplexity"]["policy"] is not None}
+    if reference and reference.get("perplexity") and ppl:
+        ref = reference["perplexity"]
+        hi, lo = max(ppl, key=ppl.get), min(ppl, key=ppl.get)
+        sentences.append(f"The perplexity of the held-out reference answers, {fmt(ref, 2)} for the starting model, went from "
+                         f"{fmt(ppl[lo], 2)} ({label[lo]}) to {fmt(ppl[hi], 2)} ({label[hi]}): "
+                         f"{sum(v > ref for v in ppl.values())} of {len(ppl)} methods made the correct answers less likely.")
+    kl = {k: (r["evaluation"].get("kl_to_reference") or {}).get("exact") for k, r in by.items()}
+    kl = {k: v for k, v in kl.items() if v is not None}
+    if kl:
+        hi, lo = max(kl, key=kl.get), min(kl, key=kl.get)
+        sentences.append(f"The KL to the starting model ranged from {fmt(kl[lo], 2)} ({label[lo]}) to {fmt(kl[hi], 2)} nats "
+                         f"per completion ({label[hi]}).")
+    sentences.append("So the task's own held-out accuracy (and the win rate that follows from it) is the measure; a "
+                     "preference or reward-model score stands in for it only as far as its ρ above, and perplexity and KL "
+                     "say what the accuracy cost.")
+    return " ".join(sentences)
 
 
 def plot(rows: list[dict], reference_correct: list | None, budget_s: float, png: Path) -> None:
@@ -482,7 +547,7 @@ def write_report(c: Comparison, rows: list[dict], command: str) -> None:
           "tokens; peak RSS is the training process's (the largest of a method's processes)"
           + (" — here all in one process (--in-process), so it is not per method" if c.in_process else "") + ".", "",
           "## Held-out pairs: what each method did to log π(y⁺) and log π(y⁻)", "", pairs_intro(evaluated), "", pairs_table(rows), "",
-          "## Readings", "", readings(rows), "", f"Figure: {c.stem}.png (held-out accuracy against the wall-clock time charged).", ""]
+          "## Readings", "", readings(rows, reference), "", f"Figure: {c.stem}.png (held-out accuracy against the wall-clock time charged).", ""]
     c.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(c.out / f"{c.stem}.md", "\n".join(md))
     keep = [{k: v for k, v in r.items() if k != "evaluation"} | {"evaluation": {k: v for k, v in (r.get("evaluation") or {}).items() if k != "correct"}}

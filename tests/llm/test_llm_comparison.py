@@ -58,3 +58,37 @@ def test_bad_options_are_one_line(tmp_path, capsys, argv, message):
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert code == 2 and len(err) == 1 and message in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_rank_correlation_by_hand_and_against_scipy():
+    from ppo_bench.llm.comparison import rank_correlation
+
+    assert rank_correlation([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert rank_correlation([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert rank_correlation([1, 1, 2], [1, 2, 3]) == pytest.approx(1.5 / 3 ** 0.5)  # ties share rank 0.5
+    assert rank_correlation([1, 2], [1, 2]) is None and rank_correlation([1, 1, 1], [1, 2, 3]) is None
+    stats = pytest.importorskip("scipy.stats")
+    import random
+
+    rng = random.Random(0)
+    for _ in range(20):
+        x = [rng.choice([0.1, 0.2, 0.3, 0.4]) for _ in range(9)]
+        y = [rng.random() for _ in range(9)]
+        if len(set(x)) > 1:
+            assert rank_correlation(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
+
+
+def test_the_evaluation_reading_reads_the_table():
+    from ppo_bench.llm.comparison import evaluation_reading
+
+    def row(label, acc, pref, rm, ppl, kl):
+        return {"label": label, "evaluation": {"accuracy": {"policy": acc}, "preferences": {"accuracy": pref},
+                                               "reward_model": {"policy_score": rm}, "win_rate": {"win_rate": acc},
+                                               "perplexity": {"policy": ppl}, "kl_to_reference": {"exact": kl}}}
+    by = {"a": row("A", 0.1, 0.9, 0.0, 3.0, 0.5), "b": row("B", 0.5, 0.5, 1.0, 1.5, 2.0), "c": row("C", 0.3, 0.7, 0.5, 2.5, 9.0)}
+    text = evaluation_reading(by, {"perplexity": 2.0})
+    assert "preference accuracy on the held-out pairs orders the 3 methods as their held-out accuracy does with " \
+           "Spearman's ρ = -1.00 (highest: A, 0.900 with accuracy 0.100; the most accurate, B at 0.500, has 0.500)" in text
+    assert "the reward model's score orders the 3 methods as their held-out accuracy does with Spearman's ρ = +1.00;" in text
+    assert "went from 1.50 (B) to 3.00 (A): 2 of 3 methods made the correct answers less likely" in text
+    assert "ranged from 0.50 (A) to 9.00 nats per completion (C)" in text
