@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
@@ -270,3 +271,21 @@ def test_bad_variant_is_one_line(sweep, tmp_path, capsys, variant, message):
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert message in err[-1]
     assert not (tmp_path / "out").exists()
+
+
+def test_figure3_ranking_reads_the_table_task_by_task():
+    from ppo_bench.analysis.figure3 import ALGORITHMS, render_markdown
+
+    scores = {"ppo": 1500.0, "trpo": 1700.0, "vpg": 300.0, "a2c": 900.0, "a2c_trust_region": 800.0, "cem": 100.0}
+    rows = [{"env": "HalfCheetah-v5", "algo.name": a, "seeds": 3, "score_mean": v, "score_std": 1.0} for a, v in scores.items()]
+    rows += [{"env": "Hopper-v5", "algo.name": a, "seeds": 3 if a != "cem" else 2, "score_mean": 10.0 * i,
+              "score_std": 0.0} for i, a in enumerate(reversed(ALGORITHMS))]  # PPO highest; CEM unfinished
+    rows += [{"env": "Swimmer-v5", "algo.name": "trpo", "seeds": 3, "score_mean": 50.0, "score_std": 0.0}]
+    md = render_markdown(pd.DataFrame(rows), "ppo-bench-report runs/figure3 --experiment figure3", 3)
+    assert ("- **HalfCheetah-v5**: TRPO 1700.0 > PPO (clip) 1500.0 > A2C 900.0 > A2C + Trust Region 800.0 > "
+            "Vanilla PG, adaptive 300.0 > CEM 100.0; PPO 2 of 6. Among the paper's four: here PPO is not first; in the "
+            "paper by eye PPO (clip) 1800.0 > A2C 1000.0 > A2C + Trust Region 930.0 > TRPO 0.0.") in md
+    assert "- **Hopper-v5**: PPO (clip) 50.0 > TRPO 40.0 > Vanilla PG, adaptive 30.0 > A2C 20.0 > A2C + Trust Region 10.0; PPO 1 of 5." in md
+    assert "- **Swimmer-v5**: not compared (1 of 6 algorithms have all 3 seeds finished, PPO not)." in md
+    assert "PPO is first here on 1 of 2 tasks compared (of all 6 algorithms) and first among the paper's four on 1 of 2; " \
+           "in the paper, read by eye, it is first or tied for first on 2 of those 2." in md

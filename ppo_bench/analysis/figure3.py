@@ -62,8 +62,47 @@ def render_markdown(table, command: str, expected_seeds: int) -> str:
         eye = " / ".join(str(paper.get(a, "·")) for a in ("ppo", "trpo", "a2c", "a2c_trust_region"))
         lines.append("| " + " | ".join([env, *cells, best, _num(float(BASELINES_TRPO[env])), eye]) + " |")
     lines += ["", "The paper's claim: PPO outperforms the other algorithms on almost all of the tasks. "
-              "'best here' is the algorithm with the highest mean over all its seeds."]
+              "'best here' is the algorithm with the highest mean over all its seeds.", ""]
+    lines += ranking(table, expected_seeds)
     return "\n".join(lines) + "\n"
+
+
+def _order(scores: dict[str, float]) -> str:
+    return " > ".join(f"{LABELS[a]} {_num(scores[a])}" for a in sorted(scores, key=scores.get, reverse=True))
+
+
+def ranking(table, expected_seeds: int) -> list[str]:
+    """Task by task: the algorithms ordered by mean score (those with all their seeds finished), PPO's place, and
+    the order of the four algorithms the paper's figure was read for, here and in the paper; then the counts."""
+    lines = ["## The ranking, task by task, against the paper's", ""]
+    first_here = first_of_four = first_paper = done = 0
+    for env in TASKS:
+        means = {}
+        for a in ALGORITHMS:
+            row = table[(table.env == env) & (table["algo.name"] == a)]
+            if not row.empty and row.iloc[0]["seeds"] == expected_seeds:
+                means[a] = float(row.iloc[0].score_mean)
+        if "ppo" not in means or len(means) < 2:
+            lines.append(f"- **{env}**: not compared ({len(means)} of {len(ALGORITHMS)} algorithms have all "
+                         f"{expected_seeds} seeds finished, PPO {'among them' if 'ppo' in means else 'not'}).")
+            continue
+        done += 1
+        place = sorted(means, key=means.get, reverse=True).index("ppo") + 1
+        paper = PAPER_BY_EYE[env]
+        four = {a: means[a] for a in paper if a in means}
+        ppo_first_four = max(four, key=four.get) == "ppo"
+        paper_first = paper["ppo"] >= max(paper.values())
+        first_here += place == 1
+        first_of_four += ppo_first_four
+        first_paper += paper_first
+        tied = [a for a in paper if paper[a] == paper["ppo"] and a != "ppo"]
+        lines.append(f"- **{env}**: {_order(means)}; PPO {place} of {len(means)}. Among the paper's four: here "
+                     f"PPO is {'first' if ppo_first_four else 'not first'}; in the paper by eye {_order(paper)}"
+                     + (" (PPO tied for first)" if paper_first and tied else "") + ".")
+    lines += ["", f"PPO is first here on {first_here} of {done} tasks compared (of all {len(ALGORITHMS)} algorithms) and "
+              f"first among the paper's four on {first_of_four} of {done}; in the paper, read by eye, it is first or tied "
+              f"for first on {first_paper} of those {done}."]
+    return lines
 
 
 def figure3_report(folder: str | Path, out_dir: str | Path, command: str, random_scores: dict[str, float],
