@@ -57,10 +57,10 @@ seen.append(phase.phase)
 with phase("evaluation"):
     pass                                       # below the peak: the step keeps it
 seen.append(phase.phase)
-print(json.dumps([seen, times["setup_s"] > 0, phase.peak_mb == peak_rss_mb()]))
+print(json.dumps([seen, times["setup_s"] > 0, phase.peak_mb == peak_rss_mb(), sorted(phase.raised)]))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": os.getcwd()}).stdout
-    seen, timed, at_peak = json.loads(out)
-    assert seen == ["setup: pairs", "step", "step"]
+    seen, timed, at_peak, raised = json.loads(out)
+    assert seen == ["setup: pairs", "step", "step"] and raised == ["setup: pairs", "step"]
     assert timed and at_peak

@@ -232,12 +232,15 @@ class LMRun:
         return max((p for p in (peak_rss_mb(), self.peak_rss_mb) if p is not None), default=None)
 
     def peak_phase(self) -> str | None:
-        """The phase that reached ``peak_rss()``: "loading" when this process peaked before training began (the
-        models, the tokenizer), None where the peak is not known."""
+        """The phase that reached ``peak_rss()``: "loading" when this process peaked before any phase raised it (the
+        models, the tokenizer), "other" when it rose between the phases after the last one that raised it, None
+        where the peak is not known."""
         now = peak_rss_mb()
         if now is None or (self.peak_rss_mb is not None and self.peak_rss_mb > now):
             return self.peak_rss_phase  # an earlier segment's
-        return self.phase.phase if self.phase.peak_mb == now else "loading"
+        if self.phase.peak_mb is None:
+            return "loading"
+        return self.phase.phase if self.phase.peak_mb == now else "other"
 
     def save_model(self) -> None:
         """The final policy as a Hugging Face directory (written beside, then renamed into place), with
@@ -279,7 +282,8 @@ class LMRun:
             "device": str(self.device),
             "torch_threads": torch.get_num_threads(),
             "peak_rss_mb": self.peak_rss(),  # the largest over the run's processes (segments of a resumed run)
-            "peak_rss_phase": self.peak_phase(),  # setup, step, evaluation, checkpoint, saving the model, or loading
+            "peak_rss_phase": self.peak_phase(),  # setup, step, evaluation, checkpoint, saving the model, loading, other
+            "peak_rss_by_phase": self.phase.raised,  # this process's: each phase that raised the peak, and to what
         }
         self.algorithm.summary_extra(s)
         return s
