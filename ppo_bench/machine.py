@@ -56,7 +56,17 @@ def describe(*libraries: str) -> dict:
 
 
 def peak_rss_mb() -> float | None:
-    """The process's peak resident memory so far (Linux and macOS), in MB; None where it is not known (Windows)."""
+    """The process's peak resident memory so far, in MB; None where it is not known (Windows). On Linux the
+    memory's high-water mark (VmHWM): the process's own, where ru_maxrss also keeps the peak of the parent that
+    started it (Linux carries it through fork and exec), so that a run started by a large process would report
+    that process's size. Elsewhere ru_maxrss (macOS)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)  # kB
+    except (OSError, ValueError):
+        pass
     try:
         import resource
     except ImportError:

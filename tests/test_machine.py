@@ -64,3 +64,23 @@ print(json.dumps([seen, times["setup_s"] > 0, phase.peak_mb == peak_rss_mb(), so
     seen, timed, at_peak, raised = json.loads(out)
     assert seen == ["setup: pairs", "step", "step"] and raised == ["setup: pairs", "step"]
     assert timed and at_peak
+
+
+def test_peak_rss_is_the_process_own_not_its_parents():
+    # ru_maxrss of a child started by a large process starts at the parent's size (Linux keeps it through fork and
+    # exec): a run started by the LLM comparison or by pytest must not report its parent's peak
+    import numpy as np
+    import pytest
+
+    from ppo_bench.machine import peak_rss_mb
+
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("Linux only")
+    big = np.ones(100_000_000)  # 800 MB resident in this process
+    try:
+        out = subprocess.run([sys.executable, "-c", "from ppo_bench.machine import peak_rss_mb; print(peak_rss_mb())"],
+                             capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": os.getcwd()}).stdout
+    finally:
+        del big
+    assert peak_rss_mb() > 800
+    assert float(out) < 400, out
