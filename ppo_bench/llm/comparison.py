@@ -393,7 +393,17 @@ def readings(rows: list[dict], reference: dict | None = None) -> str:
                 r = by[k]
                 parts.append(f"{r['label']} held {r['models_held']} LM(s) ({r['models']}), peaked at {fmt(r['peak_rss_mb'], 0)} MB, "
                              f"took {r['steps']} steps in {r['wall_s']:.0f} s and reached {fmt(r['evaluation']['accuracy']['policy'])}")
-        out.append("**Is GRPO cheaper than PPO?** " + "; ".join(parts) + ".")
+        text = "**Is GRPO cheaper than PPO?** " + "; ".join(parts) + "."
+        if "ppo" in by:
+            g, p = by["grpo"], by["ppo"]
+            gs, ps = g["wall_s"] / max(g["steps"], 1), p["wall_s"] / max(p["steps"], 1)
+            dm = (g["peak_rss_mb"] or 0) - (p["peak_rss_mb"] or 0)
+            text += (f" Per step GRPO took {gs:.0f} s against PPO's {ps:.0f} s ({gs / ps:.2f}×) and held "
+                     f"{p['models_held'] - g['models_held']} LM(s) fewer; its peak memory was {abs(dm):.0f} MB "
+                     f"{'higher' if dm > 0 else 'lower'}: fewer models "
+                     + ("and less memory" if dm <= 0 else "but not less memory (at this size the peak is set by the "
+                        "activations and logits of a step, not by the models held)") + ".")
+        out.append(text)
     moved = []
     for r in by.values():
         pref = r["evaluation"].get("preferences") or {}
@@ -403,8 +413,12 @@ def readings(rows: list[dict], reference: dict | None = None) -> str:
         how = ("both fell" if c < 0 and j < 0 else "y⁺ rose and y⁻ fell" if c >= 0 > j else "both rose" if c >= 0 and j >= 0 else "y⁺ fell and y⁻ rose")
         moved.append(f"{r['label']}: {how} (Δ log π(y⁺) {c:+.2f}, Δ log π(y⁻) {j:+.2f} nats)")
     if moved:
+        down = [r for r in by.values() if r["method"] not in ("ppo", "rlhf", "grpo") and (r["evaluation"].get("preferences") or {})
+                and r["evaluation"]["preferences"]["rejected_change"] < 0
+                and -r["evaluation"]["preferences"]["rejected_change"] > max(r["evaluation"]["preferences"]["chosen_change"], 0)]
         out.append("**What does preference training do to the chosen and rejected log-probabilities?** On the held-out pairs, "
-                   + "; ".join(moved) + ".")
+                   + "; ".join(moved) + f". In {len(down)} of {len(moved)} the rejected answer fell by more than the chosen "
+                   "one rose: the margin grows mostly by pushing y⁻ down.")
     out.append("**How should a preference-trained model be evaluated?** " + evaluation_reading(by, reference))
     return "\n\n".join(out) + "\n"
 
@@ -442,7 +456,6 @@ def evaluation_reading(by: dict[str, dict], reference: dict | None) -> str:
     measures = {
         "preference accuracy on the held-out pairs": {k: (r["evaluation"].get("preferences") or {}).get("accuracy") for k, r in by.items()},
         "the reward model's score": {k: (r["evaluation"].get("reward_model") or {}).get("policy_score") for k, r in by.items()},
-        "the win rate against the starting model": {k: (r["evaluation"].get("win_rate") or {}).get("win_rate") for k, r in by.items()},
     }
     parts = []
     for name, vals in measures.items():
@@ -463,16 +476,20 @@ def evaluation_reading(by: dict[str, dict], reference: dict | None) -> str:
     if reference and reference.get("perplexity") and ppl:
         ref = reference["perplexity"]
         hi, lo = max(ppl, key=ppl.get), min(ppl, key=ppl.get)
+        template = next(iter(by.values()))["evaluation"]["perplexity"].get("answer_template")
         sentences.append(f"The perplexity of the held-out reference answers, {fmt(ref, 2)} for the starting model, went from "
                          f"{fmt(ppl[lo], 2)} ({label[lo]}) to {fmt(ppl[hi], 2)} ({label[hi]}): "
-                         f"{sum(v > ref for v in ppl.values())} of {len(ppl)} methods made the correct answers less likely.")
+                         f"{sum(v > ref for v in ppl.values())} of {len(ppl)} methods made the correct answers less likely"
+                         + (f" as written ('{template}'; a method that changed how it writes an answer makes them less likely without "
+                            "losing the skill)" if template else "") + ".")
     kl = {k: (r["evaluation"].get("kl_to_reference") or {}).get("exact") for k, r in by.items()}
     kl = {k: v for k, v in kl.items() if v is not None}
     if kl:
         hi, lo = max(kl, key=kl.get), min(kl, key=kl.get)
         sentences.append(f"The KL to the starting model ranged from {fmt(kl[lo], 2)} ({label[lo]}) to {fmt(kl[hi], 2)} nats "
                          f"per completion ({label[hi]}).")
-    sentences.append("So the task's own held-out accuracy (and the win rate that follows from it) is the measure; a "
+    sentences.append("So the task's own held-out accuracy (and the win rate, which follows from the same per-problem "
+                     "correctness) is the measure; a "
                      "preference or reward-model score stands in for it only as far as its ρ above, and perplexity and KL "
                      "say what the accuracy cost.")
     return " ".join(sentences)

@@ -89,6 +89,22 @@ def test_the_evaluation_reading_reads_the_table():
     text = evaluation_reading(by, {"perplexity": 2.0})
     assert "preference accuracy on the held-out pairs orders the 3 methods as their held-out accuracy does with " \
            "Spearman's ρ = -1.00 (highest: A, 0.900 with accuracy 0.100; the most accurate, B at 0.500, has 0.500)" in text
-    assert "the reward model's score orders the 3 methods as their held-out accuracy does with Spearman's ρ = +1.00;" in text
+    assert "the reward model's score orders the 3 methods as their held-out accuracy does with Spearman's ρ = +1.00." in text
     assert "went from 1.50 (B) to 3.00 (A): 2 of 3 methods made the correct answers less likely" in text
     assert "ranged from 0.50 (A) to 9.00 nats per completion (C)" in text
+
+
+def test_the_cost_and_log_prob_readings_by_hand():
+    from ppo_bench.llm.comparison import readings
+
+    def row(method, steps, wall, peak, held, chosen=None, rejected=None):
+        pref = {"accuracy": 1.0, "chosen_change": chosen, "rejected_change": rejected} if chosen is not None else None
+        return {"method": method, "label": method.upper(), "steps": steps, "wall_s": wall, "peak_rss_mb": peak,
+                "models_held": held, "models": "m", "evaluation": {"accuracy": {"policy": 0.5}, "preferences": pref,
+                                                                   "reward_model": None, "perplexity": {"policy": None},
+                                                                   "kl_to_reference": None}}
+    text = readings([row("grpo", 10, 200.0, 5000.0, 1), row("ppo", 5, 200.0, 4000.0, 2),
+                     row("dpo", 9, 100.0, 3000.0, 1, 2.0, -5.0), row("ipo", 9, 100.0, 3000.0, 1, 3.0, -1.0)])
+    assert ("Per step GRPO took 20 s against PPO's 40 s (0.50×) and held 1 LM(s) fewer; its peak memory was 1000 MB "
+            "higher: fewer models but not less memory") in text
+    assert "In 1 of 2 the rejected answer fell by more than the chosen one rose" in text
