@@ -4,13 +4,12 @@ their reader for a run's small JSON files (status, summary, evaluations)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 
 def _umask() -> int:
@@ -20,14 +19,15 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def _atomic_write(path: str | os.PathLike, fill: Callable[[BinaryIO], Any]) -> Path:
+    """``fill(f)`` writes the content into a temporary file beside ``path``, which then replaces it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from the user's group
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            fill(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -38,16 +38,28 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return _atomic_write(path, lambda f: f.write(data))
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """torch.save streamed into the temporary file: no copy of the serialised object in memory (an LM checkpoint, the
+    model and its optimiser state, was the largest allocation of a run when it went through a bytes buffer)."""
     import torch
 
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    def fill(f: BinaryIO) -> None:
+        try:
+            torch.save(obj, f)
+        except RuntimeError as e:  # torch wraps the file's own error (a full disk) in its writer's
+            if isinstance(e.__context__, OSError):
+                raise e.__context__ from None
+            raise
+
+    return _atomic_write(path, fill)
 
 
 def read_json(path: str | os.PathLike) -> dict | None:

@@ -46,7 +46,8 @@ def measure(algo: str, model: str, steps: int, run_root: Path) -> dict:
         raise SystemExit(f"error: {algo} failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
     summary = json.loads(next(run_root.rglob("summary.json")).read_text())
     return {"algo": algo, "models_held": MODELS_HELD[algo], "peak_rss_mb": summary["peak_rss_mb"],
-            "peak_rss_phase": summary.get("peak_rss_phase"), "steps": summary["steps"],
+            "peak_rss_phase": summary.get("peak_rss_phase"), "peak_rss_by_phase": summary.get("peak_rss_by_phase"),
+            "steps": summary["steps"],
             "seconds_per_step": summary["seconds_per_step"].get("total", summary["seconds_per_step"].get("update")), "command": "ppo-bench-llm " + " ".join(args)}
 
 
@@ -67,9 +68,11 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / f"{stem}.json", json.dumps(res, indent=2) + "\n")
     lines = [f"# Peak memory of PPO, GRPO and DPO ({args.model}, {args.steps} steps of each reference experiment)", "",
-             f"Regenerate: `{res['command']}`", "", "| algo | models held | peak RSS (MB) | reached in | s/step |",
-             "|---|---|---:|---|---:|"]
-    lines += [f"| {r['algo']} | {r['models_held']} | {r['peak_rss_mb']:.0f} | {r['peak_rss_phase']} | {r['seconds_per_step']} |"
+             f"Regenerate: `{res['command']}`", "",
+             "| algo | models held | peak RSS (MB) | reached in | each phase that raised the peak: the peak it left (MB) | s/step |",
+             "|---|---|---:|---|---|---:|"]
+    lines += [f"| {r['algo']} | {r['models_held']} | {r['peak_rss_mb']:.0f} | {r['peak_rss_phase']} | "
+              + ", ".join(f"{k} {v:.0f}" for k, v in (r["peak_rss_by_phase"] or {}).items()) + f" | {r['seconds_per_step']} |"
               for r in rows]
     atomic_write_text(args.out / f"{stem}.md", "\n".join(lines) + "\n")
     print("\n".join(lines[4:]))

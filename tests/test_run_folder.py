@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from ppo_bench.atomic import atomic_write_text, read_json
+from ppo_bench.atomic import atomic_torch_save, atomic_write_text, read_json
 from ppo_bench.cli import train_from_config
 from ppo_bench.errors import ConfigError
 from ppo_bench.fault_drill import snapshot
@@ -166,3 +166,58 @@ def test_a_finished_run_whose_status_is_damaged_resumes_from_its_checkpoint_and_
     assert {n: s["status"] for n, s in out.items()} == {RUN.format(0): "finished (skipped)", RUN.format(1): "finished"}
     assert read_json(bad / "status.json")["global_step"] == 128  # its checkpoint was at the end: nothing retrained
     assert load_run(bad).status == "finished"
+
+
+def test_a_checkpoint_is_streamed_to_disk_not_copied_in_memory(tmp_path):
+    # in a fresh process, so that the high-water mark is this save's: 400 MB of tensors must not add 400 MB more
+    code = f"""
+import torch
+from ppo_bench.atomic import atomic_torch_save
+from ppo_bench.machine import peak_rss_mb
+state = {{"w": torch.ones(100_000_000)}}
+before = peak_rss_mb()
+atomic_torch_save(state, {str(tmp_path / 'c.pt')!r})
+print(peak_rss_mb() - before)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.getcwd()}).stdout
+    assert float(out) < 100, out  # through a bytes buffer and its copy: ~800 MB
+    assert torch.load(tmp_path / "c.pt", weights_only=True)["w"].shape == (100_000_000,)
+
+
+def test_a_full_disk_during_a_checkpoint_is_the_disk_error_and_leaves_the_old_file(tmp_path, monkeypatch):
+    import errno
+    import io
+
+    import ppo_bench.atomic as atomic
+
+    target = tmp_path / "checkpoint.pt"
+    atomic_torch_save({"w": torch.zeros(3)}, target)
+    old = target.read_bytes()
+    real_fdopen = os.fdopen
+
+    class Full(io.RawIOBase):
+        def __init__(self, f):
+            self.f, self.n = f, 0
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            self.n += len(b)
+            if self.n > 4096:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.f.write(b)
+
+        def fileno(self):
+            return self.f.fileno()
+
+        def close(self):
+            self.f.close()
+            super().close()
+
+    monkeypatch.setattr(atomic.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+    with pytest.raises(OSError) as e:
+        atomic_torch_save({"w": torch.zeros(100_000)}, target)
+    assert e.value.errno == errno.ENOSPC  # the disk's error, for the one-line message, not torch's RuntimeError
+    assert target.read_bytes() == old and sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
