@@ -76,16 +76,24 @@ def peak_rss_mb() -> float | None:
 
 
 class PeakPhases:
-    """Which phase of a run reached the process's peak resident memory. The peak (ru_maxrss) only rises; a phase
-    that ends above where it began raised it, and the innermost such phase is kept with the new peak. Phases nest
-    (``"setup"`` around ``"setup: pairs"``); ``times`` adds each phase's seconds under a key the caller names.
+    """Which phase of a run reached the process's peak resident memory. The peak (``peak_rss_mb``) only rises; a
+    phase that ends above where it began raised it, and the innermost such phase is kept with the new peak. Phases
+    nest (``"setup"`` around ``"setup: pairs"``); ``times`` adds each phase's seconds under a key the caller names.
     ``raised`` keeps, for every phase that raised the peak, the peak it left: a later phase that nudged it up by a
     few MB does not hide the one that took it most of the way."""
 
     def __init__(self) -> None:
-        self.peak_mb: float | None = None  # this process's peak when ``phase`` last saw it rise
-        self.phase: str | None = None  # the phase during which it rose to ``peak_mb``
         self.raised: dict[str, float] = {}  # phase → the peak (MB) it raised the process's peak to
+
+    @property
+    def peak_mb(self) -> float | None:
+        """This process's peak when a phase last saw it rise (each claim is above every earlier one)."""
+        return max(self.raised.values(), default=None)
+
+    @property
+    def phase(self) -> str | None:
+        """The phase during which the peak rose to ``peak_mb``."""
+        return max(self.raised, key=self.raised.get, default=None)
 
     @contextmanager
     def __call__(self, name: str, times: dict[str, float] | None = None, key: str | None = None):
@@ -98,5 +106,4 @@ class PeakPhases:
             after = peak_rss_mb()
             # a rise an inner phase already claimed (the peak is where it left it) stays the inner phase's
             if after is not None and (before is None or after > before) and after != self.peak_mb:
-                self.peak_mb, self.phase = after, name
                 self.raised[name] = after

@@ -39,6 +39,12 @@ def _num(x: float) -> str:
     return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.1f}"
 
 
+def _cell(table, env: str, algo: str):
+    """The table's row of one task × algorithm, or None where it has none."""
+    row = table[(table.env == env) & (table["algo.name"] == algo)]
+    return None if row.empty else row.iloc[0]
+
+
 def render_markdown(table, command: str, expected_seeds: int) -> str:
     lines = ["# Figure 3: PPO against the algorithms of its day", "",
              f"Regenerate: `{command}`", "",
@@ -50,11 +56,10 @@ def render_markdown(table, command: str, expected_seeds: int) -> str:
     for env in TASKS:
         cells, best, best_mean = [], "–", -math.inf
         for a in ALGORITHMS:
-            row = table[(table.env == env) & (table["algo.name"] == a)]
-            if row.empty or not row.iloc[0]["seeds"]:
+            r = _cell(table, env, a)
+            if r is None or not r["seeds"]:
                 cells.append("missing")
                 continue
-            r = row.iloc[0]
             cells.append(f"{_num(r.score_mean)} ± {_num(r.score_std)} (n={int(r.seeds)})")
             if r.seeds == expected_seeds and r.score_mean > best_mean:
                 best, best_mean = LABELS[a], r.score_mean
@@ -79,9 +84,9 @@ def ranking(table, expected_seeds: int) -> list[str]:
     for env in TASKS:
         means = {}
         for a in ALGORITHMS:
-            row = table[(table.env == env) & (table["algo.name"] == a)]
-            if not row.empty and row.iloc[0]["seeds"] == expected_seeds:
-                means[a] = float(row.iloc[0].score_mean)
+            r = _cell(table, env, a)
+            if r is not None and r["seeds"] == expected_seeds:
+                means[a] = float(r.score_mean)
         if "ppo" not in means or len(means) < 2:
             lines.append(f"- **{env}**: not compared ({len(means)} of {len(ALGORITHMS)} algorithms have all "
                          f"{expected_seeds} seeds finished, PPO {'among them' if 'ppo' in means else 'not'}).")

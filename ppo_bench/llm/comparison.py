@@ -404,7 +404,7 @@ def readings(rows: list[dict], reference: dict | None = None) -> str:
                      + ("and less memory" if dm <= 0 else "but not less memory (at this size the peak is set by the "
                         "activations and logits of a step, not by the models held)") + ".")
         out.append(text)
-    moved = []
+    moved, pushed_down = [], 0
     for r in by.values():
         pref = r["evaluation"].get("preferences") or {}
         c, j = pref.get("chosen_change"), pref.get("rejected_change")
@@ -412,12 +412,10 @@ def readings(rows: list[dict], reference: dict | None = None) -> str:
             continue
         how = ("both fell" if c < 0 and j < 0 else "y⁺ rose and y⁻ fell" if c >= 0 > j else "both rose" if c >= 0 and j >= 0 else "y⁺ fell and y⁻ rose")
         moved.append(f"{r['label']}: {how} (Δ log π(y⁺) {c:+.2f}, Δ log π(y⁻) {j:+.2f} nats)")
+        pushed_down += j < 0 and -j > max(c, 0)  # y⁻ fell by more than y⁺ rose
     if moved:
-        down = [r for r in by.values() if r["method"] not in ("ppo", "rlhf", "grpo") and (r["evaluation"].get("preferences") or {})
-                and r["evaluation"]["preferences"]["rejected_change"] < 0
-                and -r["evaluation"]["preferences"]["rejected_change"] > max(r["evaluation"]["preferences"]["chosen_change"], 0)]
         out.append("**What does preference training do to the chosen and rejected log-probabilities?** On the held-out pairs, "
-                   + "; ".join(moved) + f". In {len(down)} of {len(moved)} the rejected answer fell by more than the chosen "
+                   + "; ".join(moved) + f". In {pushed_down} of {len(moved)} the rejected answer fell by more than the chosen "
                    "one rose: the margin grows mostly by pushing y⁻ down.")
     out.append("**How should a preference-trained model be evaluated?** " + evaluation_reading(by, reference))
     return "\n\n".join(out) + "\n"
