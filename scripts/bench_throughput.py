@@ -275,8 +275,12 @@ def main() -> None:
     baseline_tree = None
     if args.baseline:
         baseline_tree = Path(tempfile.mkdtemp(prefix="ppo_bench_baseline_")) / "tree"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(baseline_tree), args.baseline],
-                       check=True, capture_output=True)
+        added = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(baseline_tree), args.baseline],
+                               capture_output=True, text=True)
+        if added.returncode != 0:  # not a git checkout, or no such revision: git's own last line says which
+            why = (added.stderr.strip().splitlines() or [f"git exited {added.returncode}"])[-1]
+            print(f"error: --baseline {args.baseline}: {why}", file=sys.stderr)
+            sys.exit(2)
         res["baseline"] = {"rev": args.baseline, "commit": subprocess.run(
             ["git", "-C", str(baseline_tree), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()}
         plan += [(f"{name}_baseline", (*worker, "@baseline")) for name, worker in plan if name != "physics"]
