@@ -55,11 +55,8 @@ def describe(*libraries: str) -> dict:
     return out
 
 
-def peak_rss_mb() -> float | None:
-    """The process's peak resident memory so far, in MB; None where it is not known (Windows). On Linux the
-    memory's high-water mark (VmHWM): the process's own, where ru_maxrss also keeps the peak of the parent that
-    started it (Linux carries it through fork and exec), so that a run started by a large process would report
-    that process's size. Elsewhere ru_maxrss (macOS)."""
+def _read_peak_mb() -> float | None:
+    """The kernel's figure for this process's peak resident memory, in MB (see ``peak_rss_mb``)."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             for line in f:
@@ -73,6 +70,31 @@ def peak_rss_mb() -> float | None:
         return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux, bytes on macOS
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+_peak_seen: float | None = None  # the largest reading of this process so far
+
+
+def _forget_peak_seen() -> None:
+    global _peak_seen
+    _peak_seen = None
+
+
+os.register_at_fork(after_in_child=_forget_peak_seen)  # a forked child's peak is its own, as after exec
+
+
+def peak_rss_mb() -> float | None:
+    """The process's peak resident memory so far, in MB; None where it is not known (Windows). On Linux the
+    memory's high-water mark (VmHWM): the process's own, where ru_maxrss also keeps the peak of the parent that
+    started it (Linux carries it through fork and exec), so that a run started by a large process would report
+    that process's size. Elsewhere ru_maxrss (macOS). Both can read lower than an earlier reading (the kernel
+    records the high-water mark lazily: memory released or reclaimed in between may never have been counted), so
+    this returns the largest reading so far: a peak never goes down."""
+    global _peak_seen
+    now = _read_peak_mb()
+    if now is not None:
+        _peak_seen = now if _peak_seen is None else max(_peak_seen, now)
+    return _peak_seen
 
 
 class PeakPhases:

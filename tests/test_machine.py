@@ -84,3 +84,23 @@ def test_peak_rss_is_the_process_own_not_its_parents():
         del big
     assert peak_rss_mb() > 800
     assert float(out) < 400, out
+
+
+def test_peak_rss_never_goes_down_and_a_forked_child_starts_afresh(monkeypatch):
+    # the kernel's high-water mark is kept lazily and can read lower later (the full suite saw a phase's peak above
+    # the run's): the peak reported is the largest reading so far, and a forked child's is its own
+    from ppo_bench import machine
+
+    readings = iter([100.0, 90.0, 120.0, 5.0])
+    monkeypatch.setattr(machine, "_peak_seen", None)
+    monkeypatch.setattr(machine, "_read_peak_mb", lambda: next(readings))
+    assert [machine.peak_rss_mb() for _ in range(3)] == [100.0, 100.0, 120.0]
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first reading (5.0) is its peak, not the parent's 120
+        os.write(w, str(machine.peak_rss_mb()).encode())
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    assert os.read(r, 64).decode() == "5.0"
+    assert machine.peak_rss_mb() == 120.0  # the parent's is unchanged (its next reading, 5.0, is lower)
