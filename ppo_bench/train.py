@@ -10,6 +10,7 @@ checkpoints and TensorBoard directory.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import sys
@@ -500,7 +501,7 @@ def mean_reward_terms(infos: list[dict], valid: np.ndarray) -> dict[str, np.ndar
     """Each reward term's mean per step over a rollout's valid steps, per run: infos are the T vector infos
     (``info[k]`` per sub-env, ``info["_k"]`` where it is set), valid is (T, R, N); NaN where a run has none."""
     T, R, N = valid.shape
-    keys = dict.fromkeys(k for info in infos for k in info if is_reward_term(k))
+    keys = [k for k in dict.fromkeys(itertools.chain.from_iterable(infos)) if is_reward_term(k)]  # first-seen order
     out = {}
     for k in keys:
         values, mask = np.zeros((T, R * N)), np.zeros((T, R * N), dtype=bool)
