@@ -6,6 +6,7 @@
     python scripts/bench_throughput.py --repeats 3           # each figure the median of 3 interleaved rounds
     python scripts/bench_throughput.py --baseline main~3     # also the code of another commit, side by side
     python scripts/bench_throughput.py --algos ppo,trpo,vpg,a2c,a2c_trust_region,cem   # Figure 3's algorithms too
+    python scripts/bench_throughput.py --baseline main~3 --count-work   # and the work per iteration, counted
     make bench                                               # installs the bench extra, both envs, --repeats 3
 
 For one environment it measures, each in a fresh process pinned to one torch thread:
@@ -16,6 +17,10 @@ For one environment it measures, each in a fresh process pinned to one torch thr
   pair_sps        two population processes at once through joblib (2 cores): aggregate steps/s
   *_compiled_sps  single and population again with compile=true (torch.compile of the update's
                   minibatch gradient as one graph; skipped by --no-compile or without a C++ compiler)
+  work_*          with --count-work: the work one eager iteration does, per phase, counted instead of timed —
+                  the torch operators dispatched (aten ops) and the Python function calls — for the single run
+                  and the population (and at --baseline's revision beside them). Counts do not move with the
+                  host's load, so a speed change between two revisions can be told from noise by them
   algo_<name>_sps with --algos: aggregate training steps/s of a 33-run population (33 seeds) of each named
                   algorithm (conf/algo/: its own actors and rollout length; PPO as in Figure 3, clip ε=0.2),
                   with compile=true as experiment=figure3 runs them (eager under --no-compile), timed over
@@ -132,6 +137,81 @@ def time_phases(trainer) -> dict[str, float]:
     return seconds
 
 
+def count_work(trainer) -> tuple[dict[str, dict[str, int]], list[str]]:
+    """Wrap the trainer's per-iteration methods (those of PHASES it has) to count, per call, what the returned
+    switch names: "aten_ops", the torch operators dispatched (a TorchDispatchMode sees each aten op), or
+    "python_calls", the Python function calls (cProfile). One at a time: the operator counter runs Python code
+    of its own for every operator. Each phase's count of its latest call is kept in the returned dict."""
+    import cProfile
+    import pstats
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class OpCounter(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops += 1
+            return func(*args, **(kwargs or {}))
+
+    counts: dict[str, dict[str, int]] = {}
+    switch = ["python_calls"]
+    for name in PHASES:
+        method = getattr(trainer, name, None)
+        if method is None:
+            continue
+
+        def counted(*args, _method=method, _name=name, **kwargs):
+            if switch[0] == "aten_ops":
+                with OpCounter() as ops:
+                    try:
+                        return _method(*args, **kwargs)
+                    finally:
+                        counts.setdefault(_name, {})["aten_ops"] = ops.ops
+            profile = cProfile.Profile()
+            profile.enable()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                profile.disable()
+                counts.setdefault(_name, {})["python_calls"] = pstats.Stats(profile).total_calls
+
+        setattr(trainer, name, counted)
+    return counts, switch
+
+
+def work_worker(env_id: str, population: bool) -> dict:
+    """The work of an eager iteration of the single run or the Table-1 population, per phase: after a warm-up
+    iteration and one that primes what the counters load lazily, the Python calls of the third iteration and the
+    torch operators of the fourth."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from ppo_bench.cli import population_specs
+    from ppo_bench.config import CONF_DIR, register_configs
+    from ppo_bench.train import PopulationTrainer
+
+    torch.set_num_threads(1)
+    register_configs()
+    overrides = [f"env.id={env_id}", f"run_root={tempfile.mkdtemp(prefix='ppo_bench_bench_')}", "progress=never",
+                 "checkpoint_every=1000000", "compile=false",
+                 *(["experiment=table1"] if population else ["objective=clip", "objective.eps=0.2"])]
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    trainer = PopulationTrainer(cfg, population_specs(cfg))
+    trainer.start(resume=False)
+    trainer.iterate()
+    counts, switch = count_work(trainer)
+    for what in ("aten_ops", "python_calls", "python_calls", "aten_ops"):  # prime both, then count
+        switch[0] = what
+        trainer.iterate()
+    trainer.close()
+    total = {k: sum(c[k] for c in counts.values()) for k in ("aten_ops", "python_calls")}
+    return {"runs": trainer.R, "phases": counts, "total": total}
+
+
 def ppo_worker(env_id: str, population: bool, iters: int, compiled: bool = False) -> dict:
     # the population is Table 1's: its 11 settings × 3 seeds, from the experiment config itself
     overrides = ["experiment=table1"] if population else ["objective=clip", "objective.eps=0.2"]
@@ -223,6 +303,8 @@ def main() -> None:
                          "ppo,trpo,vpg,a2c,a2c_trust_region,cem")
     ap.add_argument("--algo-steps", type=int, default=4096,
                     help="timed steps of every run of an --algos population (rounded up to whole iterations)")
+    ap.add_argument("--count-work", action="store_true",
+                    help="also count the operators and Python calls of one eager iteration, per phase (not timed)")
     ap.add_argument("--out", default=None, help="default: results/bench/throughput_<env>.json")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -250,6 +332,8 @@ def main() -> None:
             res = physics_worker(env_id, float(rest[0]))
         elif kind == "ppo":
             res = ppo_worker(env_id, rest[0] == "population", int(rest[1]), rest[2:] == ["compiled"])
+        elif kind == "work":
+            res = work_worker(env_id, rest[0] == "population")
         elif kind == "algo":
             res = algo_worker(env_id, rest[0], int(rest[1]), rest[2:] == ["compiled"])
         else:
@@ -290,6 +374,9 @@ def main() -> None:
         plan.append(("sb3", ("sb3", env, str(args.single_iters))))
     if not args.skip_pair:
         plan.append(("pair", None))
+    counted = [] if not args.count_work else [(f"work_{kind}", ("work", env, kind)) for kind in ("single", "population")]
+    if args.count_work and baseline_tree is not None:
+        counted += [(f"{name}_baseline", (*worker, "@baseline")) for name, worker in counted]
     rounds: dict[str, list[dict]] = {name: [] for name, _ in plan}
     for k in range(args.repeats):
         for name, worker in plan:
@@ -301,6 +388,10 @@ def main() -> None:
                 rounds[name].append(in_subprocess(*worker[:-1], tree=baseline_tree))
             else:
                 rounds[name].append(in_subprocess(*worker))
+    for name, worker in counted:  # deterministic: once, whatever --repeats says
+        print(f"[{env}] {name} (counted, not timed) …", flush=True)
+        tree = baseline_tree if worker[-1] == "@baseline" else REPO
+        res[name] = in_subprocess(*(worker[:-1] if worker[-1] == "@baseline" else worker), tree=tree)
     if baseline_tree is not None:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(baseline_tree)], capture_output=True)
     for name, results in rounds.items():
@@ -347,6 +438,20 @@ def main() -> None:
     for name, r in res.items():
         if isinstance(r, dict) and "phase_s_per_iteration" in r:
             print(f"  {name:<{width}} " + "  ".join(f"{k} {v:.3f}" for k, v in r["phase_s_per_iteration"].items()))
+
+    if counted:
+        print("\n  work of one eager iteration, by phase: aten ops / Python calls"
+              + (f" (current, at {args.baseline}, current/baseline)" if baseline_tree is not None else ""))
+        for kind in ("single", "population"):
+            cur, base = res[f"work_{kind}"], res.get(f"work_{kind}_baseline")
+            for phase in [*cur["phases"], "total"]:
+                c = cur["total"] if phase == "total" else cur["phases"][phase]
+                line = f"  {kind + ' ' + phase:<{width}} {c['aten_ops']:>9,} / {c['python_calls']:>10,}"
+                b = None if base is None else (base["total"] if phase == "total" else base["phases"].get(phase))
+                if b is not None:
+                    line += (f"   {b['aten_ops']:>9,} / {b['python_calls']:>10,}   "
+                             f"{c['aten_ops'] / max(b['aten_ops'], 1):.3f} / {c['python_calls'] / max(b['python_calls'], 1):.3f}")
+                print(line)
 
     out = Path(args.out or REPO / "results" / "bench" / f"throughput_{env}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
