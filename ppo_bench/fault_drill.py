@@ -299,10 +299,9 @@ def _state_differences(a, b, where: str) -> list[str]:
 
 def scalars(run_dir: str | os.PathLike) -> dict[str, list[tuple[int, float]]]:
     """Every scalar a run logged, per tag, as TensorBoard reads it (events a resumed run purged left out)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from ppo_bench.tblog import read_scalars
 
-    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}).Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    return {tag: list(zip(s.steps.tolist(), s.values.tolist())) for tag, s in read_scalars(run_dir).items()}
 
 
 def run_differences(a: str | os.PathLike, b: str | os.PathLike) -> list[str]:

@@ -86,10 +86,10 @@ def job_shape(experiment: str, job: dict[str, str], overrides: list[str]) -> dic
 
 def iteration_times(run_dir: Path) -> list[float]:
     """Wall-clock times of the run's perf/sps events: one per iteration, logged at its end."""
-    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+    from ppo_bench.tblog import read_scalars
 
-    acc = EventAccumulator(str(run_dir), size_guidance={SCALARS: 0}).Reload()
-    return [e.wall_time for e in acc.Scalars("perf/sps")]
+    found = read_scalars(run_dir, ["perf/sps"])
+    return found["perf/sps"].wall_times.tolist() if "perf/sps" in found else []
 
 
 def measure(experiment: str, job: dict[str, str], iterations: int, min_steps: int, root: Path,

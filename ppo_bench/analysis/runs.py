@@ -1,14 +1,13 @@
 """Runs on disk: find them under run roots, read their TensorBoard event files, name the ones missing.
 
 A run folder is ``<run_root>/<env id>/<setting>/seed<k>/`` (``ppo_bench.population``) holding the
-event file(s), ``config.yaml`` and ``status.json``. Episode returns are read with TensorBoard's own
-``EventAccumulator``, keeping every point (its default keeps a 10,000-point reservoir sample per tag).
+event file(s), ``config.yaml`` and ``status.json``. Episode returns are read as TensorBoard shows them, every
+point kept (``ppo_bench.tblog.read_scalars``; TensorBoard's own reader keeps a 10,000-point sample per tag).
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from ppo_bench import tblog
 from ppo_bench.atomic import read_json
 
 RETURN_TAG = "charts/episodic_return"
@@ -54,30 +54,11 @@ def read_scalar(path: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
 
 def read_scalars(path: Path, tags: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """tag → (steps, values) for each of the tags, every point kept, from an event file or a run folder;
-    empty arrays for a tag the run never logged. The files are read once for all the tags.
-
-    For a folder, TensorBoard's reader goes through its event files in the order written and honours
-    their purge marks: a run resumed from a checkpoint opens a new event file marked with the
-    checkpoint's step, which drops what the killed process had logged after it — the same curve
-    TensorBoard shows.
-    """
-    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
-
-    acc = EventAccumulator(str(path), size_guidance={SCALARS: 0})
-    tb_log = logging.getLogger("tensorboard")  # it warns at every purge ("out of order event.step"): expected here
-    level = tb_log.level
-    tb_log.setLevel(logging.ERROR)
-    try:
-        acc.Reload()
-    finally:
-        tb_log.setLevel(level)
-    logged = set(acc.Tags()["scalars"])
-    out = {}
-    for tag in tags:
-        events = acc.Scalars(tag) if tag in logged else []
-        out[tag] = (np.array([e.step for e in events], dtype=np.int64),
-                    np.array([e.value for e in events], dtype=np.float64))
-    return out
+    empty arrays for a tag the run never logged. The files are read once for all the tags, as TensorBoard
+    shows them (``ppo_bench.tblog.read_scalars``: a resumed run's purge marks honoured)."""
+    found = tblog.read_scalars(path, tags)
+    empty = (np.zeros(0, dtype=np.int64), np.zeros(0))
+    return {tag: (found[tag].steps, found[tag].values) if tag in found else empty for tag in tags}
 
 
 def read_episodes(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -9,17 +9,9 @@ from ppo_bench.llm.models import require
 
 def read_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar of a run folder as (step, value), sorted by step; after a resume the last write of a step wins."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from ppo_bench.tblog import read_scalars as read_events
 
-    ea = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    ea.Reload()
-    out = {}
-    for tag in ea.Tags()["scalars"]:
-        by_step = {}
-        for e in ea.Scalars(tag):
-            by_step[e.step] = e.value
-        out[tag] = sorted(by_step.items())
-    return out
+    return {tag: sorted(dict(zip(s.steps.tolist(), s.values.tolist())).items()) for tag, s in read_events(run_dir).items()}
 
 
 def moving_average(values: list[float], window: int) -> list[float]:

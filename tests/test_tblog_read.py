@@ -1,0 +1,87 @@
+"""ppo_bench.tblog.read_scalars against TensorBoard's own EventAccumulator: the same points, purges included."""
+
+import time
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.summary.writer.record_writer import RecordWriter
+from torch.utils.tensorboard import SummaryWriter
+
+from ppo_bench.tblog import RunLogger, read_scalars
+
+
+def accumulator(path) -> dict[str, list[tuple[int, float, float]]]:
+    acc = EventAccumulator(str(path), size_guidance={SCALARS: 0})
+    acc.Reload()
+    return {t: [(e.step, e.value, e.wall_time) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+
+
+def ours(path, tags=None) -> dict[str, list[tuple[int, float, float]]]:
+    return {t: list(zip(s.steps.tolist(), s.values.tolist(), s.wall_times.tolist()))
+            for t, s in read_scalars(path, tags).items()}
+
+
+def test_a_resumed_run_reads_as_the_accumulator_reads_it(tmp_path):
+    log = RunLogger(tmp_path)
+    for step in range(0, 100, 10):  # a merged summary (two tags in one event) and a lone one
+        log.scalars({"a": step / 10, "b": -step}, step)
+        log.writer.add_scalar("c", step * 0.5, step)
+    log.writer.close()
+    time.sleep(1.05)  # the resumed file must sort after (RunLogger waits too)
+    log = RunLogger(tmp_path, purge_after=40)  # killed after step 90, resumed from the checkpoint at 40
+    for step in range(50, 130, 10):
+        log.scalars({"a": 100 + step, "b": 7.0}, step)
+    log.writer.close()
+    ref = accumulator(tmp_path)
+    assert ours(tmp_path) == ref
+    assert [p[0] for p in ref["c"]] == [0, 10, 20, 30, 40]  # the purge did happen
+    assert [p[1] for p in ref["a"]][4:6] == [4.0, 150.0]
+    assert ours(tmp_path, ["b", "missing"]) == {"b": ref["b"]}
+
+
+def test_an_old_format_file_purges_by_out_of_order_steps_per_tag(tmp_path):
+    w = RecordWriter(open(tmp_path / "events.out.tfevents.1.host", "wb"))
+    w.write(Event(wall_time=1.0, file_version="brain.Event:1").SerializeToString())
+
+    def scalar(step, **values):
+        summary = Summary(value=[Summary.Value(tag=t, simple_value=v) for t, v in values.items()])
+        w.write(Event(wall_time=2.0 + step, step=step, summary=summary).SerializeToString())
+
+    for step in (1, 2, 3, 4):
+        scalar(step, x=float(step), y=-float(step))
+    scalar(2, x=20.0)  # goes back: drops x's points from step 2 on, not y's
+    scalar(5, x=5.0, y=-5.0)
+    w.close()
+    ref = accumulator(tmp_path)
+    assert ours(tmp_path) == ref
+    assert [p[1] for p in ref["x"]] == [1.0, 20.0, 5.0] and len(ref["y"]) == 5
+
+
+def test_a_record_cut_short_ends_the_file(tmp_path):
+    w = SummaryWriter(str(tmp_path))
+    for step in range(5):
+        w.add_scalar("a", float(step), step)
+    w.close()
+    (f,) = tmp_path.glob("events.out.tfevents.*")
+    data = f.read_bytes()
+    f.write_bytes(data[:-7])  # the last record loses its tail, as when a writer is killed mid-write
+    got = read_scalars(tmp_path)["a"]
+    assert got.steps.tolist() == [0, 1, 2, 3] and got.values.dtype == np.float64
+    assert ours(tmp_path) == accumulator(tmp_path)
+
+
+def test_a_damaged_record_warns_and_keeps_what_came_before(tmp_path):
+    w = SummaryWriter(str(tmp_path))
+    for step in range(3):
+        w.add_scalar("a", float(step), step)
+    w.close()
+    (f,) = tmp_path.glob("events.out.tfevents.*")
+    data = bytearray(f.read_bytes())
+    data[-10:-5] = b"\xff" * 5  # garbage inside the last record's protobuf
+    f.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="unreadable record"):
+        got = read_scalars(tmp_path)["a"]
+    assert got.steps.tolist() == [0, 1]
