@@ -250,6 +250,14 @@ def test_figure3_jobs_start_then_skip_what_finished(make_cfg, tmp_path):
     assert len(first) == 3 and all(s["status"] == "finished" for s in first.values())
     again = train_from_config(make_cfg(*opts))
     assert all(s["status"] == "finished (skipped)" for s in again.values())
+    # carried to another machine by the archive (an algorithm's run has no surrogate objective) and skipped there
+    from ppo_bench.analysis.archive import pack, unpack
+
+    assert pack(tmp_path / "figure3", tmp_path / "archive") == {"CartPole-v1": 3}
+    assert unpack(tmp_path / "archive", tmp_path / "carried") == {"CartPole-v1": 3}
+    carried = train_from_config(make_cfg(*opts[:-1], f"run_root={tmp_path}/carried"))
+    assert {n: s["score_last100"] for n, s in carried.items()} == {n: s["score_last100"] for n, s in first.items()}
+    assert all(s["status"] == "finished (skipped)" for s in carried.values())
 
 
 # settings that learn CartPole within a few thousand steps (the algorithms' own defaults are for 1M MuJoCo steps)

@@ -77,7 +77,8 @@ def load_run(run_dir: Path) -> Run | None:
               status="started")
     if config_path.exists():
         cfg = OmegaConf.load(config_path)
-        run.objective = dict(OmegaConf.to_container(cfg.objective))
+        # an algorithm other than PPO (Figure 3's) has no surrogate objective: its config's is null
+        run.objective = dict(OmegaConf.to_container(cfg.objective)) if cfg.get("objective") is not None else {}
         run.total_timesteps = int(cfg.ppo.total_timesteps)
     st = read_json(status_path)  # a damaged status reads as absent: the run shows as started, with a warning
     if st:
