@@ -289,3 +289,30 @@ def test_figure3_ranking_reads_the_table_task_by_task():
     assert "- **Swimmer-v5**: not compared (1 of 6 algorithms have all 3 seeds finished, PPO not)." in md
     assert "PPO is first here on 1 of 2 tasks compared (of all 6 algorithms) and first among the paper's four on 1 of 2; " \
            "in the paper, read by eye, it is first or tied for first on 2 of those 2." in md
+
+
+def test_figure3_report_from_run_folders_end_to_end(tmp_path):
+    """ppo-bench-report --experiment figure3 on run folders as the engine writes them: the table's means from the
+    runs' last 100 episodes, the figure's panels in rows of up to four (the paper's layout)."""
+    from matplotlib.image import imread
+
+    from ppo_bench.analysis.figure3 import ALGORITHMS
+
+    root = tmp_path / "runs"
+    for env in ("Hopper-v5", "Swimmer-v5"):
+        for i, algo in enumerate(ALGORITHMS):
+            setting = "clip_eps0.2" if algo == "ppo" else algo
+            for seed in range(3):
+                d = write_run(root, env, setting, seed, [0.0] * 20 + [100.0 * (i + 1) + seed] * 100)
+                (d / "config.yaml").write_text(
+                    f"env:\n  id: {env}\nseed: {seed}\nalgo:\n  name: {algo}\n"
+                    + ("objective: {name: clip, eps: 0.2}\n" if algo == "ppo" else "objective: null\n")
+                    + "ppo:\n  total_timesteps: 1000\n")
+    out = tmp_path / "out"
+    assert report.main([str(root), "--experiment", "figure3", "--out-dir", str(out), "--reps", "50"]) == 0
+    md = (out / "figure3.md").read_text()
+    # TRPO (i = 1) scores 200 + seed: mean 201, sample std 1 over seeds 0-2
+    assert "| Hopper-v5 | 101.0 ± 1.0 (n=3) | 201.0 ± 1.0 (n=3) |" in md
+    assert "- **Swimmer-v5**: CEM 601.0 > A2C + Trust Region 501.0" in md
+    height, width, _ = imread(out / "figure3.png").shape
+    assert width > 1.8 * height  # two panels side by side, not stacked

@@ -121,6 +121,7 @@ def figure3_report(folder: str | Path, out_dir: str | Path, command: str, random
     table = build_sweep_table(runs, ["algo.name"], random_scores, reps=reps, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "figure3.png", out / "figure3.md"]
-    plot_sweep_curves(runs, ["algo.name"], [RETURN_TAG], files[0])
+    plot_sweep_curves(runs, ["algo.name"], [RETURN_TAG], files[0], labels={(a,): LABELS[a] for a in ALGORITHMS},
+                      columns=4)  # the paper's figure: two rows of panels
     atomic_write_text(files[1], render_markdown(table, command, expected_seeds))
     return files

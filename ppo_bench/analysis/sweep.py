@@ -271,46 +271,57 @@ def windowed_mean(steps: np.ndarray, values: np.ndarray, grid: np.ndarray, windo
     return np.where(n > 0, (csum[hi] - csum[lo]) / np.maximum(n, 1), last)
 
 
-def plot_sweep_curves(runs: list[SweepRun], by: Sequence[str], tags: Sequence[str], path: Path) -> None:
-    """One row of panels per environment, one panel per tag, one line per group (mean over seeds, ± 1 std)."""
+def plot_sweep_curves(runs: list[SweepRun], by: Sequence[str], tags: Sequence[str], path: Path,
+                      labels: dict[tuple, str] | None = None, columns: int | None = None) -> None:
+    """One row of panels per environment, one panel per tag, one line per group (mean over seeds, ± 1 std).
+
+    ``labels`` names the groups in the legend and orders them (groups it lacks follow, labelled by their config
+    values); with one tag, ``columns`` wraps the environments' panels into rows of that many, as a paper's
+    figure does."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    labels = labels or {}
     envs = sorted({r.env for r in runs})
-    groups = sorted({tuple(r.config.get(k) for k in by) for r in runs}, key=lambda g: tuple(_sort_value(v) for v in g))
+    rank = {g: i for i, g in enumerate(labels)}
+    groups = sorted({tuple(r.config.get(k) for k in by) for r in runs},
+                    key=lambda g: (rank.get(g, len(rank)), tuple(_sort_value(v) for v in g)))
     cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
     colors = {g: cmap(i % cmap.N) for i, g in enumerate(groups)}
-    fig, axes = plt.subplots(len(envs), len(tags), figsize=(4.6 * len(tags), 3.2 * len(envs)), squeeze=False)
+    panels = [(env, tag) for env in envs for tag in tags]
+    ncols = min(columns, len(envs)) if columns and len(tags) == 1 else len(tags)
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.2 * nrows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
     handles = {}
-    for i, env in enumerate(envs):
+    for ax, (env, tag) in zip(axes.flat, panels):
         members = [r for r in runs if r.env == env and r.status in ("finished", "failed")]
-        for j, tag in enumerate(tags):
-            ax = axes[i, j]
-            with_tag = [r for r in members if len(r.scalars.get(tag, ((), ()))[0])]
-            top = max((int(r.scalars[tag][0].max()) for r in with_tag), default=0)
-            grid = np.linspace(0, top, CURVE_POINTS + 1)[1:] if top else np.zeros(0)
-            window = CURVE_WINDOW * (grid[0] if len(grid) else 1.0)
-            for g in groups:
-                own = [r for r in with_tag if tuple(r.config.get(k) for k in by) == g]
-                if not own:
-                    continue
-                curves = np.stack([windowed_mean(*r.scalars[tag], grid, window) for r in own])
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)  # grid points before a seed's first value
-                    mean, std = np.nanmean(curves, 0), np.nanstd(curves, 0)
-                (line,) = ax.plot(grid, mean, color=colors[g], lw=1.4, label=group_label(by, g))
-                ax.fill_between(grid, mean - std, mean + std, color=colors[g], alpha=0.15, lw=0)
-                handles[g] = line
-            ax.set_title(f"{env}: {tag}", fontsize=10)
-            ax.set_xlabel("timesteps")
-            ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
-            ax.grid(alpha=0.3)
+        with_tag = [r for r in members if len(r.scalars.get(tag, ((), ()))[0])]
+        top = max((int(r.scalars[tag][0].max()) for r in with_tag), default=0)
+        grid = np.linspace(0, top, CURVE_POINTS + 1)[1:] if top else np.zeros(0)
+        window = CURVE_WINDOW * (grid[0] if len(grid) else 1.0)
+        for g in groups:
+            own = [r for r in with_tag if tuple(r.config.get(k) for k in by) == g]
+            if not own:
+                continue
+            curves = np.stack([windowed_mean(*r.scalars[tag], grid, window) for r in own])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # grid points before a seed's first value
+                mean, std = np.nanmean(curves, 0), np.nanstd(curves, 0)
+            (line,) = ax.plot(grid, mean, color=colors[g], lw=1.4, label=labels.get(g) or group_label(by, g))
+            ax.fill_between(grid, mean - std, mean + std, color=colors[g], alpha=0.15, lw=0)
+            handles[g] = line
+        ax.set_title(env if len(tags) == 1 else f"{env}: {tag}", fontsize=10)
+        ax.set_xlabel("timesteps")
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     # below the panels, outside them: savefig's tight bounding box grows to hold it, whatever its height
     fig.legend(handles=[handles[g] for g in groups if g in handles], loc="upper center", bbox_to_anchor=(0.5, 0.0),
-               ncol=min(3, len(groups)),
+               ncol=min(6 if labels else 3, len(groups)),
                fontsize=9, frameon=False,
                title=f"mean over seeds ± 1 std; {CURVE_WINDOW / CURVE_POINTS:.0%}-of-timesteps sliding window",
                title_fontsize=9)
