@@ -315,6 +315,8 @@ def plot_sweep_curves(runs: list[SweepRun], by: Sequence[str], tags: Sequence[st
             ax.fill_between(grid, mean - std, mean + std, color=colors[g], alpha=0.15, lw=0)
             handles[g] = line
         ax.set_title(env if len(tags) == 1 else f"{env}: {tag}", fontsize=10)
+        if len(tags) == 1 and ax in axes[:, 0]:  # the tag names the y axis of the figure's first column
+            ax.set_ylabel("episode return" if tag == RETURN_TAG else tag)
         ax.set_xlabel("timesteps")
         ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
         ax.grid(alpha=0.3)
