@@ -20,7 +20,8 @@ For one environment it measures, each in a fresh process pinned to one torch thr
   work_*          with --count-work: the work one eager iteration does, per phase, counted instead of timed —
                   the torch operators dispatched (aten ops) and the Python function calls — for the single run
                   and the population (and at --baseline's revision beside them). Counts do not move with the
-                  host's load, so a speed change between two revisions can be told from noise by them
+                  host's load, so a speed change between two revisions can be told from noise by them (but for the
+                  log phase's Python calls: two runs of the same code differed there by up to 8%)
   algo_<name>_sps with --algos: aggregate training steps/s of a 33-run population (33 seeds) of each named
                   algorithm (conf/algo/: its own actors and rollout length; PPO as in Figure 3, clip ε=0.2),
                   with compile=true as experiment=figure3 runs them (eager under --no-compile), timed over
@@ -40,6 +41,7 @@ with the machine's description; the load average is recorded because these machi
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -73,11 +75,9 @@ def physics_worker(env_id: str, seconds: float) -> dict:
     return {"sps": n / (time.perf_counter() - t0), "frame_skip": nstep}
 
 
-def trained_rate(env_id: str, overrides: list[str], compiled: bool, iters: int | None = None,
-                 steps_per_run: int | None = None) -> dict:
-    """ppo-bench's training steps/s of the population the overrides name, timed over whole iterations (collect +
-    update) after one warm-up iteration: ``iters`` of them, or as many as ``steps_per_run`` steps of each run take
-    (at least one)."""
+def make_trainer(env_id: str, overrides: list[str], compiled: bool):
+    """A PopulationTrainer of the population the overrides name, on one torch thread, logging into a temporary
+    folder and never checkpointing: what every timed or counted worker trains."""
     import torch
     from hydra import compose, initialize_config_dir
 
@@ -92,7 +92,15 @@ def trained_rate(env_id: str, overrides: list[str], compiled: bool, iters: int |
                  f"compile={compiled}", *overrides]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
-    trainer = PopulationTrainer(cfg, population_specs(cfg))
+    return PopulationTrainer(cfg, population_specs(cfg))
+
+
+def trained_rate(env_id: str, overrides: list[str], compiled: bool, iters: int | None = None,
+                 steps_per_run: int | None = None) -> dict:
+    """ppo-bench's training steps/s of the population the overrides name, timed over whole iterations (collect +
+    update) after one warm-up iteration: ``iters`` of them, or as many as ``steps_per_run`` steps of each run take
+    (at least one)."""
+    trainer = make_trainer(env_id, overrides, compiled)
     if iters is None:
         iters = max(1, -(-steps_per_run // (trainer.N * trainer.T)))
     phase_s = time_phases(trainer)
@@ -117,29 +125,33 @@ def trained_rate(env_id: str, overrides: list[str], compiled: bool, iters: int |
 PHASES = ("collect", "acting_diagnostics", "update", "log")  # what PopulationTrainer.iterate calls, where it has them
 
 
-def time_phases(trainer) -> dict[str, float]:
-    """Wrap the trainer's per-iteration methods (those of PHASES it has: older code lacks some) to add their seconds
-    to the returned dict, so that an iteration's time splits into rollout, diagnostics, update and logging."""
-    seconds: dict[str, float] = {}
+def wrap_phases(trainer, measure) -> None:
+    """Route each of the trainer's per-iteration methods (those of PHASES it has: older code lacks some) through
+    ``measure(name, method, *args, **kwargs)``, which calls the method and returns its result."""
     for name in PHASES:
         method = getattr(trainer, name, None)
-        if method is None:
-            continue
+        if method is not None:
+            setattr(trainer, name, functools.partial(measure, name, method))
 
-        def timed(*args, _method=method, _name=name, **kwargs):
-            t = time.perf_counter()
-            try:
-                return _method(*args, **kwargs)
-            finally:
-                seconds[_name] = seconds.get(_name, 0.0) + time.perf_counter() - t
 
-        setattr(trainer, name, timed)
+def time_phases(trainer) -> dict[str, float]:
+    """Add each phase's seconds to the returned dict, so that an iteration's time splits into rollout,
+    diagnostics, update and logging."""
+    seconds: dict[str, float] = {}
+
+    def timed(name, method, *args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t
+
+    wrap_phases(trainer, timed)
     return seconds
 
 
 def count_work(trainer) -> tuple[dict[str, dict[str, int]], list[str]]:
-    """Wrap the trainer's per-iteration methods (those of PHASES it has) to count, per call, what the returned
-    switch names: "aten_ops", the torch operators dispatched (a TorchDispatchMode sees each aten op), or
+    """Count, per call of each phase (``wrap_phases``), what the returned switch names: "aten_ops", the torch operators dispatched (a TorchDispatchMode sees each aten op), or
     "python_calls", the Python function calls (cProfile). One at a time: the operator counter runs Python code
     of its own for every operator. Each phase's count of its latest call is kept in the returned dict."""
     import cProfile
@@ -158,27 +170,23 @@ def count_work(trainer) -> tuple[dict[str, dict[str, int]], list[str]]:
 
     counts: dict[str, dict[str, int]] = {}
     switch = ["python_calls"]
-    for name in PHASES:
-        method = getattr(trainer, name, None)
-        if method is None:
-            continue
 
-        def counted(*args, _method=method, _name=name, **kwargs):
-            if switch[0] == "aten_ops":
-                with OpCounter() as ops:
-                    try:
-                        return _method(*args, **kwargs)
-                    finally:
-                        counts.setdefault(_name, {})["aten_ops"] = ops.ops
-            profile = cProfile.Profile()
-            profile.enable()
-            try:
-                return _method(*args, **kwargs)
-            finally:
-                profile.disable()
-                counts.setdefault(_name, {})["python_calls"] = pstats.Stats(profile).total_calls
+    def counted(name, method, *args, **kwargs):
+        if switch[0] == "aten_ops":
+            with OpCounter() as ops:
+                try:
+                    return method(*args, **kwargs)
+                finally:
+                    counts.setdefault(name, {})["aten_ops"] = ops.ops
+        profile = cProfile.Profile()
+        profile.enable()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            profile.disable()
+            counts.setdefault(name, {})["python_calls"] = pstats.Stats(profile).total_calls
 
-        setattr(trainer, name, counted)
+    wrap_phases(trainer, counted)
     return counts, switch
 
 
@@ -186,21 +194,7 @@ def work_worker(env_id: str, population: bool) -> dict:
     """The work of an eager iteration of the single run or the Table-1 population, per phase: after a warm-up
     iteration and one that primes what the counters load lazily, the Python calls of the third iteration and the
     torch operators of the fourth."""
-    import torch
-    from hydra import compose, initialize_config_dir
-
-    from ppo_bench.cli import population_specs
-    from ppo_bench.config import CONF_DIR, register_configs
-    from ppo_bench.train import PopulationTrainer
-
-    torch.set_num_threads(1)
-    register_configs()
-    overrides = [f"env.id={env_id}", f"run_root={tempfile.mkdtemp(prefix='ppo_bench_bench_')}", "progress=never",
-                 "checkpoint_every=1000000", "compile=false",
-                 *(["experiment=table1"] if population else ["objective=clip", "objective.eps=0.2"])]
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
-    trainer = PopulationTrainer(cfg, population_specs(cfg))
+    trainer = make_trainer(env_id, ppo_overrides(population), compiled=False)
     trainer.start(resume=False)
     trainer.iterate()
     counts, switch = count_work(trainer)
@@ -212,10 +206,14 @@ def work_worker(env_id: str, population: bool) -> dict:
     return {"runs": trainer.R, "phases": counts, "total": total}
 
 
+def ppo_overrides(population: bool) -> list[str]:
+    """The population is Table 1's (its 11 settings × 3 seeds, from the experiment config itself); the single run
+    is clip ε = 0.2."""
+    return ["experiment=table1"] if population else ["objective=clip", "objective.eps=0.2"]
+
+
 def ppo_worker(env_id: str, population: bool, iters: int, compiled: bool = False) -> dict:
-    # the population is Table 1's: its 11 settings × 3 seeds, from the experiment config itself
-    overrides = ["experiment=table1"] if population else ["objective=clip", "objective.eps=0.2"]
-    return trained_rate(env_id, overrides, compiled, iters=iters)
+    return trained_rate(env_id, ppo_overrides(population), compiled, iters=iters)
 
 
 ALGO_RUNS = 33  # as many runs as Table 1's population, so that every algorithm's rate compares with it
@@ -377,21 +375,21 @@ def main() -> None:
     counted = [] if not args.count_work else [(f"work_{kind}", ("work", env, kind)) for kind in ("single", "population")]
     if args.count_work and baseline_tree is not None:
         counted += [(f"{name}_baseline", (*worker, "@baseline")) for name, worker in counted]
+    def run_worker(worker: tuple[str, ...]) -> dict:
+        """A worker of the plan, with the baseline's code where it ends in "@baseline"."""
+        if worker[-1] == "@baseline":
+            return in_subprocess(*worker[:-1], tree=baseline_tree)
+        return in_subprocess(*worker)
+
     rounds: dict[str, list[dict]] = {name: [] for name, _ in plan}
     for k in range(args.repeats):
         for name, worker in plan:
             print(f"[{env}] {name}" + (f" (round {k + 1} of {args.repeats})" if args.repeats > 1 else "") + " …",
                   flush=True)
-            if worker is None:
-                rounds[name].append(pair_worker(env, args.population_iters))
-            elif worker[-1] == "@baseline":
-                rounds[name].append(in_subprocess(*worker[:-1], tree=baseline_tree))
-            else:
-                rounds[name].append(in_subprocess(*worker))
+            rounds[name].append(pair_worker(env, args.population_iters) if worker is None else run_worker(worker))
     for name, worker in counted:  # deterministic: once, whatever --repeats says
         print(f"[{env}] {name} (counted, not timed) …", flush=True)
-        tree = baseline_tree if worker[-1] == "@baseline" else REPO
-        res[name] = in_subprocess(*(worker[:-1] if worker[-1] == "@baseline" else worker), tree=tree)
+        res[name] = run_worker(worker)
     if baseline_tree is not None:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(baseline_tree)], capture_output=True)
     for name, results in rounds.items():
