@@ -60,12 +60,18 @@ def test_an_old_format_file_purges_by_out_of_order_steps_per_tag(tmp_path):
     assert [p[1] for p in ref["x"]] == [1.0, 20.0, 5.0] and len(ref["y"]) == 5
 
 
-def test_a_record_cut_short_ends_the_file(tmp_path):
-    w = SummaryWriter(str(tmp_path))
-    for step in range(5):
+def one_event_file(folder, points: int):
+    """A run folder with one event file: scalar "a" at steps 0 … points − 1, value = step."""
+    w = SummaryWriter(str(folder))
+    for step in range(points):
         w.add_scalar("a", float(step), step)
     w.close()
-    (f,) = tmp_path.glob("events.out.tfevents.*")
+    (f,) = folder.glob("events.out.tfevents.*")
+    return f
+
+
+def test_a_record_cut_short_ends_the_file(tmp_path):
+    f = one_event_file(tmp_path, 5)
     data = f.read_bytes()
     f.write_bytes(data[:-7])  # the last record loses its tail, as when a writer is killed mid-write
     got = read_scalars(tmp_path)["a"]
@@ -74,11 +80,7 @@ def test_a_record_cut_short_ends_the_file(tmp_path):
 
 
 def test_a_damaged_record_warns_and_keeps_what_came_before(tmp_path):
-    w = SummaryWriter(str(tmp_path))
-    for step in range(3):
-        w.add_scalar("a", float(step), step)
-    w.close()
-    (f,) = tmp_path.glob("events.out.tfevents.*")
+    f = one_event_file(tmp_path, 3)
     data = bytearray(f.read_bytes())
     data[-10:-5] = b"\xff" * 5  # garbage inside the last record's protobuf
     f.write_bytes(bytes(data))
