@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # ppo_bench.load_policy / export_policy without importing torch for `import ppo_bench`
     if name in ("load_policy", "export_policy"):
-        from ppo_bench import policy
+        from ppo_bench.rl import policy
 
         return getattr(policy, name)
     raise AttributeError(f"module 'ppo_bench' has no attribute {name!r}")

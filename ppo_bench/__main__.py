@@ -1,3 +1,3 @@
-from ppo_bench.cli import main
+from ppo_bench.rl.cli import main
 
 main()

@@ -1,12 +1,16 @@
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from ppo_bench.config import CONF_DIR, register_configs
+from ppo_bench.rl.engine.config import CONF_DIR, register_configs
 
 register_configs()
+# the tools that exercise the library (scripts/: the fault drill, reference runs, benchmarks) import as `scripts.*`
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 torch.set_num_threads(1)
 os.environ.setdefault("CI", "1")  # no progress bars in test output
 

@@ -1,4 +1,4 @@
-"""The algorithms of the PPO paper's Figure 3 (ppo_bench/algorithms/): each formula against a hand value, a dense
+"""The algorithms of the PPO paper's Figure 3 (ppo_bench/rl/algorithms/): each formula against a hand value, a dense
 solve or autograd; each algorithm's population member against its solo run, its resume against a straight run,
 and a short run that must raise its return."""
 
@@ -8,15 +8,15 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ppo_bench.algorithms.a2c import a2c_loss
-from ppo_bench.algorithms.acer_trust_region import average_network, trust_region_projection
-from ppo_bench.algorithms.cem import added_noise_variance, elite_refit
-from ppo_bench.algorithms.trpo import conjugate_gradient, fisher_vector_product, line_search, max_step
-from ppo_bench.algorithms.vpg import adapt_step_size
-from ppo_bench.cli import population_specs, train_from_config
-from ppo_bench.distributions import Categorical, DiagGaussian
-from ppo_bench.networks import ActorCritic
-from ppo_bench.train import CHECKPOINT, PopulationTrainer
+from ppo_bench.rl.algorithms.a2c import a2c_loss
+from ppo_bench.rl.algorithms.acer_trust_region import average_network, trust_region_projection
+from ppo_bench.rl.algorithms.cem import added_noise_variance, elite_refit
+from ppo_bench.rl.algorithms.trpo import conjugate_gradient, fisher_vector_product, line_search, max_step
+from ppo_bench.rl.algorithms.vpg import adapt_step_size
+from ppo_bench.rl.cli import population_specs, train_from_config
+from ppo_bench.rl.engine.distributions import Categorical, DiagGaussian
+from ppo_bench.rl.engine.networks import ActorCritic
+from ppo_bench.rl.engine.trainer import CHECKPOINT, PopulationTrainer
 
 ALGOS = ("trpo", "vpg", "a2c", "a2c_trust_region", "cem")
 # tiny versions: a few iterations each

@@ -6,8 +6,8 @@ import pytest
 
 from ppo_bench.analysis.archive import main, pack, unpack
 from ppo_bench.analysis.runs import find_runs
-from ppo_bench.cli import train_from_config
-from ppo_bench.errors import ConfigError
+from ppo_bench.rl.cli import train_from_config
+from ppo_bench.common.errors import ConfigError
 
 TINY = ["env.id=Pendulum-v1", "ppo.num_steps=200", "ppo.minibatch_size=100", "ppo.epochs=1",
         "ppo.total_timesteps=800", "population.seeds=[0,1]",

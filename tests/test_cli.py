@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ppo_bench import envs as envs_mod
-from ppo_bench.config import validate
-from ppo_bench.errors import ConfigError
+from ppo_bench.rl.engine import envs as envs_mod
+from ppo_bench.rl.engine.config import validate
+from ppo_bench.common.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["ppo.num_steps=64", "ppo.minibatch_size=32", "ppo.epochs=1", "ppo.total_timesteps=128"]
@@ -170,7 +170,7 @@ def test_a_wrapped_unwritable_file_is_one_line_and_a_plain_bug_is_not():
     handler ...')``: the line comes from the cause. An exception with no user-caused cause stays a bug."""
     import errno
 
-    from ppo_bench.hydra_cli import hydra_error_line
+    from ppo_bench.common.hydra_cli import hydra_error_line
 
     try:
         try:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ppo_bench.networks import ActorCritic
+from ppo_bench.rl.engine.networks import ActorCritic
 
 # Schulman et al. 2017, Table 3 (MuJoCo, 1M timesteps) and §6.1
 PAPER = {

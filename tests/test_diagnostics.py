@@ -3,8 +3,8 @@
 import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ppo_bench.cli import train_from_config
-from ppo_bench.train import mean_reward_terms
+from ppo_bench.rl.cli import train_from_config
+from ppo_bench.rl.engine.trainer import mean_reward_terms
 
 
 def test_mean_reward_terms_against_a_loop():

@@ -4,7 +4,7 @@ import torch
 from torch.distributions import Categorical as TorchCategorical
 from torch.distributions import Normal
 
-from ppo_bench.distributions import Categorical, DiagGaussian
+from ppo_bench.rl.engine.distributions import Categorical, DiagGaussian
 
 
 def test_gaussian_kl_matches_monte_carlo():

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from ppo_bench import evaluate as evaluate_mod
-from ppo_bench.checkpoint import load_checkpoint
-from ppo_bench.cli import train_from_config
-from ppo_bench.networks import ActorCritic
-from ppo_bench.normalization import ObservationNormalizer
-from ppo_bench.policy import load_policy
+from ppo_bench.rl import evaluate as evaluate_mod
+from ppo_bench.rl.checkpoint import load_checkpoint
+from ppo_bench.rl.cli import train_from_config
+from ppo_bench.rl.engine.networks import ActorCritic
+from ppo_bench.rl.engine.normalization import ObservationNormalizer
+from ppo_bench.rl.policy import load_policy
 
 FAST = ["ppo.num_steps=128", "ppo.minibatch_size=32", "ppo.epochs=2", "ppo.total_timesteps=512"]
 

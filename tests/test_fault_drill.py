@@ -1,11 +1,11 @@
-"""The fault drill (ppo_bench/fault_drill.py, scripts/fault_drill.py): a row computed end to end from what its
+"""The fault drill (scripts/fault_drill.py, scripts/fault_drill.py): a row computed end to end from what its
 command did, a row whose command does not keep the promise fails the drill (exit code 1), and the run comparison
 behind "bit-identical after resume" sees a one-ulp change."""
 
 import torch
 
-from ppo_bench.fault_drill import Row, main, merged, mistyped_folder, run_differences
-from ppo_bench.run_folder import save_checkpoint
+from scripts.fault_drill import Row, main, merged, mistyped_folder, run_differences
+from ppo_bench.common.run_folder import save_checkpoint
 
 
 def help_taken_for_an_error(drill):

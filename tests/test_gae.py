@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ppo_bench.losses import gae
+from ppo_bench.common.losses import gae
 
 
 def brute_force(rewards, values, terminated, truncated, valid, gamma, lam):

@@ -5,7 +5,7 @@ from tensorboard.backend.event_processing import data_provider, plugin_event_mul
 from tensorboard.plugins import base_plugin
 from tensorboard.plugins.hparams import api_pb2, backend_context
 
-from ppo_bench.cli import train_from_config
+from ppo_bench.rl.cli import train_from_config
 
 TINY = ["env=pendulum", "ppo.num_steps=64", "ppo.minibatch_size=32", "ppo.epochs=1", "ppo.total_timesteps=256"]  # 1 episode
 

@@ -1,4 +1,4 @@
-"""A run's identity (ppo_bench.identity): relaunching onto a run folder trained with other settings is
+"""A run's identity (ppo_bench.common.identity): relaunching onto a run folder trained with other settings is
 refused in one line naming every differing key, before anything is written; the same settings continue."""
 
 import json
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from ppo_bench.cli import train_from_config
-from ppo_bench.config import schema_defaults
-from ppo_bench.errors import ConfigError
-from ppo_bench.fault_drill import snapshot
-from ppo_bench.identity import (ABSENT, IDENTITY, check_identity, differences, fingerprint, flatten, stored_keys,
+from ppo_bench.rl.cli import train_from_config
+from ppo_bench.rl.engine.config import schema_defaults
+from ppo_bench.common.errors import ConfigError
+from scripts.fault_drill import snapshot
+from ppo_bench.common.identity import (ABSENT, IDENTITY, check_identity, differences, fingerprint, flatten, stored_keys,
                                 training_keys, write_identity)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,8 +122,8 @@ def test_resume_true_needs_the_runs_and_auto_starts_them(make_cfg, tmp_path):
 
 INTERRUPT_SCRIPT = """
 import signal, sys
-from ppo_bench import cli
-from ppo_bench.train import PopulationTrainer
+from ppo_bench.rl import cli
+from ppo_bench.rl.engine.trainer import PopulationTrainer
 orig_log = PopulationTrainer.log
 def log(self, *a):
     orig_log(self, *a)

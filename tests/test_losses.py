@@ -1,14 +1,14 @@
 """The shared loss toolkit against hand values, brute-force loops and exact references.
 
 The engine's own surrogate tests (test_objectives.py), GAE tests (test_gae.py) and GRPO's
-(tests/llm/test_llm_grpo_math.py) also import these functions from ``ppo_bench.losses``.
+(tests/llm/test_llm_grpo_math.py) also import these functions from ``ppo_bench.common.losses``.
 """
 
 import numpy as np
 import torch
 
-from ppo_bench.distributions import Categorical
-from ppo_bench.losses import (clipped_surrogate, clipped_value_loss, equal_reward_groups, gae, group_advantages,
+from ppo_bench.rl.engine.distributions import Categorical
+from ppo_bench.common.losses import (clipped_surrogate, clipped_value_loss, equal_reward_groups, gae, group_advantages,
                               kl_k1, kl_k3, masked_mean, masked_standardize)
 
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from ppo_bench.machine import describe, git_commit
+from ppo_bench.common.machine import describe, git_commit
 
 
 def git(repo, *args):
@@ -41,7 +41,7 @@ def test_peak_phases_names_the_innermost_phase_that_raised_the_peak():
     # in a fresh process: the test process's own peak may already lie above what the phases allocate
     code = """
 import json, numpy as np
-from ppo_bench.machine import PeakPhases, peak_rss_mb
+from ppo_bench.common.machine import PeakPhases, peak_rss_mb
 phase, times, seen = PeakPhases(), {}, []
 with phase("setup", times, "setup_s"):
     with phase("setup: pairs"):
@@ -72,13 +72,13 @@ def test_peak_rss_is_the_process_own_not_its_parents():
     import numpy as np
     import pytest
 
-    from ppo_bench.machine import peak_rss_mb
+    from ppo_bench.common.machine import peak_rss_mb
 
     if not os.path.exists("/proc/self/status"):
         pytest.skip("Linux only")
     big = np.ones(100_000_000)  # 800 MB resident in this process
     try:
-        out = subprocess.run([sys.executable, "-c", "from ppo_bench.machine import peak_rss_mb; print(peak_rss_mb())"],
+        out = subprocess.run([sys.executable, "-c", "from ppo_bench.common.machine import peak_rss_mb; print(peak_rss_mb())"],
                              capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": os.getcwd()}).stdout
     finally:
         del big
@@ -89,7 +89,7 @@ def test_peak_rss_is_the_process_own_not_its_parents():
 def test_peak_rss_never_goes_down_and_a_forked_child_starts_afresh(monkeypatch):
     # the kernel's high-water mark is kept lazily and can read lower later (the full suite saw a phase's peak above
     # the run's): the peak reported is the largest reading so far, and a forked child's is its own
-    from ppo_bench import machine
+    from ppo_bench.common import machine
 
     readings = iter([100.0, 90.0, 120.0, 5.0])
     monkeypatch.setattr(machine, "_peak_seen", None)

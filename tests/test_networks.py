@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ppo_bench.networks import ActorCritic
+from ppo_bench.rl.engine.networks import ActorCritic
 
 
 @pytest.mark.parametrize("arch", ["separate", "shared"])

@@ -4,8 +4,8 @@ import pytest
 import torch
 import yaml
 
-from ppo_bench.config import CONF_DIR
-from ppo_bench.objectives import OBJECTIVES, adapt_beta, get_objective
+from ppo_bench.rl.engine.config import CONF_DIR
+from ppo_bench.rl.algorithms.ppo.objectives import OBJECTIVES, adapt_beta, get_objective
 
 RATIO = torch.tensor([[0.5, 0.9, 1.0, 1.1, 1.5, 1.5]])
 ADV = torch.tensor([[2.0, -1.0, 3.0, 1.0, 2.0, -2.0]])

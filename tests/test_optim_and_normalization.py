@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from ppo_bench.normalization import ObservationNormalizer, RewardScaler, RunningMeanStd
-from ppo_bench.optim import PerRunAdam, PerRunRMSprop
+from ppo_bench.rl.engine.normalization import ObservationNormalizer, RewardScaler, RunningMeanStd
+from ppo_bench.rl.engine.optim import PerRunAdam, PerRunRMSprop
 
 
 def test_lockstep_adam_matches_torch_adam():

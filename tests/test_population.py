@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from ppo_bench.cli import population_specs
-from ppo_bench.train import PopulationTrainer, per_run_sum
+from ppo_bench.rl.cli import population_specs
+from ppo_bench.rl.engine.trainer import PopulationTrainer, per_run_sum
 
 SETTINGS = "population.objectives=[{name:clip,eps:0.1},{name:kl_adaptive,kl_target:0.003},{name:none}]"
 SMALL = ["ppo.num_steps=64", "ppo.minibatch_size=16", "ppo.epochs=2"]
@@ -101,9 +101,9 @@ def test_members_train_bit_for_bit_as_alone_whatever_their_neighbours_do(make_cf
     """Healthy members of a population whose other members diverge (β turns infinite: a non-finite loss) or
     fail otherwise (non-finite parameters after an update) end with the same checkpoint and log the same
     numbers, to the bit, as each alone; the member that had no checkpoint yet says so."""
-    from ppo_bench.algorithms.ppo import PPO
-    from ppo_bench.cli import train_from_config
-    from ppo_bench.fault_drill import run_differences, scalars
+    from ppo_bench.rl.algorithms.ppo.algorithm import PPO
+    from ppo_bench.rl.cli import train_from_config
+    from scripts.fault_drill import run_differences, scalars
 
     small = ["env=hopper", "ppo.num_steps=128", "ppo.minibatch_size=32", "ppo.epochs=2", "ppo.total_timesteps=512",
              "checkpoint_every=2"]

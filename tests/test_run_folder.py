@@ -1,4 +1,4 @@
-"""A run folder's guards (ppo_bench.run_folder): one process at a time, the previous checkpoint kept and
+"""A run folder's guards (ppo_bench.common.run_folder): one process at a time, the previous checkpoint kept and
 used when the last is damaged, checkpoints read as data only, a fresh start clearing a dead process's
 files, files readable by the group, a damaged status file read as absent."""
 
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from ppo_bench.atomic import atomic_torch_save, atomic_write_text, read_json
-from ppo_bench.cli import train_from_config
-from ppo_bench.errors import ConfigError
-from ppo_bench.fault_drill import snapshot
-from ppo_bench.run_folder import CHECKPOINT, PREVIOUS, RunLocks, load_last_good, save_checkpoint
+from ppo_bench.common.atomic import atomic_torch_save, atomic_write_text, read_json
+from ppo_bench.rl.cli import train_from_config
+from ppo_bench.common.errors import ConfigError
+from scripts.fault_drill import snapshot
+from ppo_bench.common.run_folder import CHECKPOINT, PREVIOUS, RunLocks, load_last_good, save_checkpoint
 
 TINY = ["env=inverted_pendulum", "ppo.num_steps=64", "ppo.minibatch_size=32", "ppo.epochs=1",
         "ppo.total_timesteps=128", "checkpoint_every=1", "population.seeds=[0,1]"]
@@ -24,7 +24,7 @@ RUN = "InvertedPendulum-v5/clip_eps0.2/seed{}"
 
 
 def test_a_second_process_on_a_run_folder_is_refused_naming_the_holder(tmp_path, make_cfg):
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from ppo_bench.run_folder import RunLocks;"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from ppo_bench.common.run_folder import RunLocks;"
                                f"l = RunLocks([{str(tmp_path / 'runs' / RUN.format(1))!r}]).acquire();"
                                "print('locked', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
@@ -121,7 +121,7 @@ def test_a_resumed_run_event_file_sorts_after_the_killed_one(tmp_path):
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from ppo_bench.tblog import RunLogger
+    from ppo_bench.common.tblog import RunLogger
 
     old = RunLogger(tmp_path)
     for step in (1, 2, 3):
@@ -172,8 +172,8 @@ def test_a_checkpoint_is_streamed_to_disk_not_copied_in_memory(tmp_path):
     # in a fresh process, so that the high-water mark is this save's: 400 MB of tensors must not add 400 MB more
     code = f"""
 import torch
-from ppo_bench.atomic import atomic_torch_save
-from ppo_bench.machine import peak_rss_mb
+from ppo_bench.common.atomic import atomic_torch_save
+from ppo_bench.common.machine import peak_rss_mb
 state = {{"w": torch.ones(100_000_000)}}
 before = peak_rss_mb()
 atomic_torch_save(state, {str(tmp_path / 'c.pt')!r})
@@ -189,7 +189,7 @@ def test_a_full_disk_during_a_checkpoint_is_the_disk_error_and_leaves_the_old_fi
     import errno
     import io
 
-    import ppo_bench.atomic as atomic
+    import ppo_bench.common.atomic as atomic
 
     target = tmp_path / "checkpoint.pt"
     atomic_torch_save({"w": torch.zeros(3)}, target)

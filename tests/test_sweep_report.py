@@ -8,7 +8,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from ppo_bench.analysis import report
 from ppo_bench.analysis.sweep import sweep_report
-from ppo_bench.cli import train_from_config
+from ppo_bench.rl.cli import train_from_config
 
 # a large step size, so that ε changes what the runs learn within 4 iterations
 TINY = ["env=cartpole", "ppo.num_steps=64", "ppo.minibatch_size=16", "ppo.epochs=4", "ppo.total_timesteps=256",
@@ -21,7 +21,7 @@ def sweep(tmp_path_factory):
     population of 2 ε × 2 seeds (other seeds in each job, so that no two groups score alike)."""
     from hydra import compose, initialize_config_dir
 
-    from ppo_bench.config import CONF_DIR
+    from ppo_bench.rl.engine.config import CONF_DIR
 
     root = tmp_path_factory.mktemp("sweep")
     for job, anneal in enumerate(["true", "false"]):

@@ -1,4 +1,4 @@
-"""ppo_bench.tblog.read_scalars against TensorBoard's own EventAccumulator: the same points, purges included."""
+"""ppo_bench.common.tblog.read_scalars against TensorBoard's own EventAccumulator: the same points, purges included."""
 
 import time
 
@@ -10,7 +10,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.record_writer import RecordWriter
 from torch.utils.tensorboard import SummaryWriter
 
-from ppo_bench.tblog import RunLogger, read_scalars
+from ppo_bench.common.tblog import RunLogger, read_scalars
 
 
 def accumulator(path) -> dict[str, list[tuple[int, float, float]]]:

@@ -9,10 +9,10 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ppo_bench import train as train_mod
-from ppo_bench.cli import population_specs, train_from_config
-from ppo_bench.preemption import Interrupted
-from ppo_bench.train import CHECKPOINT, PopulationTrainer, minibatches
+from ppo_bench.rl.engine import trainer as train_mod
+from ppo_bench.rl.cli import population_specs, train_from_config
+from ppo_bench.common.preemption import Interrupted
+from ppo_bench.rl.engine.trainer import CHECKPOINT, PopulationTrainer, minibatches
 
 FAST = ["ppo.num_steps=128", "ppo.minibatch_size=32", "ppo.epochs=2", "ppo.total_timesteps=512",
         "checkpoint_every=2"]
@@ -119,9 +119,9 @@ def test_sigterm_checkpoints_every_run_after_the_iteration_and_resume_matches(ma
 SECOND_SIGNAL_SCRIPT = """
 import signal, sys
 from hydra import compose, initialize_config_dir
-from ppo_bench.cli import train_from_config
-from ppo_bench.config import CONF_DIR
-from ppo_bench.train import PopulationTrainer
+from ppo_bench.rl.cli import train_from_config
+from ppo_bench.rl.engine.config import CONF_DIR
+from ppo_bench.rl.engine.trainer import PopulationTrainer
 orig_log, orig_save = PopulationTrainer.log, PopulationTrainer.save_checkpoint
 def log(self, *a):
     orig_log(self, *a)

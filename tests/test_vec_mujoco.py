@@ -7,8 +7,8 @@ import pytest
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers import ClipAction
 
-from ppo_bench.envs import env_state, set_env_state
-from ppo_bench.vec_mujoco import FAST_TASKS, BatchedMujocoVectorEnv, fast_path_supported
+from ppo_bench.rl.engine.envs import env_state, set_env_state
+from ppo_bench.rl.engine.vec_mujoco import FAST_TASKS, BatchedMujocoVectorEnv, fast_path_supported
 
 
 def _fns(env_id, kwargs, n):

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ppo_bench.analysis.runs import RETURN_TAG, find_runs, read_episodes
-from ppo_bench.errors import ConfigError, OneLineArgumentParser
+from ppo_bench.common.errors import ConfigError, OneLineArgumentParser
 
 FILES = ("config.yaml", "status.json", "identity.json")
 

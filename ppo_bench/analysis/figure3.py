@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ppo_bench.analysis.runs import RETURN_TAG
 from ppo_bench.analysis.sweep import build_sweep_table, find_sweep_runs, load_sweep_run, plot_sweep_curves
-from ppo_bench.atomic import atomic_write_text
+from ppo_bench.common.atomic import atomic_write_text
 
 ALGORITHMS = ["ppo", "trpo", "vpg", "a2c", "a2c_trust_region", "cem"]
 LABELS = {"ppo": "PPO (clip)", "trpo": "TRPO", "vpg": "Vanilla PG, adaptive", "a2c": "A2C",

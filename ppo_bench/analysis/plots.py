@@ -11,7 +11,7 @@ import numpy as np
 
 from ppo_bench.analysis.runs import Run
 from ppo_bench.analysis.table1 import Table1
-from ppo_bench.atomic import atomic_write_bytes
+from ppo_bench.common.atomic import atomic_write_bytes
 
 CURVE_POINTS = 100  # points on the timestep axis
 CURVE_WINDOW = 2  # a point averages the episodes that ended in the last CURVE_WINDOW grid spacings

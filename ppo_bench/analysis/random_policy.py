@@ -45,7 +45,7 @@ def summarize(env_id: str, seed: int, returns: np.ndarray, lengths: np.ndarray) 
 
 
 def write_random_scores(rows: list[dict], path: Path) -> None:
-    from ppo_bench.atomic import atomic_write_text
+    from ppo_bench.common.atomic import atomic_write_text
 
     lines = [",".join(COLUMNS)]
     for r in rows:

@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 from ppo_bench.analysis.scores import BEST_READINGS, SCORE_EPISODES, TAG_TAIL
+from ppo_bench.common.paths import RANDOM_SCORES
 
-DEFAULT_RANDOM = Path(__file__).resolve().parents[2] / "results" / "random_scores.csv"
+DEFAULT_RANDOM = RANDOM_SCORES
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     write_csv(t, args.csv)
-    from ppo_bench.atomic import atomic_write_text
+    from ppo_bench.common.atomic import atomic_write_text
 
     atomic_write_text(args.md, render_markdown(t, command, args.run_roots, args.reps))
     plot_learning_curves(t, runs, args.curves)

@@ -1,8 +1,8 @@
 """Runs on disk: find them under run roots, read their TensorBoard event files, name the ones missing.
 
-A run folder is ``<run_root>/<env id>/<setting>/seed<k>/`` (``ppo_bench.population``) holding the
+A run folder is ``<run_root>/<env id>/<setting>/seed<k>/`` (``ppo_bench.rl.engine.population``) holding the
 event file(s), ``config.yaml`` and ``status.json``. Episode returns are read as TensorBoard shows them, every
-point kept (``ppo_bench.tblog.read_scalars``; TensorBoard's own reader keeps a 10,000-point sample per tag).
+point kept (``ppo_bench.common.tblog.read_scalars``; TensorBoard's own reader keeps a 10,000-point sample per tag).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from ppo_bench import tblog
-from ppo_bench.atomic import read_json
+from ppo_bench.common import tblog
+from ppo_bench.common.atomic import read_json
 
 RETURN_TAG = "charts/episodic_return"
 SEED_DIR = re.compile(r"seed(\d+)$")
@@ -55,7 +55,7 @@ def read_scalar(path: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
 def read_scalars(path: Path, tags: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """tag → (steps, values) for each of the tags, every point kept, from an event file or a run folder;
     empty arrays for a tag the run never logged. The files are read once for all the tags, as TensorBoard
-    shows them (``ppo_bench.tblog.read_scalars``: a resumed run's purge marks honoured)."""
+    shows them (``ppo_bench.common.tblog.read_scalars``: a resumed run's purge marks honoured)."""
     found = tblog.read_scalars(path, tags)
     empty = (np.zeros(0, dtype=np.int64), np.zeros(0))
     return {tag: (found[tag].steps, found[tag].values) if tag in found else empty for tag in tags}
@@ -128,8 +128,8 @@ def experiment_grid(name: str) -> Grid:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from ppo_bench.config import CONF_DIR, register_configs, resolve_objective
-    from ppo_bench.population import setting_name
+    from ppo_bench.rl.engine.config import CONF_DIR, register_configs, resolve_objective
+    from ppo_bench.rl.engine.population import setting_name
 
     if not (CONF_DIR / "experiment" / f"{name}.yaml").exists():
         allowed = ", ".join(sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
@@ -159,7 +159,7 @@ def experiment_jobs(name: str) -> list[dict[str, str]]:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from ppo_bench.config import CONF_DIR, register_configs
+    from ppo_bench.rl.engine.config import CONF_DIR, register_configs
 
     if not (CONF_DIR / "experiment" / f"{name}.yaml").exists():
         allowed = ", ".join(sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
@@ -178,7 +178,7 @@ def experiment_jobs(name: str) -> list[dict[str, str]]:
 
 def experiment_env_presets(name: str) -> list[str]:
     """The conf/env preset names an experiment sweeps (for the random-policy script)."""
-    from ppo_bench.config import CONF_DIR
+    from ppo_bench.rl.engine.config import CONF_DIR
 
     grid = experiment_grid(name)
     by_id = {OmegaConf.load(p).id: p.stem for p in (CONF_DIR / "env").glob("*.yaml")}

@@ -77,7 +77,7 @@ BASELINES_PPO2_CLIP = {
 
 def paper_scores() -> dict[str, float]:
     """Setting name (as run folders spell it) → the paper's normalised score."""
-    from ppo_bench.population import setting_name
+    from ppo_bench.rl.engine.population import setting_name
 
     return {setting_name(spec): value for spec, value in PAPER_TABLE1}
 

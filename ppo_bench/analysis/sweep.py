@@ -30,9 +30,10 @@ from omegaconf import OmegaConf
 
 from ppo_bench.analysis.runs import RETURN_TAG, read_scalars
 from ppo_bench.analysis.scores import SCORE_EPISODES, TAG_TAIL, run_score
-from ppo_bench.atomic import atomic_write_bytes, atomic_write_text, read_json
+from ppo_bench.common.atomic import atomic_write_bytes, atomic_write_text, read_json
+from ppo_bench.common.paths import RANDOM_SCORES
 
-DEFAULT_RANDOM = Path(__file__).resolve().parents[2] / "results" / "random_scores.csv"
+DEFAULT_RANDOM = RANDOM_SCORES
 CURVE_POINTS = 100  # points on the timestep axis of a curve
 CURVE_WINDOW = 2  # a point averages the values logged in the last CURVE_WINDOW grid spacings
 

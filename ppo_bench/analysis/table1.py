@@ -18,7 +18,7 @@ from ppo_bench.analysis.runs import Grid, Run, incomplete
 from ppo_bench.analysis.scores import (BASELINES_PPO2_CLIP, BEST_READINGS, SCORE_EPISODES, mean_finite,
                                        normalized_score, paper_scores, run_score, setting_label,
                                        setting_sort_key)
-from ppo_bench.atomic import atomic_write_text
+from ppo_bench.common.atomic import atomic_write_text
 
 CSV_COLUMNS = ["env", "objective", "setting", "seeds", "timesteps", "score_mean", "score_std", "normalized_mean"]
 AGGREGATES = ("mean", "iqm", "optimality_gap")  # rliable's aggregate_mean, aggregate_iqm, aggregate_optimality_gap

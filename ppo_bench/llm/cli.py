@@ -22,8 +22,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ppo_bench.errors import NonFiniteLoss, RunsFailed
-from ppo_bench.hydra_cli import exit_on_user_error, run_hydra_app
+from ppo_bench.common.errors import NonFiniteLoss, RunsFailed
+from ppo_bench.common.hydra_cli import exit_on_user_error, run_hydra_app
 from ppo_bench.llm.config import LLM_CONF_DIR, register_configs
 
 register_configs()

@@ -38,8 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ppo_bench.atomic import atomic_write_text, read_json
-from ppo_bench.errors import ConfigError, NonFiniteLoss, OneLineArgumentParser
+from ppo_bench.common.atomic import atomic_write_text, read_json
+from ppo_bench.common.errors import ConfigError, NonFiniteLoss, OneLineArgumentParser
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -224,7 +224,7 @@ def build_pairs(c: Comparison) -> dict:
 
     from ppo_bench.llm.preferences import pairs_for_run, write_jsonl
     from ppo_bench.llm.train import LMRun, load_run_parts
-    from ppo_bench.machine import peak_rss_mb
+    from ppo_bench.common.machine import peak_rss_mb
 
     cfg = compose_cfg(c.pair_overrides())
     settings = json.loads(json.dumps({"model": OmegaConf.to_container(cfg.model, resolve=True),
@@ -496,7 +496,7 @@ def evaluation_reading(by: dict[str, dict], reference: dict | None) -> str:
 def plot(rows: list[dict], reference_correct: list | None, budget_s: float, png: Path) -> None:
     """Held-out accuracy (the first ``eval.periodic_n`` problems) against the wall-clock time charged, one line per
     method; a cross at the end marks the accuracy on all held-out problems."""
-    from ppo_bench.atomic import atomic_write_bytes
+    from ppo_bench.common.atomic import atomic_write_bytes
     from ppo_bench.llm.models import require
 
     require("matplotlib", hint="pip install -e '.[analysis]'", what="plotting")

@@ -15,10 +15,10 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
-from ppo_bench.errors import ConfigError
-from ppo_bench.hydra_cli import check_declared_keys
+from ppo_bench.common.errors import ConfigError
+from ppo_bench.common.paths import LLM_CONF_DIR
+from ppo_bench.common.hydra_cli import check_declared_keys
 
-LLM_CONF_DIR = Path(__file__).resolve().parents[2] / "conf_llm"
 SCHEMA_NAME = "ppo_bench_llm_schema"
 
 ALGORITHMS = ("grpo", "dpo", "kto", "ppo", "reward_model")  # conf_llm/algo/<name>.yaml
@@ -122,7 +122,7 @@ class LLMConfig:
 # algo.run_tag), how it is watched or saved (progress, checkpoint_every, save_model, log_completions), threads
 # (float rounding only), the GGUF cache (the same weights either way), and the evaluations' schedule and batching
 # (they draw no random numbers and restore the model's mode). Every other key is part of its identity
-# (ppo_bench.identity), eval.max_new_tokens too: it decides what the run's accuracies before and after measure.
+# (ppo_bench.common.identity), eval.max_new_tokens too: it decides what the run's accuracies before and after measure.
 # The run's length is compared on its own: raising algo.steps extends a finished run, and a run stopped by
 # max_wall_s (setup_in_wall and eval.in_wall decide what that budget counts) continues under a larger one.
 NOT_IDENTITY = ("run_root", "run_name", "resume", "progress", "checkpoint_every", "save_model", "log_completions",
@@ -158,7 +158,7 @@ def schema_defaults(algo: str) -> dict[str, Any]:
     identity of an older run lacks must equal for the run to stay the same."""
     from omegaconf import OmegaConf
 
-    from ppo_bench.identity import flatten
+    from ppo_bench.common.identity import flatten
 
     top = OmegaConf.to_container(OmegaConf.structured(LLMConfig), resolve=False)
     top["algo"] = OmegaConf.to_container(OmegaConf.structured(algo_schemas()[algo]), resolve=False)

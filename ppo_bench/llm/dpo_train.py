@@ -19,14 +19,14 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from ppo_bench.atomic import atomic_torch_save
-from ppo_bench.errors import ConfigError, NonFiniteLoss
+from ppo_bench.common.atomic import atomic_torch_save
+from ppo_bench.common.errors import ConfigError, NonFiniteLoss
 from ppo_bench.llm.dpo import DPO_LOSSES, REFERENCE_FREE, LossOptions, concatenated_logps
 from ppo_bench.llm.models import context_length
 from ppo_bench.llm.preferences import (PreferencePair, collate, epoch_batch, pairs_for_run, read_jsonl, tokenize_pairs,
                                       write_jsonl)
 from ppo_bench.llm.train import LMRun, load_run_parts
-from ppo_bench.run_folder import read_checkpoint
+from ppo_bench.common.run_folder import read_checkpoint
 
 DPO_PHASES = ("pairs_s", "reference_s", "update_s")
 

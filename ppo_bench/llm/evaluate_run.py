@@ -44,9 +44,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ppo_bench.atomic import atomic_write_text, read_json
-from ppo_bench.errors import ConfigError, OneLineArgumentParser
-from ppo_bench.run_folder import CHECKPOINT, read_checkpoint
+from ppo_bench.common.atomic import atomic_write_text, read_json
+from ppo_bench.common.errors import ConfigError, OneLineArgumentParser
+from ppo_bench.common.run_folder import CHECKPOINT, read_checkpoint
 
 EVAL_FILE = "evaluation.json"
 

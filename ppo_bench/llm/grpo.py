@@ -4,7 +4,7 @@ J(θ) = (1/G) Σ_i (1/|o_i|) Σ_t { min[ρ_{i,t} Â_i, clip(ρ_{i,t}, 1−ε, 1+
 ρ_{i,t} = π_θ(o_{i,t}|q, o_{i,<t}) / π_θold(o_{i,t}|q, o_{i,<t}),  Â_i = (r_i − mean(r)) / std(r)
 
 The ratio, the clipped surrogate (with DAPO's upper ε), the k3 KL estimator and the group-normalised
-advantages are the shared ones of ``ppo_bench.losses``; what is GRPO's own is the loss normalisation
+advantages are the shared ones of ``ppo_bench.common.losses``; what is GRPO's own is the loss normalisation
 over tokens and the loss itself.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ppo_bench.losses import clipped_surrogate, kl_k3, policy_ratio
+from ppo_bench.common.losses import clipped_surrogate, kl_k3, policy_ratio
 
 
 def normalise_tokens(per_token: torch.Tensor, mask: torch.Tensor, loss_type: str, n_seqs: int, n_tokens: int, max_len: int) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 One step (DeepSeekMath Alg. 1, one outer iteration with the reference fixed at the start):
   generation  → G samples per prompt from π_θold with the KV cache
-  rewards     → Σ_k w_k r_k, group-normalised advantages (``ppo_bench.losses.group_advantages``)
+  rewards     → Σ_k w_k r_k, group-normalised advantages (``ppo_bench.common.losses.group_advantages``)
   log-probs   → log π_θold (only when μ > 1; otherwise ρ = exp(logp − logp.detach())) and log π_ref (β > 0)
   update      → μ AdamW steps on −J_GRPO (``grpo.grpo_loss``), micro-batched with gradient accumulation
 A step in which every group's rewards are equal has no learning signal: with β = 0 it takes no
@@ -18,14 +18,14 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from ppo_bench.errors import NonFiniteLoss
+from ppo_bench.common.errors import NonFiniteLoss
 from ppo_bench.llm import grpo
 from ppo_bench.llm.logprobs import token_logprobs
 from ppo_bench.llm.models import load_model
 from ppo_bench.llm.rewards import weighted_rewards
 from ppo_bench.llm.sampling import generate
 from ppo_bench.llm.train import LMRun, load_run_parts
-from ppo_bench.losses import equal_reward_groups, group_advantages
+from ppo_bench.common.losses import equal_reward_groups, group_advantages
 
 PHASES = ("generation_s", "reward_s", "logprobs_s", "update_s")
 

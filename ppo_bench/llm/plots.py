@@ -9,7 +9,7 @@ from ppo_bench.llm.models import require
 
 def read_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar of a run folder as (step, value), sorted by step; after a resume the last write of a step wins."""
-    from ppo_bench.tblog import read_scalars as read_events
+    from ppo_bench.common.tblog import read_scalars as read_events
 
     return {tag: sorted(dict(zip(s.steps.tolist(), s.values.tolist())).items()) for tag, s in read_events(run_dir).items()}
 
@@ -37,7 +37,7 @@ def plot_llm_run(run_dir: str | Path, out_png: str | Path, title: str | None = N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ppo_bench.atomic import atomic_write_bytes
+    from ppo_bench.common.atomic import atomic_write_bytes
 
     s = read_scalars(run_dir)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))

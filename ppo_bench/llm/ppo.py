@@ -6,14 +6,14 @@ A completion o of prompt q is an episode whose actions are its tokens. Per token
       (γ = 1, λ = 0.95 by default), returns R_t = Â_t + V(s_t)
   L = E_t[−min(ρ_t Â_t, clip(ρ_t, 1−ε, 1+ε) Â_t)] + c1 · E_t[½ max((V − R)², (clip(V, V_old ± ε_V) − R)²)]
 The ratio, the clipped surrogate, the k1 KL, GAE and the clipped value loss are the shared ones of
-``ppo_bench.losses``; what is PPO-for-LMs' own is below.
+``ppo_bench.common.losses``; what is PPO-for-LMs' own is below.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ppo_bench.losses import clipped_surrogate, clipped_value_loss, gae, kl_k1, kl_k3, policy_ratio
+from ppo_bench.common.losses import clipped_surrogate, clipped_value_loss, gae, kl_k1, kl_k3, policy_ratio
 
 
 def last_token_index(mask: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from ppo_bench.errors import NonFiniteLoss
+from ppo_bench.common.errors import NonFiniteLoss
 from ppo_bench.llm import ppo
 from ppo_bench.llm.logprobs import token_logprobs, token_logprobs_and_values
 from ppo_bench.llm.models import load_model
@@ -39,7 +39,7 @@ from ppo_bench.llm.reward_model import batch_scores, load_reward_model
 from ppo_bench.llm.rewards import weighted_rewards
 from ppo_bench.llm.sampling import generate
 from ppo_bench.llm.train import LMRun, load_run_parts
-from ppo_bench.losses import kl_k1, masked_standardize
+from ppo_bench.common.losses import kl_k1, masked_standardize
 
 PHASES = ("generation_s", "reward_s", "logprobs_s", "update_s")
 VALUE_HEAD_FILE = "value_head.pt"

@@ -18,8 +18,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from ppo_bench.atomic import atomic_write_text
-from ppo_bench.errors import ConfigError
+from ppo_bench.common.atomic import atomic_write_text
+from ppo_bench.common.errors import ConfigError
 
 FIELDS = ("prompt", "chosen", "rejected")
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from ppo_bench.atomic import atomic_write_text
-from ppo_bench.errors import ConfigError
+from ppo_bench.common.atomic import atomic_write_text
+from ppo_bench.common.errors import ConfigError
 from ppo_bench.llm.config import LLM_CONF_DIR, register_configs, run_name
 from ppo_bench.llm.plots import plot_llm_run, read_scalars
-from ppo_bench.machine import describe
+from ppo_bench.common.machine import describe
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from ppo_bench.errors import ConfigError, NonFiniteLoss
+from ppo_bench.common.errors import ConfigError, NonFiniteLoss
 from ppo_bench.llm.logprobs import sequence_scores
 from ppo_bench.llm.models import context_length, load_model
 from ppo_bench.llm.preferences import ResponseBatch, collate, epoch_batch, pairs_for_run, read_jsonl, tokenize_pairs, write_jsonl

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from ppo_bench.errors import ConfigError
+from ppo_bench.common.errors import ConfigError
 
 
 @dataclass

@@ -12,7 +12,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
-from ppo_bench.errors import ConfigError
+from ppo_bench.common.errors import ConfigError
 from ppo_bench.llm import rewards as R
 
 

@@ -1,4 +1,4 @@
-"""TensorBoard logging for LLM runs, with the conventions of ppo_bench.tblog: one directory
+"""TensorBoard logging for LLM runs, with the conventions of ppo_bench.common.tblog: one directory
 per run, scalars under ``rewards/``, ``losses/``, ``stats/``, ``eval/``, ``charts/``, ``perf/``, sample
 completions as text, and the run's hyperparameters through the HParams plugin."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ppo_bench.tblog import RunLogger, flat_hparams
+from ppo_bench.common.tblog import RunLogger, flat_hparams
 
 
 class LLMRunLogger(RunLogger):

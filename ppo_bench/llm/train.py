@@ -15,7 +15,7 @@ separate object it holds (composition, not inheritance), with a small interface:
 
 The algorithms: ``grpo_train.GRPO``, ``dpo_train.DPO``, ``kto.KTO``, ``ppo_train.PPO``, ``reward_model.RewardModelTraining``.
 ``build_trainer(cfg)`` builds the run for ``cfg.algo.name``; ``train_from_config`` trains it or skips
-it when finished. A run's identity (``ppo_bench.identity``, the same as the PPO app's) is kept in its
+it when finished. A run's identity (``ppo_bench.common.identity``, the same as the PPO app's) is kept in its
 folder's identity.json: a resume or a skip onto a folder that holds a run trained under other settings
 is refused in one line naming every key that differs, with both values.
 """
@@ -35,16 +35,16 @@ from typing import Protocol
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ppo_bench.atomic import atomic_write_text, read_json
-from ppo_bench.errors import ConfigError, NonFiniteLoss
-from ppo_bench.identity import IDENTITY, check_identity, training_keys, write_identity
+from ppo_bench.common.atomic import atomic_write_text, read_json
+from ppo_bench.common.errors import ConfigError, NonFiniteLoss
+from ppo_bench.common.identity import IDENTITY, check_identity, training_keys, write_identity
 from ppo_bench.llm.config import NOT_IDENTITY, run_name, schema_defaults, validate
 from ppo_bench.llm.evaluate import greedy_eval
 from ppo_bench.llm.models import context_length, eos_token_ids, load_model, load_tokenizer, resolve_device, resolve_dtype
 from ppo_bench.llm.tasks import Task, make_task, render_prompt
 from ppo_bench.llm.tblog import LLMRunLogger
-from ppo_bench.machine import PeakPhases, peak_rss_mb
-from ppo_bench.run_folder import (PREVIOUS, RunLocks, clear_run_files, has_checkpoint, load_last_good,
+from ppo_bench.common.machine import PeakPhases, peak_rss_mb
+from ppo_bench.common.run_folder import (PREVIOUS, RunLocks, clear_run_files, has_checkpoint, load_last_good,
                                   save_checkpoint, set_aside)
 
 
@@ -63,7 +63,7 @@ class Algorithm(Protocol):
 
 
 def identity_keys(cfg: DictConfig) -> dict:
-    """The keys of a run's resolved config that decide what it trains (``ppo_bench.identity``)."""
+    """The keys of a run's resolved config that decide what it trains (``ppo_bench.common.identity``)."""
     return training_keys(OmegaConf.to_container(cfg, resolve=True), NOT_IDENTITY)
 
 

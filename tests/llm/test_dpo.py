@@ -12,8 +12,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ppo_bench.errors import ConfigError
-from ppo_bench.fault_drill import Payload
+from ppo_bench.common.errors import ConfigError
+from scripts.fault_drill import Payload
 from ppo_bench.llm import dpo
 from ppo_bench.llm.config import validate
 from ppo_bench.llm.dpo import DPO_LOSSES, LossOptions, concatenated_logps

@@ -7,7 +7,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ppo_bench.errors import ConfigError
+from ppo_bench.common.errors import ConfigError
 from ppo_bench.llm.config import validate
 from ppo_bench.llm.kto import kto_loss, kto_reference_point, mismatched_partners
 from ppo_bench.llm.preferences import PreferencePair, UnpairedExample, epoch_batch, unpair, write_jsonl

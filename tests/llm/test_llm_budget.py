@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ppo_bench.errors import ConfigError
+from ppo_bench.common.errors import ConfigError
 from ppo_bench.llm import train as harness
 from ppo_bench.llm.config import validate
 from ppo_bench.llm.grpo_train import GRPO

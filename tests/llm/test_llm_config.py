@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ppo_bench.errors import ConfigError
+from ppo_bench.common.errors import ConfigError
 from ppo_bench.llm import models
 from ppo_bench.llm.config import validate
 from ppo_bench.llm.train import build_trainer

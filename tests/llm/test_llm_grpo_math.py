@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ppo_bench.llm.grpo import grpo_loss, normalise_tokens
-from ppo_bench.losses import clipped_surrogate, group_advantages, kl_k3, policy_ratio
+from ppo_bench.common.losses import clipped_surrogate, group_advantages, kl_k3, policy_ratio
 
 
 def test_group_advantages_hand_values():

@@ -1,4 +1,4 @@
-"""An LM run's identity (ppo_bench.identity, the PPO app's own): identity.json in the run folder; a relaunch
+"""An LM run's identity (ppo_bench.common.identity, the PPO app's own): identity.json in the run folder; a relaunch
 with other settings refused in one line naming every differing key with both values, before anything is
 written; the same settings skip a finished run, a larger algo.steps extends it; a folder from before
 identity.json is checked against its config.yaml."""
@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from ppo_bench.errors import ConfigError
-from ppo_bench.fault_drill import snapshot
-from ppo_bench.identity import IDENTITY
+from ppo_bench.common.errors import ConfigError
+from scripts.fault_drill import snapshot
+from ppo_bench.common.identity import IDENTITY
 from ppo_bench.llm.train import build_trainer, identity_keys, train_from_config
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ppo_bench.errors import ConfigError
+from ppo_bench.common.errors import ConfigError
 from ppo_bench.llm.cli import report, sweep_run_name
 from ppo_bench.llm.config import run_name
 from ppo_bench.llm.preferences import read_jsonl

@@ -5,7 +5,7 @@ import random
 import pytest
 from omegaconf import OmegaConf
 
-from ppo_bench.errors import ConfigError
+from ppo_bench.common.errors import ConfigError
 from ppo_bench.llm import rewards as R
 from ppo_bench.llm.config import TaskConfig
 from ppo_bench.llm.tasks import make_task, render_prompt

@@ -7,10 +7,10 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ppo_bench.errors import ConfigError, NonFiniteLoss
-from ppo_bench.fault_drill import Payload
+from ppo_bench.common.errors import ConfigError, NonFiniteLoss
+from scripts.fault_drill import Payload
 from ppo_bench.llm.train import build_trainer, train_from_config
-from ppo_bench.run_folder import CHECKPOINT, PREVIOUS, RunLocks
+from ppo_bench.common.run_folder import CHECKPOINT, PREVIOUS, RunLocks
 
 TINY = ["model=tiny", "task.n_eval=8", "eval.every=0", "eval.batch_size=8", "eval.max_new_tokens=4",
         "algo.max_completion_length=4", "algo.prompts_per_step=4", "algo.num_generations=8", "save_model=false"]

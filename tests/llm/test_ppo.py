@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ppo_bench.errors import ConfigError
+from ppo_bench.common.errors import ConfigError
 from ppo_bench.llm import ppo
 from ppo_bench.llm.config import validate
 from ppo_bench.llm.train import build_trainer, train_from_config

@@ -3,7 +3,7 @@
 A policy head returns distribution parameters shaped (R, B, P): for the Gaussian the mean (P = A)
 and a state-independent log-std broadcast from (R, 1, A); for the categorical the logits (P = K).
 Sampling takes pre-drawn noise, so randomness is owned by each run's counter-based stream
-(``ppo_bench.rng``), not by a global generator.
+(``ppo_bench.rl.engine.rng``), not by a global generator.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ppo_bench import rng
-from ppo_bench.errors import ConfigError
+from ppo_bench.rl.engine import rng
+from ppo_bench.common.errors import ConfigError
 
 
 def elite_refit(candidates: Tensor, scores: Tensor, n_elite: int, extra_var: Tensor) -> tuple[Tensor, Tensor]:

@@ -11,15 +11,15 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from ppo_bench.atomic import read_json
-from ppo_bench.config import CONF_DIR, register_configs, validate
-from ppo_bench.errors import ConfigError, RunsFailed
-from ppo_bench.hydra_cli import exit_on_user_error, run_hydra_app
-from ppo_bench.population import RunSpec, expand
-from ppo_bench.preemption import Interrupted
-from ppo_bench.run_folder import PREVIOUS, RunLocks
-from ppo_bench.identity import IDENTITY
-from ppo_bench.train import CHECKPOINT, STATUS, PopulationTrainer, check_run_identity
+from ppo_bench.common.atomic import read_json
+from ppo_bench.rl.engine.config import CONF_DIR, register_configs, validate
+from ppo_bench.common.errors import ConfigError, RunsFailed
+from ppo_bench.common.hydra_cli import exit_on_user_error, run_hydra_app
+from ppo_bench.rl.engine.population import RunSpec, expand
+from ppo_bench.common.preemption import Interrupted
+from ppo_bench.common.run_folder import PREVIOUS, RunLocks
+from ppo_bench.common.identity import IDENTITY
+from ppo_bench.rl.engine.trainer import CHECKPOINT, STATUS, PopulationTrainer, check_run_identity
 
 register_configs()
 
@@ -38,7 +38,7 @@ def started(run_dir: Path) -> bool:
 
 def check_run_folders(cfg: DictConfig, specs: list[RunSpec]) -> None:
     """Before anything is built or written: resume=true must find runs, and every run it continues must have
-    been trained with these settings (``ppo_bench.identity``)."""
+    been trained with these settings (``ppo_bench.common.identity``)."""
     if cfg.resume is True and not any(started(s.dir) for s in specs):
         where = specs[0].dir if len(specs) == 1 else f"{cfg.run_root} (e.g. {specs[0].dir})"
         raise ConfigError(f"resume=true but no run of this launch exists in {where}; check run_root / "

@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ppo_bench.algorithms.a2c import A2C
-from ppo_bench.algorithms.policy_gradient import gradient_wrt
-from ppo_bench.errors import ConfigError
-from ppo_bench.losses import masked_mean
+from ppo_bench.rl.algorithms.a2c import A2C
+from ppo_bench.rl.algorithms.policy_gradient import gradient_wrt
+from ppo_bench.common.errors import ConfigError
+from ppo_bench.common.losses import masked_mean
 
 
 def trust_region_projection(g: Tensor, k: Tensor, delta: float) -> tuple[Tensor, Tensor]:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ppo_bench.algorithms.policy_gradient import gradient_wrt, policy_gradient_objective
-from ppo_bench.algorithms.value_fit import ValueFit
-from ppo_bench.errors import ConfigError
-from ppo_bench.losses import masked_mean
-from ppo_bench.optim import PerRunAdam
+from ppo_bench.rl.algorithms.policy_gradient import gradient_wrt, policy_gradient_objective
+from ppo_bench.rl.algorithms.value_fit import ValueFit
+from ppo_bench.common.errors import ConfigError
+from ppo_bench.common.losses import masked_mean
+from ppo_bench.rl.engine.optim import PerRunAdam
 
 
 def adapt_step_size(lr: Tensor, kl: Tensor, kl_target: float) -> Tensor:

@@ -4,7 +4,7 @@
     ppo-bench-eval SWEEP_DIR --episodes 5               # every run found below the folder
     ppo-bench-eval RUN_DIR --export policy.pt           # TorchScript, normalisation included
 
-Episode i is reset with seed ``seed + i``. Actions are the policy's mean (``ppo_bench.policy``) unless
+Episode i is reset with seed ``seed + i``. Actions are the policy's mean (``ppo_bench.rl.policy``) unless
 ``--stochastic``; observations are normalised with the run's statistics frozen at its checkpoint.
 ``--video`` records the first ``--video-episodes`` episodes as mp4 through Gymnasium's ``RecordVideo``
 (needs the ``video`` extra); MuJoCo renders without a display through EGL (``MUJOCO_GL=egl``, set here
@@ -47,8 +47,8 @@ def headless_rendering() -> None:
 
 def evaluate(policy, episodes: int = 10, deterministic: bool = True, env_id: str | None = None, seed: int = 0,
              video_dir: str | Path | None = None, video_episodes: int = 1) -> Evaluation:
-    """``episodes`` episodes of ``policy`` (a ``ppo_bench.policy.Policy``) on its run's env, or on ``env_id``."""
-    from ppo_bench.envs import make_env
+    """``episodes`` episodes of ``policy`` (a ``ppo_bench.rl.policy.Policy``) on its run's env, or on ``env_id``."""
+    from ppo_bench.rl.engine.envs import make_env
 
     env_id = env_id or policy.env_id
     kwargs = policy.env_kwargs if env_id == policy.env_id else {}
@@ -119,7 +119,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from ppo_bench.policy import export_policy, load_policy
+    from ppo_bench.rl.policy import export_policy, load_policy
 
     folder = Path(args.folder)
     if not folder.is_dir():
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         videos = sorted(Path(args.video).glob("*.mp4"))
         print(f"videos: {len(videos)} mp4 file(s) in {args.video}")
     if args.json:
-        from ppo_bench.atomic import atomic_write_text
+        from ppo_bench.common.atomic import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.json}")

@@ -15,9 +15,9 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from ppo_bench.errors import ConfigError
+from ppo_bench.common.errors import ConfigError
+from ppo_bench.common.paths import CONF_DIR
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 @dataclass
@@ -98,7 +98,7 @@ class Config:
 
 # Keys of the resolved config that do not change what a run trains (where it is written, how often it is
 # checkpointed, progress, threads, compiling: float rounding only); every other key is part of its identity
-# (ppo_bench.identity). ppo.total_timesteps is compared on its own: raising it extends a finished run. A key
+# (ppo_bench.common.identity). ppo.total_timesteps is compared on its own: raising it extends a finished run. A key
 # added to the schema for logging or diagnostics belongs here.
 NOT_IDENTITY = ("run_root", "resume", "checkpoint_every", "progress", "torch_threads", "compile", "population",
                 "ppo.total_timesteps")
@@ -107,7 +107,7 @@ NOT_IDENTITY = ("run_root", "resume", "checkpoint_every", "progress", "torch_thr
 def schema_defaults() -> dict[str, Any]:
     """The schema's default of every key, flattened (``ppo.lr``): what a key the stored identity of an older
     run lacks must equal for the run to stay the same."""
-    from ppo_bench.identity import flatten
+    from ppo_bench.common.identity import flatten
 
     return flatten(OmegaConf.to_container(OmegaConf.structured(Config), resolve=False))
 
@@ -118,7 +118,7 @@ def register_configs() -> None:
 
 def objective_defaults(name: str) -> dict:
     """The YAML file of conf/objective/ for this objective: its default hyperparameters."""
-    from ppo_bench.objectives import OBJECTIVES
+    from ppo_bench.rl.algorithms.ppo.objectives import OBJECTIVES
 
     path = CONF_DIR / "objective" / f"{name}.yaml"
     if name not in OBJECTIVES or not path.exists():
@@ -128,7 +128,7 @@ def objective_defaults(name: str) -> dict:
 
 def resolve_objective(spec: Any, where: str = "objective") -> dict:
     """Validate one objective setting {name, **hparams}; fill hparams missing from its YAML defaults."""
-    from ppo_bench.objectives import OBJECTIVES
+    from ppo_bench.rl.algorithms.ppo.objectives import OBJECTIVES
 
     spec = OmegaConf.to_container(spec) if isinstance(spec, DictConfig) else dict(spec)
     name = spec.get("name")
@@ -181,7 +181,7 @@ def missing_cpp_compiler() -> str | None:
 
 def check_algo(cfg: DictConfig) -> None:
     """The algo group: a known algorithm, a rollout length and discounting, then its own settings."""
-    from ppo_bench.algorithms import get_algorithm
+    from ppo_bench.rl.algorithms import get_algorithm
 
     a = cfg.algo
     if not isinstance(a, DictConfig) or "name" not in a:
@@ -204,8 +204,8 @@ def check_algo(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig) -> list[dict]:
     """Check everything before any environment is built; return the resolved objective settings (PPO's
     surrogates; one empty setting for any other algorithm)."""
-    from ppo_bench.envs import check_env_id
-    from ppo_bench.hydra_cli import check_declared_keys
+    from ppo_bench.rl.engine.envs import check_env_id
+    from ppo_bench.common.hydra_cli import check_declared_keys
 
     check_declared_keys(cfg)  # a misspelt +ppo.learning_rat=... is an error, not an ignored option
     p = cfg.ppo

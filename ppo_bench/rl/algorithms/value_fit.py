@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ppo_bench import rng
-from ppo_bench.losses import clipped_value_loss, masked_mean
-from ppo_bench.optim import PerRunAdam
+from ppo_bench.rl.engine import rng
+from ppo_bench.common.losses import clipped_value_loss, masked_mean
+from ppo_bench.rl.engine.optim import PerRunAdam
 
 
 class ValueFit:
@@ -23,7 +23,7 @@ class ValueFit:
 
     def fit(self, data: dict[str, Tensor]) -> Tensor:
         """epochs × (B // M) Adam steps of each active run on its value loss; its mean over the steps (R,)."""
-        from ppo_bench.train import minibatches
+        from ppo_bench.rl.engine.trainer import minibatches
 
         R, B = data["obs"].shape[:2]
         lr = torch.full((R,), self.lr)

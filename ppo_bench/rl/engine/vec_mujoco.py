@@ -13,7 +13,7 @@ dict, ``SyncVectorEnv``'s info merging) costs about as much as the physics; this
 Between steps a sub-env's physical state (its mjSTATE_INTEGRATION row) and its TimeLimit count live
 in the batch: a sub-env's own MjData and ``TimeLimit._elapsed_steps`` are brought up to date by
 ``sync_sub_env(i)`` before anyone reads them, and the batch takes them back with
-``load_sub_env(i)`` after they are written (``ppo_bench.envs.env_state`` / ``set_env_state`` do
+``load_sub_env(i)`` after they are written (``ppo_bench.rl.engine.envs.env_state`` / ``set_env_state`` do
 both). Resets, which go through Gymnasium's own wrappers, are loaded into the batch as they happen.
 
 Results are bit for bit those of Gymnasium 1.4's envs under ``SyncVectorEnv`` in NEXT_STEP

@@ -15,7 +15,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from ppo_bench.common.paths import SOURCE_TREE
+
+REPO = SOURCE_TREE
 
 
 def cpu_model() -> str:

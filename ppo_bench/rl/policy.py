@@ -19,8 +19,8 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from ppo_bench.checkpoint import load_checkpoint
-from ppo_bench.normalization import ObservationNormalizer
+from ppo_bench.rl.checkpoint import load_checkpoint
+from ppo_bench.rl.engine.normalization import ObservationNormalizer
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -147,7 +147,7 @@ def load_policy(run_dir: str | Path) -> Policy:
 def export_policy(policy: Policy, path: str | Path) -> Path:
     """Write the acting policy (normalisation and action clipping included) as TorchScript:
     ``torch.jit.load(path)(obs)`` maps a (B, obs_dim) batch of raw observations to actions."""
-    from ppo_bench.atomic import atomic_write_bytes
+    from ppo_bench.common.atomic import atomic_write_bytes
     import io
 
     example = torch.zeros(2, policy.module.obs_mean.numel(), dtype=torch.float64)

@@ -33,8 +33,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ppo_bench.atomic import atomic_write_text
-from ppo_bench.errors import ConfigError
+from ppo_bench.common.atomic import atomic_write_text
+from ppo_bench.common.errors import ConfigError
 
 IDENTITY = "identity.json"
 LEGACY = "config.yaml"  # the resolved config every run folder holds: the identity of runs older than IDENTITY

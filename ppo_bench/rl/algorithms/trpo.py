@@ -13,11 +13,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ppo_bench.algorithms.policy_gradient import gradient_wrt
-from ppo_bench.algorithms.value_fit import ValueFit
-from ppo_bench.errors import ConfigError
-from ppo_bench.losses import masked_mean, policy_ratio
-from ppo_bench.objectives import conservative_surrogate
+from ppo_bench.rl.algorithms.policy_gradient import gradient_wrt
+from ppo_bench.rl.algorithms.value_fit import ValueFit
+from ppo_bench.common.errors import ConfigError
+from ppo_bench.common.losses import masked_mean, policy_ratio
+from ppo_bench.rl.algorithms.ppo.objectives import conservative_surrogate
 
 
 def fisher_vector_product(model, dist, tape, params: Tensor, w: Tensor, v: Tensor, damping: float) -> Tensor:

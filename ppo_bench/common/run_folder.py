@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ppo_bench.atomic import atomic_torch_save
-from ppo_bench.errors import ConfigError
+from ppo_bench.common.atomic import atomic_torch_save
+from ppo_bench.common.errors import ConfigError
 
 LOCK = ".lock"
 CHECKPOINT = "checkpoint.pt"

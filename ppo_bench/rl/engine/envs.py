@@ -1,11 +1,11 @@
 """The actors: R runs × N environments each, stepped through one Gymnasium vector env.
 
-The seven MuJoCo tasks of the paper's Table 1 step through ``ppo_bench.vec_mujoco`` (the same
+The seven MuJoCo tasks of the paper's Table 1 step through ``ppo_bench.rl.engine.vec_mujoco`` (the same
 Gymnasium envs, physics stepped directly, observations and rewards computed for all sub-envs at
 once, bit-identical to Gymnasium's own step); any other id uses Gymnasium's ``SyncVectorEnv``.
 Sub-environment ``r * N + n`` belongs to run r and is seeded with ``seed_r + n``, so a run meets
 the same episodes alone or inside a population. Autoreset is Gymnasium's NEXT_STEP mode (see
-``ppo_bench.losses.gae`` for how reset rows are handled). ``env_state`` / ``set_env_state`` snapshot a
+``ppo_bench.common.losses.gae`` for how reset rows are handled). ``env_state`` / ``set_env_state`` snapshot a
 sub-environment exactly (MuJoCo's full integration state, or a pure-Python env's attributes as plain
 data), so a resumed run continues bit for bit.
 """
@@ -21,8 +21,8 @@ import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers import TimeLimit
 
-from ppo_bench.errors import ConfigError
-from ppo_bench.vec_mujoco import BatchedMujocoVectorEnv, fast_path_supported
+from ppo_bench.common.errors import ConfigError
+from ppo_bench.rl.engine.vec_mujoco import BatchedMujocoVectorEnv, fast_path_supported
 
 
 def check_env_id(env_id: str, presets: Sequence[str] = ()) -> None:

@@ -1,4 +1,4 @@
-"""Algorithms: update rules over the population engine (``ppo_bench.train``).
+"""Algorithms: update rules over the population engine (``ppo_bench.rl.engine.trainer``).
 
 The engine owns what every algorithm shares: the vector actors and their rollouts, observation and
 reward normalisation, GAE, episode bookkeeping, logging, checkpoints and bit-for-bit resume, all with
@@ -25,16 +25,16 @@ from __future__ import annotations
 
 import importlib
 
-from ppo_bench.errors import ConfigError
+from ppo_bench.common.errors import ConfigError
 
 # name -> "module:class", imported when used
 ALGORITHMS = {
-    "ppo": "ppo_bench.algorithms.ppo:PPO",
-    "trpo": "ppo_bench.algorithms.trpo:TRPO",
-    "vpg": "ppo_bench.algorithms.vpg:VanillaPG",
-    "a2c": "ppo_bench.algorithms.a2c:A2C",
-    "a2c_trust_region": "ppo_bench.algorithms.acer_trust_region:A2CTrustRegion",
-    "cem": "ppo_bench.algorithms.cem:CEM",
+    "ppo": "ppo_bench.rl.algorithms.ppo.algorithm:PPO",
+    "trpo": "ppo_bench.rl.algorithms.trpo:TRPO",
+    "vpg": "ppo_bench.rl.algorithms.vpg:VanillaPG",
+    "a2c": "ppo_bench.rl.algorithms.a2c:A2C",
+    "a2c_trust_region": "ppo_bench.rl.algorithms.acer_trust_region:A2CTrustRegion",
+    "cem": "ppo_bench.rl.algorithms.cem:CEM",
 }
 
 

@@ -1,6 +1,6 @@
 """PPO, actor-critic style (paper Algorithm 1): K epochs of minibatch Adam on each run's own surrogate.
 
-Each run has its own objective (one of the paper's Table-1 surrogates, ``ppo_bench.objectives``) with
+Each run has its own objective (one of the paper's Table-1 surrogates, ``ppo_bench.rl.algorithms.ppo.objectives``) with
 its own hyperparameters (adaptive β included), its own Adam moments and step-size schedule. Runs sharing
 a surrogate function are evaluated in one call. The settings are ``ppo.*`` and the ``objective`` group.
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ppo_bench import rng
-from ppo_bench.objectives import get_objective
-from ppo_bench.optim import PerRunAdam, linear_annealing
-from ppo_bench.losses import clipped_value_loss, kl_k3, masked_mean, masked_standardize, policy_ratio
-from ppo_bench.train import minibatches, output_gradient
+from ppo_bench.rl.engine import rng
+from ppo_bench.rl.algorithms.ppo.objectives import get_objective
+from ppo_bench.rl.engine.optim import PerRunAdam, linear_annealing
+from ppo_bench.common.losses import clipped_value_loss, kl_k3, masked_mean, masked_standardize, policy_ratio
+from ppo_bench.rl.engine.trainer import minibatches, output_gradient
 
 
 class PPO:

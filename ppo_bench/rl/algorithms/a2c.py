@@ -10,10 +10,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ppo_bench.algorithms.policy_gradient import gradient_wrt, policy_gradient_objective
-from ppo_bench.errors import ConfigError
-from ppo_bench.losses import clipped_value_loss, masked_mean
-from ppo_bench.optim import PerRunRMSprop, linear_annealing
+from ppo_bench.rl.algorithms.policy_gradient import gradient_wrt, policy_gradient_objective
+from ppo_bench.common.errors import ConfigError
+from ppo_bench.common.losses import clipped_value_loss, masked_mean
+from ppo_bench.rl.engine.optim import PerRunRMSprop, linear_annealing
 
 
 def a2c_value_loss(value: Tensor, ret: Tensor, w: Tensor, vf_coef: float) -> Tensor:

@@ -7,14 +7,14 @@ named after it, with the paper and equation it comes from.
 - ``policy_ratio``          r_t(θ) = π_θ(a_t|s_t) / π_θold(a_t|s_t)
 - ``clipped_surrogate``     PPO's L^CLIP with a lower and an upper ε
 - ``kl_k1``, ``kl_k3``      sample estimators of KL[p‖q]; the exact KL of the engine's action
-                            distributions is their closed form (``ppo_bench.distributions``:
+                            distributions is their closed form (``ppo_bench.rl.engine.distributions``:
                             ``DiagGaussian.kl``, ``Categorical.kl``)
 - ``gae``                   generalised advantage estimation with episode ends and masks
 - ``group_advantages``      GRPO's group-normalised outcome advantages
 - ``masked_mean``, ``masked_standardize``
 - ``clipped_value_loss``    (V − V^targ)², optionally clipped around the old values
 
-The population engine (``ppo_bench.train``, ``ppo_bench.objectives``), GRPO (``ppo_bench.llm.grpo``),
+The population engine (``ppo_bench.rl.engine.trainer``, ``ppo_bench.rl.algorithms.ppo.objectives``), GRPO (``ppo_bench.llm.grpo``),
 DPO (``ppo_bench.llm.dpo``) and PPO for LMs (``ppo_bench.llm.ppo``) import them from here.
 """
 

@@ -23,7 +23,7 @@ import re
 import sys
 from typing import Callable
 
-from ppo_bench.errors import ConfigError, RunsFailed
+from ppo_bench.common.errors import ConfigError, RunsFailed
 
 # a folder or file the user named that cannot be written or read: their doing, not a bug
 USER_OS_ERRORS = {errno.ENOENT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR}

@@ -1,8 +1,8 @@
 """The population engine: one algorithm trained for a population of R runs in one process.
 
 Every tensor carries a leading run axis R; a single run is R = 1 (README, "Populations"). One iteration:
-each run's N actors collect T steps (``collect``), GAE turns them into advantages (``ppo_bench.losses.gae``),
-and the algorithm (``ppo_bench.algorithms``: PPO's K epochs of minibatch Adam on its surrogate, TRPO, …)
+each run's N actors collect T steps (``collect``), GAE turns them into advantages (``ppo_bench.common.losses.gae``),
+and the algorithm (``ppo_bench.rl.algorithms``: PPO's K epochs of minibatch Adam on its surrogate, TRPO, …)
 updates each run (``update``). Each run owns its seed, environments, normalisation statistics, the
 algorithm's state (optimiser, step-size schedule, per-run hyperparameters such as the adaptive β),
 checkpoints and TensorBoard directory.
@@ -23,23 +23,23 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from ppo_bench import rng
-from ppo_bench.algorithms import get_algorithm
-from ppo_bench.atomic import atomic_write_text
-from ppo_bench.distributions import Categorical, DiagGaussian
-from ppo_bench.envs import env_state, make_vector_env, reset, set_env_state
-from ppo_bench.config import NOT_IDENTITY, schema_defaults
-from ppo_bench.errors import ConfigError
-from ppo_bench.identity import IDENTITY, check_identity, training_keys, write_identity
-from ppo_bench.networks import ActorCritic
-from ppo_bench.normalization import ObservationNormalizer, RewardScaler
-from ppo_bench.losses import gae, masked_standardize
-from ppo_bench.population import RunSpec
-from ppo_bench.preemption import Interrupted, StopRequest
-from ppo_bench.progress import make_progress
-from ppo_bench.run_folder import (CHECKPOINT, PREVIOUS, clear_run_files, has_checkpoint, load_last_good, save_checkpoint, set_aside,
+from ppo_bench.rl.engine import rng
+from ppo_bench.rl.algorithms import get_algorithm
+from ppo_bench.common.atomic import atomic_write_text
+from ppo_bench.rl.engine.distributions import Categorical, DiagGaussian
+from ppo_bench.rl.engine.envs import env_state, make_vector_env, reset, set_env_state
+from ppo_bench.rl.engine.config import NOT_IDENTITY, schema_defaults
+from ppo_bench.common.errors import ConfigError
+from ppo_bench.common.identity import IDENTITY, check_identity, training_keys, write_identity
+from ppo_bench.rl.engine.networks import ActorCritic
+from ppo_bench.rl.engine.normalization import ObservationNormalizer, RewardScaler
+from ppo_bench.common.losses import gae, masked_standardize
+from ppo_bench.rl.engine.population import RunSpec
+from ppo_bench.common.preemption import Interrupted, StopRequest
+from ppo_bench.common.progress import make_progress
+from ppo_bench.common.run_folder import (CHECKPOINT, PREVIOUS, clear_run_files, has_checkpoint, load_last_good, save_checkpoint, set_aside,
                                   to_data)
-from ppo_bench.tblog import RunLogger, flat_hparams
+from ppo_bench.common.tblog import RunLogger, flat_hparams
 
 STATUS = "status.json"
 SCORE_EPISODES = 100  # a run's score: mean return of its last 100 episodes (paper §6.1)
@@ -55,7 +55,7 @@ def run_config(cfg: DictConfig, spec: RunSpec) -> dict:
 
 
 def identity_keys(cfg: DictConfig, spec: RunSpec) -> dict:
-    """The keys of one member's resolved config that decide what it trains (``ppo_bench.identity``)."""
+    """The keys of one member's resolved config that decide what it trains (``ppo_bench.common.identity``)."""
     return training_keys(run_config(cfg, spec), NOT_IDENTITY)
 
 
@@ -169,7 +169,7 @@ class PopulationTrainer:
         return self.algo.hparams_of(r)
 
     # PPO's optimiser, objective groups and compiled gradient, reachable from the trainer as before the
-    # update rules moved to ppo_bench.algorithms (tests and scripts read them)
+    # update rules moved to ppo_bench.rl.algorithms (tests and scripts read them)
     opt = property(lambda self: self.algo.opt)
     groups = property(lambda self: self.algo.groups)
     compiled_gradient = property(lambda self: self.algo.compiled_gradient)

@@ -18,7 +18,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from ppo_bench.losses import clipped_surrogate as clipped
+from ppo_bench.common.losses import clipped_surrogate as clipped
 
 
 @dataclass(frozen=True)
