@@ -55,7 +55,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def peak_rss_mb() -> float:
-    # not ppo_bench.machine.peak_rss_mb: the workers also run on --baseline's older tree, which may not have it
+    # not ppo_bench.common.machine.peak_rss_mb: the workers also run on --baseline's older tree, which may not have it
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -81,9 +81,9 @@ def make_trainer(env_id: str, overrides: list[str], compiled: bool):
     import torch
     from hydra import compose, initialize_config_dir
 
-    from ppo_bench.cli import population_specs
-    from ppo_bench.config import CONF_DIR, register_configs
-    from ppo_bench.train import PopulationTrainer
+    from ppo_bench.rl.cli import population_specs
+    from ppo_bench.rl.engine.config import CONF_DIR, register_configs
+    from ppo_bench.rl.engine.trainer import PopulationTrainer
 
     torch.set_num_threads(1)
     register_configs()
@@ -317,7 +317,7 @@ def main() -> None:
         fail(f"--algo-steps must be at least 1, got {args.algo_steps}")
     algos = [a for a in (args.algos or "").split(",") if a]
     if args.algos is not None:
-        from ppo_bench.algorithms import ALGORITHMS
+        from ppo_bench.rl.algorithms import ALGORITHMS
 
         unknown = [a for a in algos if a not in ALGORITHMS]
         if unknown or not algos:
@@ -342,8 +342,8 @@ def main() -> None:
     env = args.env
     load_before = os.getloadavg()
     t_start = time.time()
-    from ppo_bench.config import missing_cpp_compiler
-    from ppo_bench.machine import describe
+    from ppo_bench.rl.engine.config import missing_cpp_compiler
+    from ppo_bench.common.machine import describe
 
     res: dict = {"env": env, "machine": describe("torch", "gymnasium", "mujoco", "numpy"),
                  "command": "python scripts/bench_throughput.py " + " ".join(sys.argv[1:])}

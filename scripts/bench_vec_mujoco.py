@@ -22,8 +22,8 @@ import mujoco
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from ppo_bench.machine import describe
-from ppo_bench.vec_mujoco import FAST_TASKS, BatchedMujocoVectorEnv
+from ppo_bench.common.machine import describe
+from ppo_bench.rl.engine.vec_mujoco import FAST_TASKS, BatchedMujocoVectorEnv
 
 BANK = 256  # pre-drawn action rows, cycled
 

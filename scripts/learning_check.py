@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from ppo_bench.atomic import read_json
+from ppo_bench.common.atomic import read_json
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINES_PPO2 = {"HalfCheetah-v5": 1668.58, "Hopper-v5": 2316.16}  # openai/baselines ppo2, gym v2, 1M steps

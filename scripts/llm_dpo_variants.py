@@ -24,8 +24,8 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from ppo_bench.atomic import atomic_write_text
-from ppo_bench.errors import ConfigError
+from ppo_bench.common.atomic import atomic_write_text
+from ppo_bench.common.errors import ConfigError
 from ppo_bench.llm.config import LLM_CONF_DIR, register_configs, run_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--losses takes DPO losses ({', '.join(DPO_LOSSES)}), got {unknown or 'none'}")
     register_configs()
     from ppo_bench.llm.train import train_from_config
-    from ppo_bench.atomic import read_json
+    from ppo_bench.common.atomic import read_json
 
     runs, rows, pairs_file = {}, [], None
     try:

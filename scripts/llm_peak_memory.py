@@ -23,8 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ppo_bench.atomic import atomic_write_text
-from ppo_bench.machine import describe
+from ppo_bench.common.atomic import atomic_write_text
+from ppo_bench.common.machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS_HELD = {

@@ -19,9 +19,9 @@ import time
 import torch
 from hydra import compose, initialize_config_dir
 
-from ppo_bench.cli import population_specs
-from ppo_bench.config import CONF_DIR, register_configs
-from ppo_bench.train import PopulationTrainer
+from ppo_bench.rl.cli import population_specs
+from ppo_bench.rl.engine.config import CONF_DIR, register_configs
+from ppo_bench.rl.engine.trainer import PopulationTrainer
 
 
 class Timer:

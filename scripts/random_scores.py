@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 from ppo_bench.analysis.random_policy import random_policy_episodes, summarize, write_random_scores
 from ppo_bench.analysis.runs import experiment_env_presets
-from ppo_bench.config import CONF_DIR
+from ppo_bench.rl.engine.config import CONF_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 

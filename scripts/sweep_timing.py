@@ -73,7 +73,7 @@ def job_shape(experiment: str, job: dict[str, str], overrides: list[str]) -> dic
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from ppo_bench.config import CONF_DIR, register_configs
+    from ppo_bench.rl.engine.config import CONF_DIR, register_configs
 
     register_configs()
     GlobalHydra.instance().clear()
@@ -86,7 +86,7 @@ def job_shape(experiment: str, job: dict[str, str], overrides: list[str]) -> dic
 
 def iteration_times(run_dir: Path) -> list[float]:
     """Wall-clock times of the run's perf/sps events: one per iteration, logged at its end."""
-    from ppo_bench.tblog import read_scalars
+    from ppo_bench.common.tblog import read_scalars
 
     found = read_scalars(run_dir, ["perf/sps"])
     return found["perf/sps"].wall_times.tolist() if "perf/sps" in found else []
@@ -175,8 +175,8 @@ def rows_of(out: dict) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     from ppo_bench.analysis.runs import experiment_jobs
-    from ppo_bench.atomic import atomic_write_text
-    from ppo_bench.machine import describe
+    from ppo_bench.common.atomic import atomic_write_text
+    from ppo_bench.common.machine import describe
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--experiment", default="table1", help="conf/experiment/<name>.yaml (default table1)")
