@@ -24,9 +24,14 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from ppo_bench.common.atomic import atomic_write_text
+from ppo_bench.analysis.llm_plots import moving_average, read_scalars
+from ppo_bench.common.atomic import atomic_write_text, read_json
 from ppo_bench.common.errors import ConfigError
-from ppo_bench.llm.config import LLM_CONF_DIR, register_configs, run_name
+from ppo_bench.common.paths import LLM_CONF_DIR
+from ppo_bench.llm.algorithms.dpo.loss import DPO_LOSSES
+from ppo_bench.llm.harness.config import register_configs, run_name
+from ppo_bench.llm.harness.models import require
+from ppo_bench.llm.launch import train_from_config
 
 ROOT = Path(__file__).resolve().parents[1]
 LOSSES = ("sigmoid", "ipo", "dpo_sft", "dpop")
@@ -55,9 +60,6 @@ def table(rows: list[dict]) -> str:
 
 def plot(runs: dict[str, Path], png: Path) -> None:
     """Chosen and rejected log-probs per step (moving average), one panel per variant."""
-    from ppo_bench.llm.models import require
-    from ppo_bench.llm.plots import moving_average, read_scalars
-
     require("matplotlib", hint="pip install -e '.[analysis]'", what="plotting")
     import matplotlib
 
@@ -93,14 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     # nargs="+" also swallows Hydra overrides written after --losses (`--losses ipo algo.steps=50`)
     overrides += [x for x in args.losses if "=" in x]
     args.losses = [x for x in args.losses if "=" not in x]
-    from ppo_bench.llm.dpo import DPO_LOSSES
     unknown = [x for x in args.losses if x not in DPO_LOSSES]
     if unknown or not args.losses:
         ap.error(f"--losses takes DPO losses ({', '.join(DPO_LOSSES)}), got {unknown or 'none'}")
     register_configs()
-    from ppo_bench.llm.train import train_from_config
-    from ppo_bench.common.atomic import read_json
-
     runs, rows, pairs_file = {}, [], None
     try:
         for loss in args.losses:

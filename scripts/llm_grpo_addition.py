@@ -13,8 +13,12 @@ is not retrained. Extra Hydra overrides may follow, e.g. `seed=1` or `max_wall_s
 """
 
 import sys
+from pathlib import Path
 
-from ppo_bench.llm.reference import main
+if __package__ in (None, ""):  # run as a file (python scripts/...): the repository root makes `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts.llm_reference import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main("grpo_addition", "GRPO", __doc__))

@@ -13,8 +13,12 @@ follow, e.g. `max_wall_s=60` for a short check.
 """
 
 import sys
+from pathlib import Path
 
-from ppo_bench.llm.reference import main
+if __package__ in (None, ""):  # run as a file (python scripts/...): the repository root makes `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts.llm_reference import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main("ppo_addition", "PPO", __doc__))

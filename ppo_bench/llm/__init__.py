@@ -1,9 +1,13 @@
 """GRPO, DPO, KTO, PPO and a reward model for small causal language models on verifiable tasks (docs/llm.md).
 
-Modules: ``models`` (models and tokenizers), ``tasks`` and ``rewards`` (problems and verifiable
-rewards), ``sampling`` and ``logprobs`` (generation, per-token log-probs), ``grpo``, ``dpo``, ``kto``,
-``ppo``, ``reward_model`` (the equations and each algorithm's step), ``preferences`` (preference pairs),
-``train`` (the run harness: the loop, checkpoints, timing), ``evaluate`` (held-out greedy accuracy),
-``tblog`` (TensorBoard), ``plots`` (figures from a run's logs), ``cli`` (the ``ppo-bench-llm`` app).
+Layers, each importing only those below it (and ``ppo_bench.common``; never ``ppo_bench.rl`` or ``ppo_bench.analysis``):
+
+  cli, evaluate_run, launch   the commands ``ppo-bench-llm`` and ``ppo-bench-llm-eval``, and launching a run from a
+                              config (the built-in algorithms and the config's ``extensions`` imported first)
+  algorithms/<name>/          one folder per algorithm (grpo, dpo, kto, ppo, reward_model): ``loss``, ``config``,
+                              ``trainer``, registered by ``@register_lm_algorithm``
+  harness/                    what they share: models, tasks, rewards, sampling, log-probs, preference data, the
+                              run harness (``run.LMRun``), evaluation, TensorBoard, the shared config, the registry
+
 Nothing heavy is imported here, so ``import ppo_bench.llm`` works without the ``llm`` extra.
 """

@@ -10,7 +10,9 @@ Examples:
   ppo-bench-llm algo=reward_model model=tiny task=reverse algo.steps=20
 
 In a multirun, a swept key that the run folder's name does not spell out is added to it
-(``sweep_run_name``), so that every job trains in its own folder.
+(``sweep_run_name``), so that every job trains in its own folder. The modules named by ``extensions=[...]`` on the
+command line (and every installed ``ppo_bench.extensions`` entry point) are imported before Hydra composes the
+config, so that an algorithm of one's own is registered, its schema too, when its YAML file names it.
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ import re
 import sys
 
 import hydra
-from omegaconf import DictConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
 
-from ppo_bench.common.errors import NonFiniteLoss, RunsFailed
+from ppo_bench.common.errors import ConfigError, NonFiniteLoss, RunsFailed
+from ppo_bench.common.extensions import import_extensions
 from ppo_bench.common.hydra_cli import exit_on_user_error, run_hydra_app
-from ppo_bench.llm.config import LLM_CONF_DIR, register_configs
+from ppo_bench.common.paths import LLM_CONF_DIR
+from ppo_bench.llm.harness.config import algo_run_tags, register_configs
+from ppo_bench.llm.launch import train_from_config
 
 register_configs()
 
@@ -55,15 +61,11 @@ def swept_values(value: str) -> bool:
 
 def default_run_name() -> str:
     """conf_llm/config.yaml's run_name template, unresolved."""
-    from omegaconf import OmegaConf
-
     return OmegaConf.to_container(OmegaConf.load(LLM_CONF_DIR / "config.yaml"), resolve=False)["run_name"]
 
 
 def named_keys(algos: list[str]) -> set[str]:
     """The config keys every run folder name of these algorithms already spells out."""
-    from ppo_bench.llm.config import algo_run_tags
-
     raw = default_run_name()
     names = {m for m in re.findall(r"\$\{([\w.]+)\}", raw)}
     tags = algo_run_tags()
@@ -119,8 +121,6 @@ def report(s: dict) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(LLM_CONF_DIR), config_name="config")
 def app(cfg: DictConfig) -> None:
-    from ppo_bench.llm.train import train_from_config
-
     progress = cfg.progress == "always" or (cfg.progress == "auto" and interactive())
     try:
         summary = train_from_config(cfg, progress=progress)
@@ -132,7 +132,26 @@ def app(cfg: DictConfig) -> None:
     report(summary)
 
 
+def extensions_in(argv: list[str]) -> list[str]:
+    """The modules an ``extensions=[a.b,c]`` (or ``+extensions=...``, ``extensions=a.b``) override names."""
+    found = [a for a in argv if re.match(r"[+~]{0,2}extensions=", a)]
+    try:
+        overrides = OverridesParser.create().parse_overrides(found)
+    except Exception as e:  # Hydra reports it again, in its own words, as one line
+        raise ConfigError(f"{' '.join(found)}: {e}") from None
+    names: list[str] = []
+    for o in overrides:
+        value = o.value()
+        names += [str(v) for v in value] if isinstance(value, list) else [str(value)] if isinstance(value, str) else []
+    return names
+
+
 def main() -> None:
+    try:  # before Hydra composes the config: an algorithm of one's own registers its schema as it is imported
+        import_extensions(extensions_in(sys.argv[1:]))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
     extra = sweep_run_name(sys.argv[1:])
     if extra:
         sys.argv.append(extra)

@@ -44,19 +44,28 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+import ppo_bench.llm.algorithms  # noqa: F401 — registers the built-in algorithms (a run names one)
 from ppo_bench.common.atomic import atomic_write_text, read_json
 from ppo_bench.common.errors import ConfigError, OneLineArgumentParser
+from ppo_bench.common.extensions import import_extensions
 from ppo_bench.common.run_folder import CHECKPOINT, read_checkpoint
+from ppo_bench.llm.harness.batches import collate_rows
+from ppo_bench.llm.harness.evaluate import greedy_eval, kl_to_reference, perplexity, preference_figures, win_rate
+from ppo_bench.llm.harness.logprobs import response_logps
+from ppo_bench.llm.harness.models import (MODEL_SOURCES, eos_token_ids, load_model, load_tokenizer, resolve_device,
+                                          resolve_dtype)
+from ppo_bench.llm.harness.preferences import PreferencePair, read_jsonl, tokenize_pairs
+from ppo_bench.llm.harness.registry import LM_ALGORITHMS
+from ppo_bench.llm.harness.reward_models import HEAD_FILE, batch_scores, load_reward_model, score_head
+from ppo_bench.llm.harness.run import check_lm_state
+from ppo_bench.llm.harness.sampling import generate
+from ppo_bench.llm.harness.tasks import TASKS, make_task, render_prompt
 
 EVAL_FILE = "evaluation.json"
 
 
 def locate_run(run_dir: str | Path) -> tuple[Path, DictConfig, str]:
     """(folder, its resolved config, where its weights are: "model" or "checkpoint"), or a ConfigError."""
-    from ppo_bench.llm.config import ALGORITHMS
-    from ppo_bench.llm.models import MODEL_SOURCES
-    from ppo_bench.llm.tasks import TASKS
-
     folder = Path(run_dir).expanduser()
     if not folder.is_dir():
         raise ConfigError(f"{folder}: no such run folder")
@@ -64,10 +73,12 @@ def locate_run(run_dir: str | Path) -> tuple[Path, DictConfig, str]:
         cfg = OmegaConf.load(folder / "config.yaml")
     except Exception:  # missing, unreadable or not YAML
         cfg = None
-    if not (isinstance(cfg, DictConfig) and OmegaConf.select(cfg, "algo.name") in ALGORITHMS
+    if isinstance(cfg, DictConfig):
+        import_extensions(OmegaConf.select(cfg, "extensions") or ())  # the algorithm (or task) of one's own it names
+    if not (isinstance(cfg, DictConfig) and OmegaConf.select(cfg, "algo.name") in LM_ALGORITHMS
             and OmegaConf.select(cfg, "model.name") in MODEL_SOURCES and OmegaConf.select(cfg, "task.name") in TASKS):
         raise ConfigError(f"{folder} is not a ppo-bench-llm run folder (its config.yaml must name a model, a task and "
-                          f"algo.name one of: {', '.join(ALGORITHMS)})")
+                          f"algo.name one of: {', '.join(sorted(LM_ALGORITHMS))})")
     if (folder / "model" / "config.json").is_file():
         return folder, cfg, "model"
     if (folder / "checkpoint.pt").is_file():
@@ -78,8 +89,6 @@ def locate_run(run_dir: str | Path) -> tuple[Path, DictConfig, str]:
 def reward_model_path(cfg: DictConfig, folder: Path, given: str | None) -> str | None:
     """The reward model that scores this run: ``--reward-model``, else the run's own (a reward-model run's
     ``model/``, PPO's ``algo.reward_model``), else none."""
-    from ppo_bench.llm.reward_model import HEAD_FILE
-
     if cfg.algo.name == "reward_model":
         return None  # the run is the reward model
     path = given or OmegaConf.select(cfg, "algo.reward_model")
@@ -90,10 +99,6 @@ def reward_model_path(cfg: DictConfig, folder: Path, given: str | None) -> str |
 
 def load_trained(folder: Path, weights: str, reference, tok, device):
     """(the trained LM, its reward head or None, the checkpoint's step or None): from ``model/`` or ``checkpoint.pt``."""
-    from ppo_bench.llm.models import load_model
-    from ppo_bench.llm.reward_model import HEAD_FILE, score_head
-    from ppo_bench.llm.train import check_lm_state
-
     if weights == "model":
         mcfg = OmegaConf.create({"name": "hf", "path": str(folder / "model"), "freeze_embeddings": False, "gguf_cache": False})
         model = load_model(mcfg, tok, device, torch.float32, trainable=False)
@@ -126,8 +131,6 @@ def cache_key(settings: dict) -> str:
 def held_out_pairs(examples, prompts, greedy: dict, answer_template: str):
     """The default held-out pairs: for every problem the reference gets wrong, the reference answer (y⁺) against the
     reference's own greedy answer (y⁻)."""
-    from ppo_bench.llm.preferences import PreferencePair
-
     return [PreferencePair(p, answer_template.format(answer=e.answer), text, "reference_error")
             for e, p, text, ok in zip(examples, prompts, greedy["texts"], greedy["correct"]) if ok <= 0]
 
@@ -137,10 +140,6 @@ def reference_side(reference, tok, examples, prompts, answer_rows, file_pairs, s
     """What depends on the reference alone: its greedy answers, its perplexity of the reference answers, the held-out
     pairs (from a file, or built from its wrong answers) and their reference log-probs. Read from, or written to,
     ``cache_dir`` when given."""
-    from ppo_bench.llm.evaluate import greedy_eval, perplexity
-    from ppo_bench.llm.logprobs import response_logps
-    from ppo_bench.llm.preferences import PreferencePair, tokenize_pairs
-
     path = Path(cache_dir) / f"reference_{cache_key(settings)}.json" if cache_dir else None
     side = read_json(path) if path is not None else None  # a damaged cache is computed again
     if side is not None:
@@ -171,7 +170,6 @@ def evaluate_run(run_dir: str | Path, *, n: int | None = None, pairs_file: str |
     """Every figure of the module docstring for one run folder, as a dict (see ``main`` for the file)."""
     t0 = time.perf_counter()
     folder, cfg, weights = locate_run(run_dir)
-    from ppo_bench.llm.preferences import read_jsonl
 
     file_pairs = read_jsonl(pairs_file, option="--pairs") if pairs_file else None
     rm_path = reward_model_path(cfg, folder, reward_model)
@@ -181,14 +179,6 @@ def evaluate_run(run_dir: str | Path, *, n: int | None = None, pairs_file: str |
         raise ConfigError(f"--kl-samples={kl_samples} must be >= 0 (0: no KL)")
     if "{answer}" not in answer_template:
         raise ConfigError(f"--answer-template={answer_template!r} must contain {{answer}}")
-
-    from ppo_bench.llm.evaluate import greedy_eval, kl_to_reference, perplexity, preference_figures, win_rate
-    from ppo_bench.llm.logprobs import response_logps
-    from ppo_bench.llm.models import eos_token_ids, load_model, load_tokenizer, resolve_device, resolve_dtype
-    from ppo_bench.llm.preferences import collate_rows, tokenize_pairs
-    from ppo_bench.llm.reward_model import batch_scores, load_reward_model
-    from ppo_bench.llm.sampling import generate
-    from ppo_bench.llm.tasks import make_task, render_prompt
 
     threads = threads if threads is not None else cfg.get("torch_threads", 0)
     if threads:

@@ -1,7 +1,9 @@
 import pytest
 from hydra import compose, initialize_config_dir
 
-from ppo_bench.llm.config import LLM_CONF_DIR, register_configs
+import ppo_bench.llm.launch  # noqa: F401 — registers the built-in algorithms
+from ppo_bench.common.paths import LLM_CONF_DIR
+from ppo_bench.llm.harness.config import register_configs
 
 register_configs()
 
@@ -19,7 +21,7 @@ def llm_cfg(tmp_path):
 
 @pytest.fixture(scope="session")
 def char_tok():
-    from ppo_bench.llm.models import char_tokenizer
+    from ppo_bench.llm.harness.models import char_tokenizer
 
     tok = char_tokenizer()
     tok.padding_side = "left"

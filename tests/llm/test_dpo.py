@@ -14,14 +14,15 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from ppo_bench.common.errors import ConfigError
 from scripts.fault_drill import Payload
-from ppo_bench.llm import dpo
-from ppo_bench.llm.config import validate
-from ppo_bench.llm.dpo import DPO_LOSSES, LossOptions, concatenated_logps
-from ppo_bench.llm.dpo_train import DPO
-from ppo_bench.llm.train import build_trainer
-from ppo_bench.llm.models import tiny_model
-from ppo_bench.llm.preferences import PreferencePair, collate, pairs_from_task, read_jsonl, tokenize_pairs, write_jsonl
-from ppo_bench.llm.tasks import Example
+from ppo_bench.llm.algorithms.dpo import loss as dpo
+from ppo_bench.llm.launch import validate
+from ppo_bench.llm.algorithms.dpo.loss import DPO_LOSSES, LossOptions
+from ppo_bench.llm.algorithms.dpo.trainer import DPOTrainer, concatenated_logps
+from ppo_bench.llm.launch import build_trainer
+from ppo_bench.llm.harness.models import tiny_model
+from ppo_bench.llm.harness.batches import collate
+from ppo_bench.llm.harness.preferences import PreferencePair, pairs_from_task, read_jsonl, tokenize_pairs, write_jsonl
+from ppo_bench.llm.harness.tasks import Example
 
 torch.set_num_threads(1)
 
@@ -146,7 +147,7 @@ def test_task_pairs_on_policy_then_fallback(monkeypatch):
     def fake_generate(model, tokenizer, prompts, n, **kw):
         return SimpleNamespace(texts=[t for p in prompts for t in samples[p][:n]])
 
-    monkeypatch.setattr("ppo_bench.llm.sampling.generate", fake_generate)
+    monkeypatch.setattr("ppo_bench.llm.harness.preferences.generate", fake_generate)
     examples = [Example("q1", "5"), Example("q2", "9"), Example("q3", "3")]
     correct = lambda prompt, completion, answer, **_: float(completion == answer)  # noqa: E731
     pairs, stats = pairs_from_task(None, None, examples, ["p1", "p2", "p3"], correct, num_samples=2, pairs_per_prompt=2,
@@ -213,7 +214,7 @@ def test_variants_script_rejects_unknown_losses_and_keeps_overrides_out_of_them(
 
 def test_reference_free_makes_no_reference_pass(llm_cfg, monkeypatch):
     trainer = build_trainer(llm_cfg(*TINY, "algo.loss=reference_free", "algo.num_prompts=2", "algo.num_samples=2"))
-    monkeypatch.setattr(DPO, "sequence_logps", lambda self: pytest.fail("a reference pass was made"))
+    monkeypatch.setattr(DPOTrainer, "sequence_logps", lambda self: pytest.fail("a reference pass was made"))
     dpo = trainer.algorithm
     dpo.prepare(resuming=False)
     assert dpo.ref_chosen.abs().sum() == 0 and dpo.ref_rejected.abs().sum() == 0

@@ -8,10 +8,11 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ppo_bench.common.errors import ConfigError
-from ppo_bench.llm.config import validate
-from ppo_bench.llm.kto import kto_loss, kto_reference_point, mismatched_partners
-from ppo_bench.llm.preferences import PreferencePair, UnpairedExample, epoch_batch, unpair, write_jsonl
-from ppo_bench.llm.train import build_trainer
+from ppo_bench.llm.launch import validate
+from ppo_bench.llm.algorithms.kto.loss import kto_loss, kto_reference_point
+from ppo_bench.llm.algorithms.kto.trainer import mismatched_partners
+from ppo_bench.llm.harness.preferences import PreferencePair, UnpairedExample, epoch_batch, unpair, write_jsonl
+from ppo_bench.llm.launch import build_trainer
 
 torch.set_num_threads(1)
 

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from ppo_bench.common.errors import ConfigError
-from ppo_bench.llm import train as harness
-from ppo_bench.llm.config import validate
-from ppo_bench.llm.grpo_train import GRPO
-from ppo_bench.llm.train import LMRun, build_trainer, train_from_config
+from ppo_bench.llm.harness import run as harness
+from ppo_bench.llm.launch import validate
+from ppo_bench.llm.algorithms.grpo.trainer import GRPOTrainer
+from ppo_bench.llm.harness.run import LMRun
+from ppo_bench.llm.launch import build_trainer, train_from_config
 
 TINY = ["model=tiny", "task.n_eval=4", "eval.every=0", "eval.batch_size=4", "eval.max_new_tokens=2", "algo.max_completion_length=2",
         "algo.prompts_per_step=2", "algo.num_generations=2", "save_model=false", "torch_threads=1", "checkpoint_every=100"]
@@ -31,8 +32,8 @@ def clock(monkeypatch):
                 return method(self, *args, **kwargs)
             return run
 
-        monkeypatch.setattr(GRPO, "prepare", advancing(GRPO.prepare, prepare_s))
-        monkeypatch.setattr(GRPO, "train_step", advancing(GRPO.train_step, step_s))
+        monkeypatch.setattr(GRPOTrainer, "prepare", advancing(GRPOTrainer.prepare, prepare_s))
+        monkeypatch.setattr(GRPOTrainer, "train_step", advancing(GRPOTrainer.train_step, step_s))
         monkeypatch.setattr(LMRun, "evaluate", advancing(LMRun.evaluate, eval_s))
 
     return slow

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ppo_bench.llm.comparison import METHODS, main
+from scripts.llm_comparison import METHODS, main
 
 PREFERENCE = [k for k, m in METHODS.items() if m.pairs and m.reward_model is None]
 
@@ -61,7 +61,7 @@ def test_bad_options_are_one_line(tmp_path, capsys, argv, message):
 
 
 def test_rank_correlation_by_hand_and_against_scipy():
-    from ppo_bench.llm.comparison import rank_correlation
+    from scripts.llm_comparison import rank_correlation
 
     assert rank_correlation([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
     assert rank_correlation([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
@@ -79,7 +79,7 @@ def test_rank_correlation_by_hand_and_against_scipy():
 
 
 def test_the_evaluation_reading_reads_the_table():
-    from ppo_bench.llm.comparison import evaluation_reading
+    from scripts.llm_comparison import evaluation_reading
 
     def row(label, acc, pref, rm, ppl, kl):
         return {"label": label, "evaluation": {"accuracy": {"policy": acc}, "preferences": {"accuracy": pref},
@@ -95,7 +95,7 @@ def test_the_evaluation_reading_reads_the_table():
 
 
 def test_the_cost_and_log_prob_readings_by_hand():
-    from ppo_bench.llm.comparison import readings
+    from scripts.llm_comparison import readings
 
     def row(method, steps, wall, peak, held, chosen=None, rejected=None):
         pref = {"accuracy": 1.0, "chosen_change": chosen, "rejected_change": rejected} if chosen is not None else None

@@ -7,9 +7,9 @@ import sys
 import pytest
 
 from ppo_bench.common.errors import ConfigError
-from ppo_bench.llm import models
-from ppo_bench.llm.config import validate
-from ppo_bench.llm.train import build_trainer
+from ppo_bench.llm.harness import models
+from ppo_bench.llm.launch import validate
+from ppo_bench.llm.launch import build_trainer
 
 
 def test_default_config_composes_and_validates(llm_cfg):
@@ -47,7 +47,7 @@ def test_prompt_longer_than_context_fails_before_the_model_loads(llm_cfg, monkey
     def no_model(*a, **k):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr("ppo_bench.llm.train.load_model", no_model)
+    monkeypatch.setattr("ppo_bench.llm.harness.run.load_model", no_model)
     cfg = llm_cfg("model=tiny", "model.tiny_context=40", "algo.max_completion_length=8")
     with pytest.raises(ConfigError, match="exceed the context of model=tiny"):
         build_trainer(cfg)

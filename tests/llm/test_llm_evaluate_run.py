@@ -7,14 +7,15 @@ import math
 import pytest
 import torch
 
-from ppo_bench.llm.evaluate import kl_to_reference, perplexity, preference_figures, win_rate
+from ppo_bench.llm.harness.evaluate import kl_to_reference, perplexity, preference_figures, win_rate
 from ppo_bench.llm.evaluate_run import evaluate_run, main
-from ppo_bench.llm.models import load_model, load_tokenizer, tiny_model
-from ppo_bench.llm.preferences import PreferencePair, collate, tokenize_pairs, write_jsonl
-from ppo_bench.llm.reward_model import pair_scores
-from ppo_bench.llm.sampling import generate
-from ppo_bench.llm.tasks import make_task, render_prompt
-from ppo_bench.llm.train import build_trainer
+from ppo_bench.llm.harness.models import load_model, load_tokenizer, tiny_model
+from ppo_bench.llm.harness.batches import collate
+from ppo_bench.llm.harness.preferences import PreferencePair, tokenize_pairs, write_jsonl
+from ppo_bench.llm.harness.reward_models import pair_scores
+from ppo_bench.llm.harness.sampling import generate
+from ppo_bench.llm.harness.tasks import make_task, render_prompt
+from ppo_bench.llm.launch import build_trainer
 
 torch.set_num_threads(1)
 
@@ -99,7 +100,8 @@ def runs(tmp_path_factory):
     """A DPO run (weights in checkpoint.pt only) and a reward-model run (model/ with its head), on planted pairs."""
     from hydra import compose, initialize_config_dir
 
-    from ppo_bench.llm.config import LLM_CONF_DIR, register_configs
+    from ppo_bench.common.paths import LLM_CONF_DIR
+    from ppo_bench.llm.harness.config import register_configs
 
     register_configs()
     root = tmp_path_factory.mktemp("eval_runs")

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ppo_bench.llm.grpo import grpo_loss, normalise_tokens
+from ppo_bench.llm.algorithms.grpo.loss import grpo_loss, normalise_tokens
 from ppo_bench.common.losses import clipped_surrogate, group_advantages, kl_k3, policy_ratio
 
 

@@ -10,7 +10,8 @@ import pytest
 from ppo_bench.common.errors import ConfigError
 from scripts.fault_drill import snapshot
 from ppo_bench.common.identity import IDENTITY
-from ppo_bench.llm.train import build_trainer, identity_keys, train_from_config
+from ppo_bench.llm.harness.run import identity_keys
+from ppo_bench.llm.launch import build_trainer, train_from_config
 
 
 TINY = ["model=tiny", "task=reverse", "task.n_eval=4", "eval.every=0", "eval.batch_size=4", "eval.max_new_tokens=4",

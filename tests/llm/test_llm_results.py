@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ppo_bench.llm.plots import moving_average, plot_llm_run, read_scalars
-from ppo_bench.llm.train import build_trainer
+from ppo_bench.analysis.llm_plots import moving_average, plot_llm_run, read_scalars
+from ppo_bench.llm.launch import build_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 

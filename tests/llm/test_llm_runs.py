@@ -8,9 +8,9 @@ import pytest
 
 from ppo_bench.common.errors import ConfigError
 from ppo_bench.llm.cli import report, sweep_run_name
-from ppo_bench.llm.config import run_name
-from ppo_bench.llm.preferences import read_jsonl
-from ppo_bench.llm.train import build_trainer
+from ppo_bench.llm.harness.config import run_name
+from ppo_bench.llm.harness.preferences import read_jsonl
+from ppo_bench.llm.launch import build_trainer
 
 TINY = ["model=tiny", "task=reverse", "task.n_eval=4", "eval.every=0", "eval.batch_size=4", "eval.max_new_tokens=4",
         "algo.max_completion_length=4", "algo.prompts_per_step=2", "algo.num_generations=4", "save_model=false",

@@ -2,9 +2,9 @@
 
 import torch
 
-from ppo_bench.llm.logprobs import sequence_logprob, token_logprobs
-from ppo_bench.llm.models import eos_token_ids, tiny_model
-from ppo_bench.llm.sampling import completion_mask, generate
+from ppo_bench.llm.harness.logprobs import sequence_logprob, token_logprobs
+from ppo_bench.llm.harness.models import eos_token_ids, tiny_model
+from ppo_bench.llm.harness.sampling import completion_mask, generate
 
 EOS = 2
 

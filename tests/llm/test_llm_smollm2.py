@@ -4,8 +4,8 @@ from pathlib import Path
 
 import torch
 
-from ppo_bench.llm.models import _source, gguf_cache_dir, load_model, load_tokenizer, smollm2_gguf
-from ppo_bench.llm.train import build_trainer
+from ppo_bench.llm.harness.models import _source, gguf_cache_dir, load_model, load_tokenizer, smollm2_gguf
+from ppo_bench.llm.launch import build_trainer
 
 
 def char_code_reward(prompt, completion, **_):

@@ -6,9 +6,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from ppo_bench.common.errors import ConfigError
-from ppo_bench.llm import rewards as R
-from ppo_bench.llm.config import TaskConfig
-from ppo_bench.llm.tasks import make_task, render_prompt
+from ppo_bench.llm.harness import rewards as R
+from ppo_bench.llm.harness.config import TaskConfig
+from ppo_bench.llm.harness.tasks import make_task, render_prompt
 
 
 def task_cfg(**kw):

@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from ppo_bench.common.errors import ConfigError, NonFiniteLoss
 from scripts.fault_drill import Payload
-from ppo_bench.llm.train import build_trainer, train_from_config
+from ppo_bench.llm.launch import build_trainer, train_from_config
 from ppo_bench.common.run_folder import CHECKPOINT, PREVIOUS, RunLocks
 
 TINY = ["model=tiny", "task.n_eval=8", "eval.every=0", "eval.batch_size=8", "eval.max_new_tokens=4",
@@ -131,7 +131,7 @@ def test_a_checkpoint_is_read_as_data_and_a_run_folder_is_one_process(llm_cfg, t
 
 def test_non_finite_loss_stops_the_run_and_keeps_its_checkpoint(llm_cfg, monkeypatch):
     trainer = build_trainer(llm_cfg(*TINY, "algo.steps=3", "checkpoint_every=1", "eval.before=false", "algo.skip_zero_advantage=false"))
-    from ppo_bench.llm import grpo as T
+    from ppo_bench.llm.algorithms.grpo import trainer as T
 
     real = T.grpo_loss
     monkeypatch.setattr(T, "grpo_loss", lambda *a, **k: (real(*a, **k)[0] * (float("nan") if trainer.step == 1 else 1.0), real(*a, **k)[1]))

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from ppo_bench.common.errors import ConfigError
-from ppo_bench.llm import ppo
-from ppo_bench.llm.config import validate
-from ppo_bench.llm.train import build_trainer, train_from_config
+from ppo_bench.llm.algorithms.ppo import loss as ppo
+from ppo_bench.llm.launch import validate
+from ppo_bench.llm.launch import build_trainer, train_from_config
 
 TINY = ["model=tiny", "algo=ppo", "task.n_eval=8", "eval.every=0", "eval.batch_size=8", "eval.max_new_tokens=4",
         "algo.max_completion_length=4", "algo.prompts_per_step=8", "algo.minibatch_size=4", "save_model=false",

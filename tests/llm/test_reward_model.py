@@ -5,9 +5,10 @@ import math
 
 import torch
 
-from ppo_bench.llm.preferences import PreferencePair, write_jsonl
-from ppo_bench.llm.reward_model import HEAD_FILE, bradley_terry_loss
-from ppo_bench.llm.train import build_trainer
+from ppo_bench.llm.harness.preferences import PreferencePair, write_jsonl
+from ppo_bench.llm.algorithms.reward_model.loss import bradley_terry_loss
+from ppo_bench.llm.harness.reward_models import HEAD_FILE
+from ppo_bench.llm.launch import build_trainer
 
 
 def test_bradley_terry_loss_and_gradient_by_hand():

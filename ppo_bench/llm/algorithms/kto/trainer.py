@@ -19,7 +19,7 @@ a forward pass without gradient over the batch's mismatched examples, as in TRL.
 
 Metrics use TRL's ``KTOTrainer`` names: ``kl`` (z0), ``rewards/chosen``, ``rewards/rejected``, ``rewards/margins``
 (β r, batch means), ``logps/chosen``, ``logps/rejected``, ``count/chosen``, ``count/rejected``; ``losses/kto``.
-Evaluation, checkpoints and the rest of the run are the harness's (``train.LMRun``).
+The equations are in ``loss``; evaluation, checkpoints and the rest of the run are the harness's (``harness.run.LMRun``).
 """
 
 from __future__ import annotations
@@ -33,29 +33,16 @@ from omegaconf import DictConfig
 
 from ppo_bench.common.atomic import atomic_torch_save
 from ppo_bench.common.errors import ConfigError, NonFiniteLoss
-from ppo_bench.llm.logprobs import response_logps, sequence_logprob, token_logprobs
-from ppo_bench.llm.models import context_length
-from ppo_bench.llm.preferences import (PreferencePair, UnpairedExample, collate_rows, epoch_batch, pairs_for_run, read_jsonl,
-                                      tokenize_examples, unpair, write_jsonl)
-from ppo_bench.llm.train import LMRun, load_run_parts
 from ppo_bench.common.run_folder import read_checkpoint
-
-KTO_PHASES = ("pairs_s", "reference_s", "update_s")
-
-
-def kto_reference_point(policy_kl_logps: torch.Tensor, reference_kl_logps: torch.Tensor) -> torch.Tensor:
-    # KTO (Ethayarajh et al. 2024) eq. 7's z0 = KL(π(y'|x) ‖ π_ref(y'|x)), estimated on the batch's mismatched pairs: max(0, mean log-ratio), no gradient
-    return (policy_kl_logps - reference_kl_logps).mean().detach().clamp(min=0.0)
-
-
-def kto_loss(policy_logps: torch.Tensor, reference_logps: torch.Tensor, desirable: torch.Tensor, z0: torch.Tensor, beta: float,
-             desirable_weight: float, undesirable_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
-    # KTO eq. 7: λ_y − v(x, y), v = λ_D σ(β(r − z0)) for a desirable y, λ_U σ(β(z0 − r)) for an undesirable one; r = log π(y|x) − log π_ref(y|x)
-    logratio = policy_logps - reference_logps
-    d = desirable.to(logratio.dtype)
-    weight = desirable_weight * d + undesirable_weight * (1.0 - d)
-    losses = weight * (1.0 - torch.sigmoid(beta * (2.0 * d - 1.0) * (logratio - z0)))
-    return losses, beta * logratio.detach()  # per-example losses, and the implied rewards β r (TRL's rewards)
+from ppo_bench.llm.algorithms.kto.config import KTOConfig
+from ppo_bench.llm.algorithms.kto.loss import kto_loss, kto_reference_point
+from ppo_bench.llm.harness.batches import collate_rows
+from ppo_bench.llm.harness.logprobs import response_logps, sequence_logprob, token_logprobs
+from ppo_bench.llm.harness.models import context_length
+from ppo_bench.llm.harness.preferences import (PreferencePair, UnpairedExample, epoch_batch, pairs_for_run, read_jsonl,
+                                               tokenize_examples, unpair, write_jsonl)
+from ppo_bench.llm.harness.registry import LMAlgorithm, register_lm_algorithm
+from ppo_bench.llm.harness.run import LMRun, load_run_parts
 
 
 def mismatched_partners(prompts: Sequence[str], seed: int) -> list[int]:
@@ -70,8 +57,10 @@ def mismatched_partners(prompts: Sequence[str], seed: int) -> list[int]:
     return partners
 
 
-class KTO:
+@register_lm_algorithm("kto", config=KTOConfig)
+class KTOTrainer(LMAlgorithm):
     label = "KTO"
+    phases = ("pairs_s", "reference_s", "update_s")
 
     def __init__(self, run: LMRun, pairs: list[PreferencePair] | None = None):
         self.run, self.a, self.cfg = run, run.a, run.cfg
@@ -80,17 +69,22 @@ class KTO:
         self.pair_stats: dict = {}
         self.eos_id = run.tok.eos_token_id if run.tok.eos_token_id is not None else run.eos_ids[0]
 
+    @classmethod
+    def build(cls, cfg: DictConfig, run_dir: Path) -> LMRun:
+        """The preference file first (a malformed one fails before any weights load), then the run."""
+        pairs = read_jsonl(cfg.algo.data_file) if cfg.algo.data_file else None
+        _, dtype, task, tokenizer, model = load_run_parts(cfg)
+        run = LMRun(cfg, run_dir, model, tokenizer, task, compute_dtype=dtype)
+        return run.attach(cls(run, pairs=pairs))
+
+    @staticmethod
+    def models_held(algo) -> tuple[int, str]:
+        return 1, "policy (reference log-probs computed once, cached)"
+
     def parameters(self):
         return list(self.model.parameters())
 
-    def state_dict(self) -> dict:
-        return {}  # the examples and reference log-probs are cached in preferences.pt
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-    def save_extra(self, folder: Path) -> None:
-        pass
+    # the examples and reference log-probs are cached in preferences.pt: no state of its own in the checkpoint
 
     # ---- data and reference ------------------------------------------------------------------
 
@@ -208,10 +202,3 @@ class KTO:
         s["seconds_per_step"] = {"update": round(times["update_s"] / max(self.run.step, 1), 3)}
         s["setup_s"] = {"pairs": round(times["pairs_s"], 1), "reference_logprobs": round(times["reference_s"], 1)}
 
-
-def build(cfg: DictConfig, run_dir: Path) -> LMRun:
-    """The preference file first (a malformed one fails before any weights load), then the run."""
-    pairs = read_jsonl(cfg.algo.data_file) if cfg.algo.data_file else None
-    _, dtype, task, tokenizer, model = load_run_parts(cfg)
-    run = LMRun(cfg, run_dir, model, tokenizer, task, compute_dtype=dtype)
-    return run.attach(KTO(run, pairs=pairs), KTO_PHASES)

@@ -2,7 +2,8 @@
 
 A task turns a random generator into :class:`Example` s (a question, its answer, and the fields its
 rewards read), holds out ``n_eval`` problems chosen by ``split_seed`` that training never samples,
-and names its reward callables. A new task is one class here plus one file in ``conf_llm/task/``.
+and names its reward callables. A new task is one class decorated ``@register_task`` (here, or in a module of one's
+own named in ``extensions``) plus one file in a ``conf_llm/task/`` folder; its options are ``TaskConfig``'s.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 from ppo_bench.common.errors import ConfigError
-from ppo_bench.llm import rewards as R
+from ppo_bench.llm.harness import rewards as R
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,17 @@ class Example:
 
     def reward_fields(self) -> dict[str, Any]:
         return {"answer": self.answer, **self.fields}
+
+
+TASKS: dict[str, type["Task"]] = {}
+
+
+def register_task(cls: type["Task"]) -> type["Task"]:
+    """Class decorator: the task ``task.name=<cls.name>`` builds."""
+    if cls.name in TASKS and TASKS[cls.name] is not cls:
+        raise ValueError(f"task {cls.name!r} registered twice: {TASKS[cls.name].__module__} and {cls.__module__}")
+    TASKS[cls.name] = cls
+    return cls
 
 
 class Task:
@@ -88,6 +100,7 @@ def _check_n_eval(cfg, size: int) -> None:
         raise ConfigError(f"task.n_eval={cfg.n_eval} is too large for task {cfg.name} ({size} distinct problems); allowed: 1..{size // 2}")
 
 
+@register_task
 class Addition(Task):
     """a + b with two operands of exactly ``digits`` digits; the answer is the sum."""
 
@@ -119,6 +132,7 @@ class Addition(Task):
         return Example(self.template.format(a=a, b=b), str(a + b), {"a": a, "b": b})
 
 
+@register_task
 class Reverse(Task):
     """Reverse a random lower-case word, letter by letter."""
 
@@ -144,6 +158,7 @@ class Reverse(Task):
         return Example(self.template.format(word=key), key[::-1], {"word": key})
 
 
+@register_task
 class Countdown(Task):
     """Combine the given numbers (each once) with + - * / into an expression equal to the target."""
 
@@ -186,9 +201,6 @@ class Countdown(Task):
             if (key[0], key[1]) not in held:
                 out.append(self.example(key))
         return out
-
-
-TASKS: dict[str, type[Task]] = {t.name: t for t in (Addition, Reverse, Countdown)}
 
 
 def make_task(cfg) -> Task:

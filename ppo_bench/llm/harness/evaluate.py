@@ -11,10 +11,10 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from ppo_bench.llm.logprobs import completion_forward
-from ppo_bench.llm.rewards import weighted_rewards
-from ppo_bench.llm.sampling import generate
-from ppo_bench.llm.tasks import Example
+from ppo_bench.llm.harness.logprobs import completion_forward
+from ppo_bench.llm.harness.rewards import weighted_rewards
+from ppo_bench.llm.harness.sampling import generate
+from ppo_bench.llm.harness.tasks import Example
 
 
 @torch.no_grad()

@@ -24,7 +24,8 @@ def last_token_index(mask: torch.Tensor) -> torch.Tensor:
 def kl_shaped_rewards(logp: torch.Tensor, ref_logp: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor,
                       kl_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(per-token rewards [B, L], their KL part [B, L]): −β·k1 on every response token, plus the
-    sequence reward on its last one. Ziegler et al. 2019 eq. 2, per token as in trlx and InstructGPT."""
+    sequence reward on its last one."""
+    # Ziegler et al. 2019 eq. 2, per token as in trlx and InstructGPT: r_t = −β (log π − log π_ref) (+ r(q, o) last)
     non_score = -kl_coef * kl_k1(logp, ref_logp) * mask
     rewards = non_score.clone()
     rows = torch.arange(mask.shape[0], device=mask.device)
@@ -36,6 +37,7 @@ def response_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor
                  lam: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(advantages, returns) [B, L] over the response tokens only (0 elsewhere): the shared ``gae`` along
     the token axis, the episode terminating at each row's last response token (no bootstrap after it)."""
+    # PPO eq. 11–12 along the tokens of each response (trlx's get_advantages_and_returns): R_t = Â_t + V(s_t)
     B, L = rewards.shape
     ended = torch.zeros(B, L, dtype=torch.bool, device=rewards.device)
     ended[torch.arange(B, device=rewards.device), last_token_index(mask)] = True
@@ -54,6 +56,7 @@ def ppo_token_loss(logp, old_logp, values, old_values, returns, adv, mask, *, ep
                    value_clip: float, vf_coef: float, n_tokens: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The minibatch's loss for these rows (token sums over ``n_tokens``, the minibatch's response
     tokens, so micro-batches add up to it) and token sums of its diagnostics."""
+    # PPO eq. 9 per response token: −L^CLIP + c1 · ½ L^VF, the value loss clipped around V_old (trlx, TRL)
     ratio = policy_ratio(logp, old_logp)
     policy = -clipped_surrogate(ratio, adv, eps_low, eps_high)
     value = 0.5 * clipped_value_loss(values, returns, old_values, value_clip)  # ½ as in trlx and TRL

@@ -1,16 +1,19 @@
-"""Figures regenerated from a run's own TensorBoard logs (no retraining)."""
+"""Figures of an LM run (``ppo-bench-llm``) regenerated from its own TensorBoard logs, no retraining: the reward and
+held-out accuracy curves of the reference runs (``scripts/llm_reference.py``) and the DPO variants' log-probs
+(``scripts/llm_dpo_variants.py``)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
-from ppo_bench.llm.models import require
+from ppo_bench.common.atomic import atomic_write_bytes
+from ppo_bench.common.tblog import read_scalars as read_events
+from ppo_bench.llm.harness.models import require
 
 
 def read_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar of a run folder as (step, value), sorted by step; after a resume the last write of a step wins."""
-    from ppo_bench.common.tblog import read_scalars as read_events
-
     return {tag: sorted(dict(zip(s.steps.tolist(), s.values.tolist())).items()) for tag, s in read_events(run_dir).items()}
 
 
@@ -36,8 +39,6 @@ def plot_llm_run(run_dir: str | Path, out_png: str | Path, title: str | None = N
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ppo_bench.common.atomic import atomic_write_bytes
 
     s = read_scalars(run_dir)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
@@ -68,8 +69,6 @@ def plot_llm_run(run_dir: str | Path, out_png: str | Path, title: str | None = N
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)

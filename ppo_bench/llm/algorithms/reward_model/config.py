@@ -6,11 +6,11 @@ The preference-data options are the DPO path's (docs/llm.md, "DPO"); the learnin
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 from ppo_bench.common.errors import ConfigError
+from ppo_bench.llm.harness.config import check_optimizer, check_preference_data, int_at_least
 
 
 @dataclass
@@ -36,22 +36,12 @@ class RewardModelConfig:
     answer_template: str = "{answer}"
     run_tag: str = "${.name}_lr${.lr}"
 
-
-def validate_reward_model_algo(a) -> None:
-    for key, low in (("steps", 1), ("batch_size", 1), ("micro_batch_size", 1), ("num_prompts", 1), ("num_samples", 2),
-                     ("pairs_per_prompt", 1), ("max_completion_length", 1), ("warmup_steps", 0)):
-        if not isinstance(a[key], int) or a[key] < low:
-            raise ConfigError(f"algo.{key}={a[key]} must be an integer >= {low}")
-    if not (0 < a.eval_fraction < 1):
-        raise ConfigError(f"algo.eval_fraction={a.eval_fraction} must lie in (0, 1)")
-    for key in ("lr", "temperature"):
-        if a[key] is None or not (math.isfinite(a[key]) and a[key] > 0):
-            raise ConfigError(f"algo.{key}={a[key]} must be > 0")
-    if not (math.isfinite(a.weight_decay) and a.weight_decay >= 0):
-        raise ConfigError(f"algo.weight_decay={a.weight_decay} must be >= 0")
-    if a.max_grad_norm is not None and not (math.isfinite(a.max_grad_norm) and a.max_grad_norm > 0):
-        raise ConfigError(f"algo.max_grad_norm={a.max_grad_norm} must be > 0 or null")
-    if a.lr_schedule not in ("constant", "linear"):
-        raise ConfigError(f"algo.lr_schedule={a.lr_schedule!r} is not one of: constant, linear")
-    if "{answer}" not in a.answer_template:
-        raise ConfigError(f"algo.answer_template={a.answer_template!r} must contain {{answer}}")
+    @staticmethod
+    def check(a) -> None:
+        """The checks a schema cannot express: one ConfigError naming the option and what it allows."""
+        check_optimizer(a)
+        for key in ("batch_size", "micro_batch_size"):
+            int_at_least(f"algo.{key}", a[key], 1)
+        if not (0 < a.eval_fraction < 1):
+            raise ConfigError(f"algo.eval_fraction={a.eval_fraction} must lie in (0, 1)")
+        check_preference_data(a)

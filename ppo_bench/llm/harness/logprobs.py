@@ -7,6 +7,8 @@ from contextlib import nullcontext
 
 import torch
 
+from ppo_bench.llm.harness.batches import collate_rows
+
 
 def completion_forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int,
                        with_hidden: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -84,8 +86,6 @@ def sequence_logprob(token_logp: torch.Tensor, mask: torch.Tensor) -> torch.Tens
 def response_logps(model, rows, pad_id: int, micro_batch_size: int = 8, autocast=nullcontext) -> torch.Tensor:
     """log π(y|x) summed over the response tokens of each (prompt ids, response ids) row, [N] on the CPU, no
     gradient; ``autocast`` makes the context each forward pass runs in (``LMRun.autocast``)."""
-    from ppo_bench.llm.preferences import collate_rows
-
     device = next(model.parameters()).device
     was = model.training
     model.eval()

@@ -1,14 +1,15 @@
 """The DPO training loop (``algo=dpo``): preference pairs, cached reference log-probs, one loss per variant.
 
 Before the first step:
-  pairs      → read from ``algo.data_file``, or sampled from the policy on the task (preferences.py)
+  pairs      → read from ``algo.data_file``, or sampled from the policy on the task (``harness.preferences``)
   reference  → log π_ref(y⁺|x), log π_ref(y⁻|x) of every pair, computed once: the reference is the policy
                at its starting weights, so this pass is made by the policy before any update and no
                second model is kept; the pairs and these log-probs are cached in ``preferences.pt``
 Each step: ``algo.batch_size`` pairs (a fresh permutation every epoch), chosen and rejected of each
-micro-batch in one concatenated forward pass, ``dpo.DPO_LOSSES[algo.loss]``, one AdamW step.
+micro-batch in one concatenated forward pass, ``loss.DPO_LOSSES[algo.loss]``, one AdamW step.
 Evaluation (plus reward accuracy and log-prob changes over all training pairs), checkpoints, resume,
-status and the final model are the run harness's (``train.LMRun``), which holds a ``DPO`` by composition.
+status and the final model are the run harness's (``harness.run.LMRun``), which holds a ``DPOTrainer`` by
+composition.
 """
 
 from __future__ import annotations
@@ -21,17 +22,33 @@ from omegaconf import DictConfig
 
 from ppo_bench.common.atomic import atomic_torch_save
 from ppo_bench.common.errors import ConfigError, NonFiniteLoss
-from ppo_bench.llm.dpo import DPO_LOSSES, REFERENCE_FREE, LossOptions, concatenated_logps
-from ppo_bench.llm.models import context_length
-from ppo_bench.llm.preferences import (PreferencePair, collate, epoch_batch, pairs_for_run, read_jsonl, tokenize_pairs,
-                                      write_jsonl)
-from ppo_bench.llm.train import LMRun, load_run_parts
 from ppo_bench.common.run_folder import read_checkpoint
+from ppo_bench.llm.algorithms.dpo.config import DPOConfig
+from ppo_bench.llm.algorithms.dpo.loss import DPO_LOSSES, REFERENCE_FREE, LossOptions
+from ppo_bench.llm.harness.batches import collate
+from ppo_bench.llm.harness.logprobs import sequence_logprob, token_logprobs
+from ppo_bench.llm.harness.models import context_length
+from ppo_bench.llm.harness.preferences import (PreferencePair, epoch_batch, pairs_for_run, read_jsonl, tokenize_pairs,
+                                               write_jsonl)
+from ppo_bench.llm.harness.registry import LMAlgorithm, register_lm_algorithm
+from ppo_bench.llm.harness.run import LMRun, load_run_parts
 
-DPO_PHASES = ("pairs_s", "reference_s", "update_s")
+
+def concatenated_logps(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """log π(y|x) summed over the response tokens of every row, [2B], in one forward pass.
+
+    Rows are the B chosen then the B rejected sequences: the prompt left-padded, the response
+    right-padded to the batch's longest (``batches.collate``); prompt tokens and padding are
+    outside ``response_mask`` and so outside the sum.
+    """
+    token_logp, _ = token_logprobs(model, input_ids, attention_mask, response_mask.shape[1])
+    return sequence_logprob(token_logp, response_mask)
 
 
-class DPO:
+@register_lm_algorithm("dpo", config=DPOConfig)
+class DPOTrainer(LMAlgorithm):
+    phases = ("pairs_s", "reference_s", "update_s")
+
     def __init__(self, run: LMRun, pairs: list[PreferencePair] | None = None):
         self.run, self.a, self.cfg = run, run.a, run.cfg
         self.model, self.tok, self.task, self.device = run.model, run.tok, run.task, run.device
@@ -42,17 +59,24 @@ class DPO:
         self.pair_stats: dict[str, float] = {}
         self.eos_id = run.tok.eos_token_id if run.tok.eos_token_id is not None else run.eos_ids[0]  # ends every response
 
+    @classmethod
+    def build(cls, cfg: DictConfig, run_dir: Path) -> LMRun:
+        """The preference file first (a malformed one fails before any weights load), then the run."""
+        pairs = read_jsonl(cfg.algo.data_file) if cfg.algo.data_file else None
+        _, dtype, task, tokenizer, model = load_run_parts(cfg)
+        run = LMRun(cfg, run_dir, model, tokenizer, task, compute_dtype=dtype)
+        return run.attach(cls(run, pairs=pairs))
+
+    @staticmethod
+    def models_held(algo) -> tuple[int, str]:
+        if algo["loss"] in REFERENCE_FREE:
+            return 1, "policy (no reference)"
+        return 1, "policy (reference log-probs computed once, cached)"
+
     def parameters(self):
         return list(self.model.parameters())
 
-    def state_dict(self) -> dict:
-        return {}  # the pairs and reference log-probs are cached in preferences.pt
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-    def save_extra(self, folder: Path) -> None:
-        pass
+    # the pairs and reference log-probs are cached in preferences.pt: no state of its own in the checkpoint
 
     # ---- data and reference ------------------------------------------------------------------
 
@@ -124,19 +148,21 @@ class DPO:
             b = collate([self.tokenized[i] for i in chunk], self.tok.pad_token_id).to(self.device)
             with run.autocast():
                 logps = concatenated_logps(self.model, b.input_ids, b.attention_mask, b.response_mask).float()
-            pc, pr = logps[: len(chunk)], logps[len(chunk):]
-            losses, cr, rr = self.loss_fn(pc, pr, self.ref_chosen[chunk].to(self.device), self.ref_rejected[chunk].to(self.device), self.options)
+            policy_chosen, policy_rejected = logps[: len(chunk)], logps[len(chunk):]
+            losses, chosen_rewards, rejected_rewards = self.loss_fn(
+                policy_chosen, policy_rejected, self.ref_chosen[chunk].to(self.device), self.ref_rejected[chunk].to(self.device),
+                self.options)
             loss = losses.sum() / B  # the mean over the step's pairs, whatever the micro-batching
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"non-finite DPO loss at step {run.step + 1}")
             loss.backward()
             sums["loss"] += loss.item()
-            sums["chosen"] += cr.sum().item()
-            sums["rejected"] += rr.sum().item()
-            sums["accuracy"] += (cr > rr).float().sum().item()
-            sums["margin"] += (cr - rr).sum().item()
-            sums["logps_chosen"] += pc.detach().sum().item()
-            sums["logps_rejected"] += pr.detach().sum().item()
+            sums["chosen"] += chosen_rewards.sum().item()
+            sums["rejected"] += rejected_rewards.sum().item()
+            sums["accuracy"] += (chosen_rewards > rejected_rewards).float().sum().item()
+            sums["margin"] += (chosen_rewards - rejected_rewards).sum().item()
+            sums["logps_chosen"] += policy_chosen.detach().sum().item()
+            sums["logps_rejected"] += policy_rejected.detach().sum().item()
         grad_norm = run.optimizer_step()
         dt = time.perf_counter() - t0
         m = {
@@ -160,13 +186,15 @@ class DPO:
 
     def preference_stats(self) -> dict[str, float]:
         """Over every training pair: reward accuracy and margin, mean log-probs and their change from π_ref."""
-        pc, pr = self.sequence_logps()
-        rc, rr = self.ref_chosen, self.ref_rejected
-        _, cr, rrw = self.loss_fn(pc, pr, rc, rr, self.options)
-        return {"rewards/accuracies": (cr > rrw).float().mean().item(), "rewards/margins": (cr - rrw).mean().item(),
-                "logps/chosen": pc.mean().item(), "logps/rejected": pr.mean().item(),
-                "logps/chosen_change": (pc - rc).mean().item() if self.a.loss not in REFERENCE_FREE else float("nan"),
-                "logps/rejected_change": (pr - rr).mean().item() if self.a.loss not in REFERENCE_FREE else float("nan")}
+        policy_chosen, policy_rejected = self.sequence_logps()
+        ref_chosen, ref_rejected = self.ref_chosen, self.ref_rejected
+        _, chosen_rewards, rejected_rewards = self.loss_fn(policy_chosen, policy_rejected, ref_chosen, ref_rejected, self.options)
+        with_reference = self.a.loss not in REFERENCE_FREE
+        return {"rewards/accuracies": (chosen_rewards > rejected_rewards).float().mean().item(),
+                "rewards/margins": (chosen_rewards - rejected_rewards).mean().item(),
+                "logps/chosen": policy_chosen.mean().item(), "logps/rejected": policy_rejected.mean().item(),
+                "logps/chosen_change": (policy_chosen - ref_chosen).mean().item() if with_reference else float("nan"),
+                "logps/rejected_change": (policy_rejected - ref_rejected).mean().item() if with_reference else float("nan")}
 
     def evaluate_extra(self) -> dict:
         pairs = self.preference_stats()
@@ -190,10 +218,3 @@ class DPO:
         s["seconds_per_step"] = {"update": round(times["update_s"] / max(self.run.step, 1), 3)}
         s["setup_s"] = {"pairs": round(times["pairs_s"], 1), "reference_logprobs": round(times["reference_s"], 1)}
 
-
-def build(cfg: DictConfig, run_dir: Path) -> LMRun:
-    """The preference file first (a malformed one fails before any weights load), then the run."""
-    pairs = read_jsonl(cfg.algo.data_file) if cfg.algo.data_file else None
-    _, dtype, task, tokenizer, model = load_run_parts(cfg)
-    run = LMRun(cfg, run_dir, model, tokenizer, task, compute_dtype=dtype)
-    return run.attach(DPO(run, pairs=pairs), DPO_PHASES)

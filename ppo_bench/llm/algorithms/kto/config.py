@@ -1,4 +1,4 @@
-"""The KTO config group (``conf_llm/algo/kto.yaml``): its structured schema and the checks Hydra cannot express.
+"""The KTO config group (``conf_llm/algo/kto.yaml``): its structured schema and the checks a schema cannot express.
 
 Defaults follow TRL's ``KTOConfig`` (β = 0.1, λ_D = λ_U = 1) and the DPO path (learning rate 1e-6); the
 preference-data options are the DPO path's (docs/llm.md, "DPO"): each pair gives one desirable and one
@@ -7,11 +7,10 @@ undesirable example.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from ppo_bench.common.errors import ConfigError
+from ppo_bench.llm.harness.config import check_optimizer, check_preference_data, int_at_least, positive
 
 
 @dataclass
@@ -39,22 +38,12 @@ class KTOConfig:
     answer_template: str = "{answer}"
     run_tag: str = "${.name}_beta${.beta}_lr${.lr}"  # the run folder's middle part
 
-
-def validate_kto_algo(a) -> None:
-    """The checks of ``algo=kto``: one ConfigError naming the option and the allowed values."""
-    for key in ("beta", "desirable_weight", "undesirable_weight", "lr", "temperature"):
-        v = a[key]
-        if v is None or not (math.isfinite(v) and v > 0):
-            raise ConfigError(f"algo.{key}={v} must be > 0")
-    for key, low in (("steps", 1), ("batch_size", 1), ("micro_batch_size", 1), ("num_prompts", 1), ("num_samples", 2),
-                     ("pairs_per_prompt", 1), ("max_completion_length", 1), ("warmup_steps", 0)):
-        if not isinstance(a[key], int) or a[key] < low:
-            raise ConfigError(f"algo.{key}={a[key]} must be an integer >= {low}")
-    if not (math.isfinite(a.weight_decay) and a.weight_decay >= 0):
-        raise ConfigError(f"algo.weight_decay={a.weight_decay} must be >= 0")
-    if a.max_grad_norm is not None and not (math.isfinite(a.max_grad_norm) and a.max_grad_norm > 0):
-        raise ConfigError(f"algo.max_grad_norm={a.max_grad_norm} must be > 0 or null")
-    if a.lr_schedule not in ("constant", "linear"):
-        raise ConfigError(f"algo.lr_schedule={a.lr_schedule!r} is not one of: constant, linear")
-    if "{answer}" not in a.answer_template:
-        raise ConfigError(f"algo.answer_template={a.answer_template!r} must contain {{answer}}")
+    @staticmethod
+    def check(a) -> None:
+        """The checks a schema cannot express: one ConfigError naming the option and what it allows."""
+        for key in ("beta", "desirable_weight", "undesirable_weight"):
+            positive(f"algo.{key}", a[key])
+        check_optimizer(a)
+        for key in ("batch_size", "micro_batch_size"):
+            int_at_least(f"algo.{key}", a[key], 1)
+        check_preference_data(a)

@@ -4,8 +4,8 @@ J(θ) = (1/G) Σ_i (1/|o_i|) Σ_t { min[ρ_{i,t} Â_i, clip(ρ_{i,t}, 1−ε, 1+
 ρ_{i,t} = π_θ(o_{i,t}|q, o_{i,<t}) / π_θold(o_{i,t}|q, o_{i,<t}),  Â_i = (r_i − mean(r)) / std(r)
 
 The ratio, the clipped surrogate (with DAPO's upper ε), the k3 KL estimator and the group-normalised
-advantages are the shared ones of ``ppo_bench.common.losses``; what is GRPO's own is the loss normalisation
-over tokens and the loss itself.
+advantages are the shared ones of ``ppo_bench.common.losses``; what is GRPO's own is the normalisation
+over tokens (three of them, one per paper) and the loss itself.
 """
 
 from __future__ import annotations
@@ -15,22 +15,30 @@ import torch
 from ppo_bench.common.losses import clipped_surrogate, kl_k3, policy_ratio
 
 
-def normalise_tokens(per_token: torch.Tensor, mask: torch.Tensor, loss_type: str, n_seqs: int, n_tokens: int, max_len: int) -> torch.Tensor:
-    """Σ over these rows' tokens, normalised as for the whole batch (so micro-batches add up to it).
+def per_sequence_mean(masked: torch.Tensor, mask: torch.Tensor, n_seqs: int, n_tokens: int, max_len: int) -> torch.Tensor:
+    # DeepSeekMath eq. 3: (1/G) Σ_i (1/|o_i|) Σ_t
+    return (masked.sum(1) / mask.sum(1).clamp(min=1)).sum() / n_seqs
 
-    grpo:    (1/G) Σ_i (1/|o_i|) Σ_t      per-sequence mean, DeepSeekMath eq. 3
-    dapo:    Σ_i Σ_t / Σ_i |o_i|          token-level mean, DAPO (Yu et al. 2025) eq. 8
-    dr_grpo: Σ_i Σ_t / (G · L_max)        a constant, Dr. GRPO (Liu et al. 2025)
-    ``n_seqs`` and ``n_tokens`` count the whole batch; ``max_len`` is the max completion length.
-    """
-    masked = per_token * mask
-    if loss_type == "grpo":
-        return (masked.sum(1) / mask.sum(1).clamp(min=1)).sum() / n_seqs
-    if loss_type == "dapo":
-        return masked.sum() / max(n_tokens, 1)
-    if loss_type == "dr_grpo":
-        return masked.sum() / (n_seqs * max_len)
-    raise ValueError(f"loss_type={loss_type!r} is not one of: grpo, dapo, dr_grpo")
+
+def token_mean(masked: torch.Tensor, mask: torch.Tensor, n_seqs: int, n_tokens: int, max_len: int) -> torch.Tensor:
+    # DAPO (Yu et al. 2025) eq. 8, token-level: Σ_i Σ_t / Σ_i |o_i|
+    return masked.sum() / max(n_tokens, 1)
+
+
+def constant_normaliser(masked: torch.Tensor, mask: torch.Tensor, n_seqs: int, n_tokens: int, max_len: int) -> torch.Tensor:
+    # Dr. GRPO (Liu et al. 2025), its unbiased objective: Σ_i Σ_t / (G · L_max), no length bias
+    return masked.sum() / (n_seqs * max_len)
+
+
+NORMALISATIONS = {"grpo": per_sequence_mean, "dapo": token_mean, "dr_grpo": constant_normaliser}  # algo.loss_type
+
+
+def normalise_tokens(per_token: torch.Tensor, mask: torch.Tensor, loss_type: str, n_seqs: int, n_tokens: int, max_len: int) -> torch.Tensor:
+    """Σ over these rows' tokens, normalised as for the whole batch (so micro-batches add up to it) by ``loss_type``'s
+    normalisation. ``n_seqs`` and ``n_tokens`` count the whole batch; ``max_len`` is the max completion length."""
+    if loss_type not in NORMALISATIONS:
+        raise ValueError(f"loss_type={loss_type!r} is not one of: {', '.join(NORMALISATIONS)}")
+    return NORMALISATIONS[loss_type](per_token * mask, mask, n_seqs, n_tokens, max_len)
 
 
 def grpo_loss(

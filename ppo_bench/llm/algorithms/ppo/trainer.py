@@ -7,19 +7,21 @@ The four models of RLHF-style PPO:
              pass and the weights plus Adam state on a 2-core CPU; the price is that the value loss
              (weighted by ``vf_coef``) also moves the trunk the policy uses
   reference  a frozen copy of the starting policy (not loaded when kl_coef = 0 and β is not adapted)
-  reward     the task's verifier, or a reward model (``algo.reward_model``: a reward_model run's model/)
+  reward     the task's verifier, or a reward model (``algo.reward_model``: a reward_model run's model/,
+             scored through ``harness.reward_models``)
 One step:
   rollout    one completion per prompt from π_θold (``algo.prompts_per_step`` prompts)
   score      the sequence reward of each completion
   old pass   log π_θold, V_old per response token (no gradient); log π_ref
-  rewards    r_t = −β·k1 per token + the score at the last token (``ppo.kl_shaped_rewards``)
-  GAE        over response tokens only (``ppo.response_gae``), advantages whitened
+  rewards    r_t = −β·k1 per token + the score at the last token (``loss.kl_shaped_rewards``)
+  GAE        over response tokens only (``loss.response_gae``), advantages whitened
   update     ``algo.ppo_epochs`` passes over the rollout in minibatches of ``algo.minibatch_size``
              completions, one AdamW step each, on the clipped surrogate + c1 · clipped value loss
   β          fixed, or Ziegler et al. 2019's adaptive controller after each rollout
 Metrics use TRL's PPOTrainer names (objective/kl, objective/scores, objective/rlhf_reward,
 policy/approxkl_avg, policy/clipfrac_avg, loss/policy_avg, loss/value_avg, val/clipfrac_avg, ...).
-Evaluation, checkpoints and the rest of the run are the harness's (``train.LMRun``).
+Evaluation, checkpoints and the rest of the run are the harness's (``harness.run.LMRun``). The class is
+``PPOTrainer`` (TRL's name); the RL engine's PPO is ``ppo_bench.rl.algorithms.ppo.PPO``.
 """
 
 from __future__ import annotations
@@ -32,16 +34,17 @@ import torch
 from omegaconf import DictConfig
 
 from ppo_bench.common.errors import NonFiniteLoss
-from ppo_bench.llm import ppo
-from ppo_bench.llm.logprobs import token_logprobs, token_logprobs_and_values
-from ppo_bench.llm.models import load_model
-from ppo_bench.llm.reward_model import batch_scores, load_reward_model
-from ppo_bench.llm.rewards import weighted_rewards
-from ppo_bench.llm.sampling import generate
-from ppo_bench.llm.train import LMRun, load_run_parts
 from ppo_bench.common.losses import kl_k1, masked_standardize
+from ppo_bench.llm.algorithms.ppo.config import PPOConfig
+from ppo_bench.llm.algorithms.ppo.loss import adaptive_kl_coef, kl_shaped_rewards, ppo_token_loss, response_gae
+from ppo_bench.llm.harness.logprobs import token_logprobs, token_logprobs_and_values
+from ppo_bench.llm.harness.models import load_model
+from ppo_bench.llm.harness.registry import LMAlgorithm, register_lm_algorithm
+from ppo_bench.llm.harness.reward_models import batch_scores, load_reward_model
+from ppo_bench.llm.harness.rewards import weighted_rewards
+from ppo_bench.llm.harness.run import LMRun, load_run_parts
+from ppo_bench.llm.harness.sampling import generate
 
-PHASES = ("generation_s", "reward_s", "logprobs_s", "update_s")
 VALUE_HEAD_FILE = "value_head.pt"
 
 
@@ -53,8 +56,10 @@ def value_head(model) -> torch.nn.Linear:
     return head.to(next(model.parameters()).device)
 
 
-class PPO:
+@register_lm_algorithm("ppo", config=PPOConfig)
+class PPOTrainer(LMAlgorithm):
     label = "PPO"
+    phases = ("generation_s", "reward_s", "logprobs_s", "update_s")
 
     def __init__(self, run: LMRun, ref_model=None, reward_model=None):
         self.run, self.a = run, run.a
@@ -67,14 +72,27 @@ class PPO:
         if reward_model is not None:
             self.label = "PPO (reward model)"
 
+    @classmethod
+    def build(cls, cfg: DictConfig, run_dir: Path) -> LMRun:
+        a = cfg.algo
+        device, dtype, task, tokenizer, model = load_run_parts(cfg, a.max_completion_length)
+        reward_model = load_reward_model(a.reward_model, tokenizer, device, dtype) if a.reward_model else None
+        ref = load_model(cfg.model, tokenizer, device, dtype, seed=cfg.seed, trainable=False) if cls.needs_reference(a) else None
+        run = LMRun(cfg, run_dir, model, tokenizer, task, compute_dtype=dtype)
+        return run.attach(cls(run, ref_model=ref, reward_model=reward_model))
+
+    @staticmethod
+    def needs_reference(algo) -> bool:
+        return algo["kl_coef"] > 0 or algo["adaptive_kl"]
+
+    @classmethod
+    def models_held(cls, algo) -> tuple[int, str]:
+        ref, rm = cls.needs_reference(algo), bool(algo.get("reward_model"))
+        parts = ["policy + value head"] + (["reference"] if ref else []) + (["reward model"] if rm else ["verifier"])
+        return 1 + int(ref) + int(rm), ", ".join(parts)
+
     def parameters(self):
         return [*self.run.model.parameters(), *self.value_head.parameters()]
-
-    def prepare(self, resuming: bool) -> None:
-        pass
-
-    def evaluate_extra(self) -> dict | None:
-        return None
 
     def state_dict(self) -> dict:
         return {"value_head": self.value_head.state_dict(), "kl_coef": self.kl_coef}
@@ -138,8 +156,8 @@ class PPO:
         mask = comp.completion_mask.float()
         N, C = ids.shape[0], mask.shape[1]
         old_logp, old_values, ref_logp = self.old_pass(ids, am, C)
-        rewards, non_score = ppo.kl_shaped_rewards(old_logp, ref_logp, scores.to(run.device), mask, self.kl_coef)
-        adv, returns = ppo.response_gae(rewards, old_values, mask, a.gamma, a.lam)
+        rewards, non_score = kl_shaped_rewards(old_logp, ref_logp, scores.to(run.device), mask, self.kl_coef)
+        adv, returns = response_gae(rewards, old_values, mask, a.gamma, a.lam)
         if a.whiten_advantages:
             adv = masked_standardize(adv, mask, dim=None) * mask
         t3 = time.perf_counter()
@@ -157,7 +175,7 @@ class PPO:
                     with run.autocast():
                         logp, values, entropy = token_logprobs_and_values(
                             run.model, self.value_head, ids[chunk], am[chunk], C, a.temperature, with_entropy=(epoch == 0))
-                    loss, st = ppo.ppo_token_loss(
+                    loss, st = ppo_token_loss(
                         logp, old_logp[chunk], values.float(), old_values[chunk], returns[chunk], adv[chunk], mask[chunk],
                         eps_low=a.epsilon, eps_high=eps_high, value_clip=a.value_clip, vf_coef=a.vf_coef, n_tokens=n_tokens)
                     if not torch.isfinite(loss):
@@ -177,7 +195,7 @@ class PPO:
         kl_per_sequence = (kl_k1(old_logp, ref_logp) * mask).sum(1)
         kl_coef = self.kl_coef
         if a.adaptive_kl:
-            self.kl_coef = ppo.adaptive_kl_coef(self.kl_coef, kl_per_sequence.mean().item(), a.kl_target, a.kl_horizon, N)
+            self.kl_coef = adaptive_kl_coef(self.kl_coef, kl_per_sequence.mean().item(), a.kl_target, a.kl_horizon, N)
         tok = max(sums["tokens"], 1.0)
         n_tok = max(mask.sum().item(), 1.0)
         lengths = comp.lengths.float()
@@ -212,14 +230,3 @@ class PPO:
                             for i in range(min(N, run.cfg.log_completions))]
         return m
 
-
-def build(cfg: DictConfig, run_dir: Path) -> LMRun:
-    a = cfg.algo
-    device, dtype, task, tokenizer, model = load_run_parts(cfg, a.max_completion_length)
-    reward_model = None
-    if a.reward_model:
-        reward_model = load_reward_model(a.reward_model, tokenizer, device, dtype)
-    needs_ref = a.kl_coef > 0 or a.adaptive_kl
-    ref = load_model(cfg.model, tokenizer, device, dtype, seed=cfg.seed, trainable=False) if needs_ref else None
-    run = LMRun(cfg, run_dir, model, tokenizer, task, compute_dtype=dtype)
-    return run.attach(PPO(run, ref_model=ref, reward_model=reward_model), PHASES)

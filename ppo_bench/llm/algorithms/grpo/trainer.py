@@ -4,10 +4,10 @@ One step (DeepSeekMath Alg. 1, one outer iteration with the reference fixed at t
   generation  → G samples per prompt from π_θold with the KV cache
   rewards     → Σ_k w_k r_k, group-normalised advantages (``ppo_bench.common.losses.group_advantages``)
   log-probs   → log π_θold (only when μ > 1; otherwise ρ = exp(logp − logp.detach())) and log π_ref (β > 0)
-  update      → μ AdamW steps on −J_GRPO (``grpo.grpo_loss``), micro-batched with gradient accumulation
+  update      → μ AdamW steps on −J_GRPO (``loss.grpo_loss``), micro-batched with gradient accumulation
 A step in which every group's rewards are equal has no learning signal: with β = 0 it takes no
 update (``stats/optimizer_steps`` 0), and the summary counts the steps that did. Each phase is timed
-under ``perf/``. Evaluation, checkpoints and the rest of the run are the harness's (``train.LMRun``).
+under ``perf/``. Evaluation, checkpoints and the rest of the run are the harness's (``harness.run.LMRun``).
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ import torch
 from omegaconf import DictConfig
 
 from ppo_bench.common.errors import NonFiniteLoss
-from ppo_bench.llm import grpo
-from ppo_bench.llm.logprobs import token_logprobs
-from ppo_bench.llm.models import load_model
-from ppo_bench.llm.rewards import weighted_rewards
-from ppo_bench.llm.sampling import generate
-from ppo_bench.llm.train import LMRun, load_run_parts
 from ppo_bench.common.losses import equal_reward_groups, group_advantages
-
-PHASES = ("generation_s", "reward_s", "logprobs_s", "update_s")
+from ppo_bench.llm.algorithms.grpo.config import GRPOConfig
+from ppo_bench.llm.algorithms.grpo.loss import grpo_loss
+from ppo_bench.llm.harness.logprobs import token_logprobs
+from ppo_bench.llm.harness.models import load_model
+from ppo_bench.llm.harness.registry import LMAlgorithm, register_lm_algorithm
+from ppo_bench.llm.harness.rewards import weighted_rewards
+from ppo_bench.llm.harness.run import LMRun, load_run_parts
+from ppo_bench.llm.harness.sampling import generate
 
 
 @torch.no_grad()
@@ -40,37 +40,33 @@ def completion_logprobs(run: LMRun, model, ids, am, rows, n_completion, temperat
     return out
 
 
-class GRPO:
+@register_lm_algorithm("grpo", config=GRPOConfig)
+class GRPOTrainer(LMAlgorithm):
     label = "GRPO"
+    phases = ("generation_s", "reward_s", "logprobs_s", "update_s")
 
     def __init__(self, run: LMRun, ref_model=None, reward_fns=None):
         self.run, self.a, self.ref = run, run.a, ref_model
         self.reward_fns = dict(reward_fns or run.task.rewards)
         self.weights = {k: float(v) for k, v in run.cfg.task.rewards.items()}
 
+    @classmethod
+    def build(cls, cfg: DictConfig, run_dir: Path) -> LMRun:
+        device, dtype, task, tokenizer, model = load_run_parts(cfg, cfg.algo.max_completion_length)
+        ref = load_model(cfg.model, tokenizer, device, dtype, seed=cfg.seed, trainable=False) if cfg.algo.beta > 0 else None
+        run = LMRun(cfg, run_dir, model, tokenizer, task, compute_dtype=dtype)
+        return run.attach(cls(run, ref_model=ref))
+
+    @staticmethod
+    def models_held(algo) -> tuple[int, str]:
+        ref = algo["beta"] > 0
+        return 1 + int(ref), ", ".join(["policy"] + (["reference"] if ref else []) + ["verifier"])
+
     def parameters(self):
         return list(self.run.model.parameters())
 
-    def prepare(self, resuming: bool) -> None:
-        pass
-
-    def evaluate_extra(self) -> dict | None:
-        return None
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-    def save_extra(self, folder: Path) -> None:
-        pass
-
     def progress_postfix(self, metrics: dict) -> str:
         return f"reward={metrics['rewards/mean']:.3f} step_s={metrics['perf/step_s']:.1f}"
-
-    def summary_extra(self, summary: dict) -> None:
-        pass
 
     def train_step(self) -> dict[str, float]:
         run, a, G = self.run, self.a, self.a.num_generations
@@ -115,7 +111,7 @@ class GRPO:
                 with run.autocast():
                     logp, entropy = token_logprobs(model, ids[chunk], am[chunk], C, a.temperature, with_entropy=(it == 0))
                 old = old_logp[chunk] if old_logp is not None else logp.detach()
-                loss, st = grpo.grpo_loss(logp, old, ref_logp[chunk] if ref_logp is not None else None, adv[chunk], mask[chunk],
+                loss, st = grpo_loss(logp, old, ref_logp[chunk] if ref_logp is not None else None, adv[chunk], mask[chunk],
                                           eps_low=a.epsilon, eps_high=a.epsilon_high if a.epsilon_high is not None else a.epsilon,
                                           beta=a.beta, loss_type=a.loss_type, n_seqs=n_seqs, n_tokens=n_tokens,
                                           max_len=a.max_completion_length)
@@ -170,9 +166,3 @@ class GRPO:
         ]
         return m
 
-
-def build(cfg: DictConfig, run_dir: Path) -> LMRun:
-    device, dtype, task, tokenizer, model = load_run_parts(cfg, cfg.algo.max_completion_length)
-    ref = load_model(cfg.model, tokenizer, device, dtype, seed=cfg.seed, trainable=False) if cfg.algo.beta > 0 else None
-    run = LMRun(cfg, run_dir, model, tokenizer, task, compute_dtype=dtype)
-    return run.attach(GRPO(run, ref_model=ref), PHASES)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ppo_bench.llm.harness.batches import ResponseBatch
+
 
 @dataclass
 class Completions:
@@ -31,10 +33,8 @@ class Completions:
     def lengths(self) -> torch.Tensor:
         return self.completion_mask.sum(1)
 
-    def as_batch(self):
-        """The completions as a ``preferences.ResponseBatch`` (their response mask: up to and including the first EOS)."""
-        from ppo_bench.llm.preferences import ResponseBatch
-
+    def as_batch(self) -> ResponseBatch:
+        """The completions as a ``ResponseBatch`` (their response mask: up to and including the first EOS)."""
         return ResponseBatch(self.input_ids, self.attention_mask, self.completion_mask)
 
 

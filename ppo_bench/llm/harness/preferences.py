@@ -1,5 +1,5 @@
 """Preference pairs (docs/llm.md, "DPO"): read from the ecosystem's JSONL, or built from a task by the policy's own samples;
-unpaired into desirable and undesirable examples for KTO; collated into batches of [prompt | response] rows.
+unpaired into desirable and undesirable examples for KTO; tokenized into the rows ``batches.collate`` batches.
 
 JSONL: one object per line with non-empty string fields ``prompt``, ``chosen``, ``rejected`` (TRL's
 "standard" preference format); the prompt is the exact text the model continues, the responses follow it.
@@ -20,6 +20,7 @@ import torch
 
 from ppo_bench.common.atomic import atomic_write_text
 from ppo_bench.common.errors import ConfigError
+from ppo_bench.llm.harness.sampling import generate
 
 FIELDS = ("prompt", "chosen", "rejected")
 
@@ -107,8 +108,6 @@ def pairs_from_task(
 ) -> tuple[list[PreferencePair], dict[str, float]]:
     """On-policy pairs (a correct sample over an incorrect one), else the reference answer over an incorrect
     sample; a prompt whose samples were all correct gives no pair. Returns the pairs and their counts."""
-    from ppo_bench.llm.sampling import generate
-
     rng = rng or random.Random(0)
     pairs: list[PreferencePair] = []
     n_correct = n_total = 0
@@ -154,43 +153,8 @@ def tokenize_examples(tokenizer, examples: Sequence[UnpairedExample], eos_id: in
     return [(enc(e.prompt), enc(e.completion) + [eos_id]) for e in examples]
 
 
-@dataclass
-class ResponseBatch:
-    """Rows of [left-padded prompt | right-padded response]; B pairs are 2B rows, the chosen first."""
-
-    input_ids: torch.Tensor  # [N, P + R]
-    attention_mask: torch.Tensor  # [N, P + R]
-    response_mask: torch.Tensor  # [N, R], 1 on response tokens only
-
-    def to(self, device) -> "ResponseBatch":
-        return ResponseBatch(self.input_ids.to(device), self.attention_mask.to(device), self.response_mask.to(device))
-
-    def select(self, rows) -> "ResponseBatch":
-        return ResponseBatch(self.input_ids[rows], self.attention_mask[rows], self.response_mask[rows])
-
-
-def collate_rows(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> ResponseBatch:
-    """(prompt ids, response ids) rows in one batch: prompts left-padded, responses right-padded."""
-    P = max(len(p) for p, _ in rows)
-    R = max(len(y) for _, y in rows)
-    ids = torch.full((len(rows), P + R), pad_id, dtype=torch.long)
-    am = torch.zeros_like(ids)
-    rm = torch.zeros(len(rows), R, dtype=torch.long)
-    for i, (p, y) in enumerate(rows):
-        ids[i, P - len(p) : P] = torch.tensor(p, dtype=torch.long)
-        ids[i, P : P + len(y)] = torch.tensor(y, dtype=torch.long)
-        am[i, P - len(p) : P + len(y)] = 1
-        rm[i, : len(y)] = 1
-    return ResponseBatch(ids, am, rm)
-
-
-def collate(tokenized: Sequence[tuple[list[int], list[int], list[int]]], pad_id: int) -> ResponseBatch:
-    """Chosen and rejected of every pair in one batch, so that one forward pass scores both."""
-    return collate_rows([(p, c) for p, c, _ in tokenized] + [(p, r) for p, _, r in tokenized], pad_id)
-
-
 def pairs_for_run(run) -> tuple[list[PreferencePair], dict]:
-    """The pairs of a DPO or reward-model run (``train.LMRun``): its ``algo.data_file``, or sampled from
+    """The pairs of a DPO, KTO or reward-model run (``run.LMRun``): its ``algo.data_file``, or sampled from
     its policy on the task's training prompts; and their statistics."""
     a, cfg = run.a, run.cfg
     if a.data_file:

@@ -1,4 +1,4 @@
-"""The reference runs on SmolLM2-135M-Instruct and 2-digit addition (``scripts/llm_grpo_addition.py``,
+"""What the reference runs on SmolLM2-135M-Instruct and 2-digit addition share (``scripts/llm_grpo_addition.py``,
 ``scripts/llm_ppo_addition.py``): train or resume one experiment, then write its results JSON and figure.
 
 The JSON holds model, task, steps (and how many took an update), wall_s, n_eval, acc_before, acc_after,
@@ -16,20 +16,22 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from hydra import compose, initialize_config_dir
 
+from ppo_bench.analysis.llm_plots import plot_llm_run, read_scalars
 from ppo_bench.common.atomic import atomic_write_text
 from ppo_bench.common.errors import ConfigError
-from ppo_bench.llm.config import LLM_CONF_DIR, register_configs, run_name
-from ppo_bench.llm.plots import plot_llm_run, read_scalars
 from ppo_bench.common.machine import describe
+from ppo_bench.common.paths import LLM_CONF_DIR
+from ppo_bench.llm.cli import interactive
+from ppo_bench.llm.harness.config import register_configs, run_name
+from ppo_bench.llm.launch import train_from_config
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def machine() -> dict:
-    import torch
-
     return {**describe("torch", "transformers"),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
@@ -82,9 +84,6 @@ def main(experiment: str, label: str, doc: str, argv: list[str] | None = None) -
     args = p.parse_args(argv)
 
     if args.from_run is None:
-        from ppo_bench.llm.cli import interactive
-        from ppo_bench.llm.train import train_from_config
-
         register_configs()
         try:
             with initialize_config_dir(str(LLM_CONF_DIR), version_base="1.3"):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from ppo_bench.common.errors import ConfigError
+from ppo_bench.llm.harness.config import check_optimizer, choice, int_at_least, non_negative, positive
 
 
 @dataclass
@@ -45,33 +46,27 @@ class PPOConfig:
     max_grad_norm: Optional[float] = 1.0
     run_tag: str = "${.name}_kl${.kl_coef}_lr${.lr}_ep${.ppo_epochs}"  # the run folder's middle part
 
-
-def validate_ppo_algo(a) -> None:
-    for key, low in (("steps", 1), ("prompts_per_step", 1), ("ppo_epochs", 1), ("minibatch_size", 1),
-                     ("micro_batch_size", 1), ("max_completion_length", 1), ("warmup_steps", 0), ("kl_horizon", 1)):
-        if not isinstance(a[key], int) or a[key] < low:
-            raise ConfigError(f"algo.{key}={a[key]} must be an integer >= {low}")
-    if a.minibatch_size > a.prompts_per_step:
-        raise ConfigError(f"algo.minibatch_size={a.minibatch_size} must be <= algo.prompts_per_step={a.prompts_per_step} "
-                          "(the completions of one rollout)")
-    if a.epsilon is None or not (math.isfinite(a.epsilon) and 0 < a.epsilon < 1):
-        raise ConfigError(f"algo.epsilon={a.epsilon} must lie in (0, 1)")
-    if a.epsilon_high is not None and not (math.isfinite(a.epsilon_high) and a.epsilon_high > 0):
-        raise ConfigError(f"algo.epsilon_high={a.epsilon_high} must be > 0 or null (= algo.epsilon)")
-    for key in ("value_clip", "lr", "temperature", "kl_target"):
-        if a[key] is None or not (math.isfinite(a[key]) and a[key] > 0):
-            raise ConfigError(f"algo.{key}={a[key]} must be > 0")
-    for key in ("vf_coef", "kl_coef", "weight_decay"):
-        if a[key] is None or not (math.isfinite(a[key]) and a[key] >= 0):
-            raise ConfigError(f"algo.{key}={a[key]} must be >= 0")
-    for key in ("gamma", "lam"):
-        if a[key] is None or not (0 <= a[key] <= 1):
-            raise ConfigError(f"algo.{key}={a[key]} must lie in [0, 1]")
-    if a.adaptive_kl and a.kl_coef == 0:
-        raise ConfigError("algo.adaptive_kl=true needs algo.kl_coef > 0 (the controller scales β)")
-    if a.max_grad_norm is not None and not (math.isfinite(a.max_grad_norm) and a.max_grad_norm > 0):
-        raise ConfigError(f"algo.max_grad_norm={a.max_grad_norm} must be > 0 or null")
-    if a.truncated not in ("score", "zero"):
-        raise ConfigError(f"algo.truncated={a.truncated!r} is not one of: score, zero")
-    if a.lr_schedule not in ("constant", "linear"):
-        raise ConfigError(f"algo.lr_schedule={a.lr_schedule!r} is not one of: constant, linear")
+    @staticmethod
+    def check(a) -> None:
+        """The checks a schema cannot express: one ConfigError naming the option and what it allows."""
+        check_optimizer(a)
+        for key in ("prompts_per_step", "ppo_epochs", "minibatch_size", "micro_batch_size", "max_completion_length",
+                    "kl_horizon"):
+            int_at_least(f"algo.{key}", a[key], 1)
+        if a.minibatch_size > a.prompts_per_step:
+            raise ConfigError(f"algo.minibatch_size={a.minibatch_size} must be <= algo.prompts_per_step={a.prompts_per_step} "
+                              "(the completions of one rollout)")
+        if a.epsilon is None or not (math.isfinite(a.epsilon) and 0 < a.epsilon < 1):
+            raise ConfigError(f"algo.epsilon={a.epsilon} must lie in (0, 1)")
+        if a.epsilon_high is not None and not (math.isfinite(a.epsilon_high) and a.epsilon_high > 0):
+            raise ConfigError(f"algo.epsilon_high={a.epsilon_high} must be > 0 or null (= algo.epsilon)")
+        for key in ("value_clip", "temperature", "kl_target"):
+            positive(f"algo.{key}", a[key])
+        for key in ("vf_coef", "kl_coef"):
+            non_negative(f"algo.{key}", a[key])
+        for key in ("gamma", "lam"):
+            if a[key] is None or not (0 <= a[key] <= 1):
+                raise ConfigError(f"algo.{key}={a[key]} must lie in [0, 1]")
+        if a.adaptive_kl and a.kl_coef == 0:
+            raise ConfigError("algo.adaptive_kl=true needs algo.kl_coef > 0 (the controller scales β)")
+        choice("algo.truncated", a.truncated, ("score", "zero"))

@@ -7,79 +7,31 @@ Bradley–Terry loss −log σ(r(x, y⁺) − r(x, y⁻)); a share ``algo.eval_f
 and its pair accuracy (r(y⁺) > r(y⁻)) is the run's accuracy before and after. The pairs are those the
 DPO path reads (``algo.data_file``, JSONL ``prompt``/``chosen``/``rejected``) or builds from the task
 (the model's own correct vs incorrect samples). The saved ``model/`` folder holds the LM and
-``reward_head.pt``; ``algo=ppo algo.reward_model=<run>/model`` scores completions with it.
+``reward_head.pt``; ``algo=ppo algo.reward_model=<run>/model`` scores completions with it (``harness.reward_models``).
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ppo_bench.common.errors import ConfigError, NonFiniteLoss
-from ppo_bench.llm.logprobs import sequence_scores
-from ppo_bench.llm.models import context_length, load_model
-from ppo_bench.llm.preferences import ResponseBatch, collate, epoch_batch, pairs_for_run, read_jsonl, tokenize_pairs, write_jsonl
-from ppo_bench.llm.train import LMRun, load_run_parts
+from ppo_bench.llm.algorithms.reward_model.config import RewardModelConfig
+from ppo_bench.llm.algorithms.reward_model.loss import bradley_terry_loss
+from ppo_bench.llm.harness.batches import collate
+from ppo_bench.llm.harness.models import context_length
+from ppo_bench.llm.harness.preferences import epoch_batch, pairs_for_run, read_jsonl, tokenize_pairs, write_jsonl
+from ppo_bench.llm.harness.registry import LMAlgorithm, register_lm_algorithm
+from ppo_bench.llm.harness.reward_models import HEAD_FILE, pair_scores, score_head
+from ppo_bench.llm.harness.run import LMRun, load_run_parts
 
-HEAD_FILE = "reward_head.pt"
-
-
-def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
-    # Bradley & Terry 1952; Ouyang et al. 2022 eq. 1: −log σ(r(x, y⁺) − r(x, y⁻)) per pair
-    return -F.logsigmoid(chosen - rejected)
-
-
-def score_head(model) -> torch.nn.Linear:
-    """r = w·h: a linear map of the last hidden state, initialised like Hugging Face's score heads (std 0.02)."""
-    head = torch.nn.Linear(model.config.hidden_size, 1, bias=False)
-    torch.nn.init.normal_(head.weight, std=0.02)
-    return head.to(next(model.parameters()).device)
-
-
-def response_scores(model, head, batch: ResponseBatch) -> torch.Tensor:
-    """[N] r(x, y) of each row, read at its response's final token (its EOS, or its last token when cut off)."""
-    P = batch.input_ids.shape[1] - batch.response_mask.shape[1]
-    last = P + batch.response_mask.sum(1) - 1
-    return sequence_scores(model, head, batch.input_ids, batch.attention_mask, last)
-
-
-def pair_scores(model, head, batch: ResponseBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """(r(x, y⁺), r(x, y⁻)) of a collated batch of B pairs, from one forward pass over its 2B rows."""
-    scores = response_scores(model, head, batch)
-    B = scores.shape[0] // 2
-    return scores[:B], scores[B:]
-
-
-@torch.no_grad()
-def batch_scores(model, head, batch: ResponseBatch, micro_batch_size: int, autocast=nullcontext) -> torch.Tensor:
-    """[N] r(x, y) of every row of a batch (sampled completions: ``Completions.as_batch()``), micro-batched, on the CPU."""
-    out = []
-    for chunk in torch.arange(batch.input_ids.shape[0]).split(micro_batch_size):
-        with autocast():
-            out.append(response_scores(model, head, batch.select(chunk)).float().cpu())
-    return torch.cat(out) if out else torch.zeros(0)
-
-
-def load_reward_model(path: str, tokenizer, device, dtype):
-    """(frozen LM, frozen head) from a reward-model run's ``model/`` folder."""
-    folder = Path(path).expanduser()
-    if not (folder / HEAD_FILE).is_file():
-        raise ConfigError(f"algo.reward_model={path}: no {HEAD_FILE} there (the model/ folder of an algo=reward_model run)")
-    model = load_model(OmegaConf.create({"name": "hf", "path": str(folder), "freeze_embeddings": False}), tokenizer, device,
-                       dtype, trainable=False)
-    head = score_head(model)
-    head.load_state_dict(torch.load(folder / HEAD_FILE, map_location=device, weights_only=True))
-    head.requires_grad_(False)
-    return model, head
-
-
-class RewardModelTraining:
+@register_lm_algorithm("reward_model", config=RewardModelConfig)
+class RewardTrainer(LMAlgorithm):
     label = "reward model"
+    phases = ("pairs_s", "update_s")
 
     def __init__(self, run: LMRun, pairs=None):
         self.run, self.a = run, run.a
@@ -88,6 +40,18 @@ class RewardModelTraining:
         self.pairs = pairs
         self.pair_stats: dict = {}
         self.eos_id = run.tok.eos_token_id if run.tok.eos_token_id is not None else run.eos_ids[0]
+
+    @classmethod
+    def build(cls, cfg: DictConfig, run_dir: Path) -> LMRun:
+        """The preference file first (a malformed one fails before any weights load), then the run."""
+        pairs = read_jsonl(cfg.algo.data_file) if cfg.algo.data_file else None
+        _, dtype, task, tokenizer, model = load_run_parts(cfg)
+        run = LMRun(cfg, run_dir, model, tokenizer, task, compute_dtype=dtype)
+        return run.attach(cls(run, pairs=pairs))
+
+    @staticmethod
+    def models_held(algo) -> tuple[int, str]:
+        return 1, "reward model"
 
     def parameters(self):
         return [*self.run.model.parameters(), *self.head.parameters()]
@@ -186,10 +150,3 @@ class RewardModelTraining:
         summary["pairs"] = self.pair_stats
         summary["accuracy_is"] = "held-out preference-pair accuracy r(y+) > r(y-)"
 
-
-def build(cfg: DictConfig, run_dir: Path) -> LMRun:
-    """The preference file first (a malformed one fails before any weights load), then the run."""
-    pairs = read_jsonl(cfg.algo.data_file) if cfg.algo.data_file else None
-    _, dtype, task, tokenizer, model = load_run_parts(cfg)
-    run = LMRun(cfg, run_dir, model, tokenizer, task, compute_dtype=dtype)
-    return run.attach(RewardModelTraining(run, pairs=pairs), ("pairs_s", "update_s"))

@@ -3,21 +3,13 @@
 ``LMRun`` owns the policy, its optimizer and everything around the updates: held-out greedy
 evaluation before, during and after training, checkpoints and bit-for-bit resume, status.json,
 summary.json, TensorBoard, the progress bar and the final Hugging Face model. The algorithm is a
-separate object it holds (composition, not inheritance), with a small interface:
+separate object it holds (composition, not inheritance), with the small interface of
+``registry.LMAlgorithm``; each algorithm's ``build`` makes the run with ``load_run_parts`` and attaches itself.
 
-    label                 the name the summary and report give it ("GRPO", "DPO (sigmoid)", "PPO", ...)
-    parameters()          what the optimizer trains besides nothing else (the policy's, plus any head)
-    prepare(resuming)     work before the first step (DPO, KTO and the reward model: the preference pairs)
-    train_step()          one step: its metrics, "stats/optimizer_steps" among them
-    evaluate_extra()      algorithm-specific held-out figures, merged into each evaluation (or None)
-    state_dict() / load_state_dict(state)   algorithm state a resume needs (a head, the adaptive β)
-    summary_extra(summary), progress_postfix(metrics), save_extra(folder)
-
-The algorithms: ``grpo_train.GRPO``, ``dpo_train.DPO``, ``kto.KTO``, ``ppo_train.PPO``, ``reward_model.RewardModelTraining``.
-``build_trainer(cfg)`` builds the run for ``cfg.algo.name``; ``train_from_config`` trains it or skips
-it when finished. A run's identity (``ppo_bench.common.identity``, the same as the PPO app's) is kept in its
-folder's identity.json: a resume or a skip onto a folder that holds a run trained under other settings
-is refused in one line naming every key that differs, with both values.
+A run's identity (``ppo_bench.common.identity``, the same as the RL app's) is kept in its folder's identity.json:
+a resume or a skip onto a folder that holds a run trained under other settings is refused in one line naming every
+key that differs, with both values. Launching a run from a config (build, train, or skip a finished one) is
+``ppo_bench.llm.launch``'s.
 """
 
 from __future__ import annotations
@@ -30,36 +22,23 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Protocol
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ppo_bench.common.atomic import atomic_write_text, read_json
+from ppo_bench.common.atomic import atomic_write_text
 from ppo_bench.common.errors import ConfigError, NonFiniteLoss
 from ppo_bench.common.identity import IDENTITY, check_identity, training_keys, write_identity
-from ppo_bench.llm.config import NOT_IDENTITY, run_name, schema_defaults, validate
-from ppo_bench.llm.evaluate import greedy_eval
-from ppo_bench.llm.models import context_length, eos_token_ids, load_model, load_tokenizer, resolve_device, resolve_dtype
-from ppo_bench.llm.tasks import Task, make_task, render_prompt
-from ppo_bench.llm.tblog import LLMRunLogger
 from ppo_bench.common.machine import PeakPhases, peak_rss_mb
-from ppo_bench.common.run_folder import (PREVIOUS, RunLocks, clear_run_files, has_checkpoint, load_last_good,
-                                  save_checkpoint, set_aside)
-
-
-class Algorithm(Protocol):
-    label: str
-
-    def parameters(self) -> list[torch.nn.Parameter]: ...
-    def prepare(self, resuming: bool) -> None: ...
-    def train_step(self) -> dict[str, float]: ...
-    def evaluate_extra(self) -> dict | None: ...
-    def state_dict(self) -> dict: ...
-    def load_state_dict(self, state: dict) -> None: ...
-    def summary_extra(self, summary: dict) -> None: ...
-    def progress_postfix(self, metrics: dict) -> str: ...
-    def save_extra(self, folder: Path) -> None: ...
+from ppo_bench.common.run_folder import (PREVIOUS, clear_run_files, has_checkpoint, load_last_good, save_checkpoint,
+                                         set_aside)
+from ppo_bench.llm.harness.config import NOT_IDENTITY, run_name, schema_defaults, validate
+from ppo_bench.llm.harness.evaluate import greedy_eval
+from ppo_bench.llm.harness.models import (context_length, eos_token_ids, load_model, load_tokenizer, resolve_device,
+                                          resolve_dtype)
+from ppo_bench.llm.harness.registry import LMAlgorithm
+from ppo_bench.llm.harness.tasks import Task, make_task, render_prompt
+from ppo_bench.llm.harness.tblog import LLMRunLogger
 
 
 def identity_keys(cfg: DictConfig) -> dict:
@@ -103,7 +82,7 @@ class LMRun:
     def __init__(self, cfg: DictConfig, run_dir: Path, model, tokenizer, task: Task, compute_dtype: torch.dtype = torch.float32):
         self.cfg, self.a, self.run_dir = cfg, cfg.algo, Path(run_dir)
         self.model, self.tok, self.task = model, tokenizer, task
-        self.algorithm: Algorithm | None = None  # attach() sets it
+        self.algorithm: LMAlgorithm | None = None  # attach() sets it
         self.device = next(model.parameters()).device
         # float32 master weights; forward passes in compute_dtype (bf16 on a GPU that has it) under autocast
         self.compute_dtype = compute_dtype
@@ -126,12 +105,12 @@ class LMRun:
         self.eval_fns = {"correct": task.accuracy_reward(), **{k: task.rewards[k] for k in cfg.task.rewards}}
         self.greedy_eval = True  # the reward model generates nothing: its evaluation is its own
 
-    def attach(self, algorithm: Algorithm, phases: tuple[str, ...] = ()) -> "LMRun":
+    def attach(self, algorithm: LMAlgorithm) -> "LMRun":
         a = self.a
         self.algorithm = algorithm
         self.params = [p for p in algorithm.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=a.lr, betas=tuple(a.adam_betas), weight_decay=a.weight_decay)
-        self.times = dict.fromkeys(phases, 0.0)
+        self.times = dict.fromkeys(algorithm.phases, 0.0)
         return self
 
     # ---- pieces shared by the algorithms -----------------------------------------------------
@@ -409,50 +388,3 @@ def load_run_parts(cfg: DictConfig, completion_budget: int = 0):
     model = load_model(cfg.model, tokenizer, device, torch.float32, seed=cfg.seed)  # master weights
     return device, dtype, task, tokenizer, model
 
-
-def build_trainer(cfg: DictConfig) -> LMRun:
-    """The run of ``cfg.algo.name``: validated, then tokenizer and prompt-length check, then the weights."""
-    validate(cfg)
-    name = cfg.algo.name
-    if name == "grpo":
-        from ppo_bench.llm.grpo_train import build
-    elif name == "dpo":
-        from ppo_bench.llm.dpo_train import build
-    elif name == "kto":
-        from ppo_bench.llm.kto import build
-    elif name == "ppo":
-        from ppo_bench.llm.ppo_train import build
-    else:
-        from ppo_bench.llm.reward_model import build
-    return build(cfg, Path(cfg.run_root) / run_name(cfg))
-
-
-def run_or_skip(cfg: DictConfig, progress: bool = False) -> dict:
-    """One run: skipped (with its summary) when it already finished under the same settings and resume
-    is on (all its steps, or all of ``max_wall_s``); refused, before any weights load, when resume is on and its
-    folder holds a run trained under other settings, or when another process holds its folder; else built and
-    trained."""
-    validate(cfg)
-    run_dir = Path(cfg.run_root) / run_name(cfg)
-    with RunLocks([run_dir]):  # one process per run folder, from the first look at it to the last write
-        return run_or_skip_locked(cfg, run_dir, progress)
-
-
-def run_or_skip_locked(cfg: DictConfig, run_dir: Path, progress: bool) -> dict:
-    status = read_json(run_dir / "status.json")
-    finished = bool(status) and status["status"] == "finished"
-    if cfg.resume and (finished or has_checkpoint(run_dir)):
-        check_run_identity(run_dir, cfg)
-    if cfg.resume and finished:
-        summary = read_json(run_dir / "summary.json") or {}
-        stored_budget = (summary.get("config") or {}).get("max_wall_s")
-        spent = (summary.get("stopped_by") == "max_wall_s" and cfg.max_wall_s is not None and stored_budget is not None
-                 and stored_budget >= cfg.max_wall_s)  # stopped by a budget at least as large as the one asked for now
-        if summary.get("steps", 0) >= cfg.algo.steps or spent:
-            return {**summary, "skipped": True, "run_dir": str(run_dir)}
-    return {**build_trainer(cfg).train(progress=progress), "run_dir": str(run_dir)}
-
-
-def train_from_config(cfg: DictConfig, progress: bool = False) -> dict:
-    """One run of any algorithm (see run_or_skip)."""
-    return run_or_skip(cfg, progress)

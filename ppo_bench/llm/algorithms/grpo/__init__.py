@@ -1,0 +1,1 @@
+"""GRPO (DeepSeekMath): ``loss`` the equations, ``config`` the settings, ``trainer`` the step."""

@@ -1,0 +1,65 @@
+"""Launching an LM run: validate the config, build the run of its algorithm, train it or skip it when finished.
+
+What ``ppo-bench-llm`` does after Hydra composed the config; also what a script or a test calls to train from a
+config of its own (``train_from_config``, ``build_trainer``). The built-in algorithms (``ppo_bench.llm.algorithms``)
+and the config's ``extensions`` (``ppo_bench.common.extensions``) are imported before the config is checked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+import ppo_bench.llm.algorithms  # noqa: F401 — registers the built-in algorithms
+from ppo_bench.common.atomic import read_json
+from ppo_bench.common.extensions import import_extensions
+from ppo_bench.common.run_folder import RunLocks, has_checkpoint
+from ppo_bench.llm.harness import config as harness_config
+from ppo_bench.llm.harness.config import run_name
+from ppo_bench.llm.harness.registry import lm_algorithm
+from ppo_bench.llm.harness.run import LMRun, check_run_identity
+
+
+def validate(cfg: DictConfig) -> None:
+    """Import the config's extensions, then every check that needs no tokenizer or model (``harness.config.validate``):
+    a ConfigError naming the option."""
+    import_extensions(cfg.get("extensions") or ())
+    harness_config.validate(cfg)
+
+
+def build_trainer(cfg: DictConfig) -> LMRun:
+    """The run of ``cfg.algo.name``: validated, then tokenizer and prompt-length check, then the weights."""
+    validate(cfg)
+    return lm_algorithm(cfg.algo.name).build(cfg, Path(cfg.run_root) / run_name(cfg))
+
+
+def run_or_skip(cfg: DictConfig, progress: bool = False) -> dict:
+    """One run: skipped (with its summary) when it already finished under the same settings and resume
+    is on (all its steps, or all of ``max_wall_s``); refused, before any weights load, when resume is on and its
+    folder holds a run trained under other settings, or when another process holds its folder; else built and
+    trained."""
+    validate(cfg)
+    run_dir = Path(cfg.run_root) / run_name(cfg)
+    with RunLocks([run_dir]):  # one process per run folder, from the first look at it to the last write
+        return run_or_skip_locked(cfg, run_dir, progress)
+
+
+def run_or_skip_locked(cfg: DictConfig, run_dir: Path, progress: bool) -> dict:
+    status = read_json(run_dir / "status.json")
+    finished = bool(status) and status["status"] == "finished"
+    if cfg.resume and (finished or has_checkpoint(run_dir)):
+        check_run_identity(run_dir, cfg)
+    if cfg.resume and finished:
+        summary = read_json(run_dir / "summary.json") or {}
+        stored_budget = (summary.get("config") or {}).get("max_wall_s")
+        spent = (summary.get("stopped_by") == "max_wall_s" and cfg.max_wall_s is not None and stored_budget is not None
+                 and stored_budget >= cfg.max_wall_s)  # stopped by a budget at least as large as the one asked for now
+        if summary.get("steps", 0) >= cfg.algo.steps or spent:
+            return {**summary, "skipped": True, "run_dir": str(run_dir)}
+    return {**build_trainer(cfg).train(progress=progress), "run_dir": str(run_dir)}
+
+
+def train_from_config(cfg: DictConfig, progress: bool = False) -> dict:
+    """One run of any algorithm (see run_or_skip)."""
+    return run_or_skip(cfg, progress)
