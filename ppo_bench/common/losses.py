@@ -4,7 +4,7 @@ Pure tensor functions, indifferent to what the leading axis holds: runs of the p
 (R, B), the sequences of an LM batch (B, L), or one flat batch. Each formula is one small function
 named after it, with the paper and equation it comes from.
 
-- ``policy_ratio``          r_t(θ) = π_θ(a_t|s_t) / π_θold(a_t|s_t)
+- ``policy_ratio``          r_t(θ) = π_θ(a_t|s_t) / π_θold(a_t|s_t); ``masked_log_ratio`` keeps an LM's padding out
 - ``clipped_surrogate``     PPO's L^CLIP with a lower and an upper ε
 - ``kl_k1``, ``kl_k3``      sample estimators of KL[p‖q]; the exact KL of the engine's action
                             distributions is their closed form (``ppo_bench.rl.engine.distributions``:
@@ -14,8 +14,8 @@ named after it, with the paper and equation it comes from.
 - ``masked_mean``, ``masked_standardize``
 - ``clipped_value_loss``    (V − V^targ)², optionally clipped around the old values
 
-The population engine (``ppo_bench.rl.engine.trainer``, ``ppo_bench.rl.algorithms.ppo.objectives``), GRPO (``ppo_bench.llm.grpo``),
-DPO (``ppo_bench.llm.dpo``) and PPO for LMs (``ppo_bench.llm.ppo``) import them from here.
+The population engine (``ppo_bench.rl.engine.trainer``, ``ppo_bench.rl.algorithms.ppo.objectives``) and the LM
+algorithms' losses (``ppo_bench.llm.algorithms.<name>.loss``: GRPO, PPO for LMs) import them from here.
 """
 
 from __future__ import annotations
@@ -25,9 +25,16 @@ import torch
 from torch import Tensor
 
 
-def policy_ratio(logp: Tensor, old_logp: Tensor) -> Tensor:
-    # PPO (Schulman et al. 2017) eq. 6: r_t(θ) = π_θ(a_t|s_t) / π_θold(a_t|s_t), from log-probabilities
-    return (logp - old_logp).exp()
+def masked_log_ratio(logp: Tensor, logq: Tensor, mask: Tensor | None = None) -> Tensor:
+    """log p − log q, 0 outside ``mask`` (an LM's padding): masked before anything exponentiates it, so that a huge
+    log-ratio there makes no inf, and inf·0 no NaN."""
+    log_ratio = logp - logq
+    return log_ratio if mask is None else torch.where(mask.bool(), log_ratio, torch.zeros_like(log_ratio))
+
+
+def policy_ratio(logp: Tensor, old_logp: Tensor, mask: Tensor | None = None) -> Tensor:
+    # PPO (Schulman et al. 2017) eq. 6: r_t(θ) = π_θ(a_t|s_t) / π_θold(a_t|s_t), from log-probabilities; 1 outside mask
+    return masked_log_ratio(logp, old_logp, mask).exp()
 
 
 def clipped_surrogate(ratio: Tensor, adv: Tensor, eps_low, eps_high=None) -> Tensor:
@@ -41,9 +48,9 @@ def kl_k1(logp: Tensor, logq: Tensor) -> Tensor:
     return logp - logq
 
 
-def kl_k3(logp: Tensor, logq: Tensor) -> Tensor:
-    # Schulman 2020: k3 = (q/p − 1) − log(q/p), x ~ p: unbiased for KL[p‖q], never negative
-    log_ratio = logq - logp
+def kl_k3(logp: Tensor, logq: Tensor, mask: Tensor | None = None) -> Tensor:
+    # Schulman 2020: k3 = (q/p − 1) − log(q/p), x ~ p: unbiased for KL[p‖q], never negative; 0 outside mask
+    log_ratio = masked_log_ratio(logq, logp, mask)
     return (log_ratio.exp() - 1) - log_ratio
 
 

@@ -112,3 +112,29 @@ def test_clip_fractions_count_only_clipped_tokens():
     _, st = grpo_loss(logp, torch.zeros(1, 3), None, torch.tensor([1.0]), torch.ones(1, 3, dtype=torch.long),
                       eps_low=0.2, eps_high=0.2, beta=0.0, loss_type="dapo", n_seqs=1, n_tokens=3, max_len=3)
     assert st["clip_high"].item() == 1 and st["clip_low"].item() == 0  # ρ=0.5 with Â>0 is not clipped
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dapo", "dr_grpo"])
+def test_a_huge_log_ratio_on_padding_leaves_the_loss_finite_and_as_without_padding(loss_type):
+    # tokens after the first EOS are padding: a log-ratio of 1e4 there (exp: inf) to π_θold and to π_ref, masked before
+    # it is exponentiated, changes neither the loss (clipped surrogate and k3 KL) nor its gradient
+    g = torch.Generator().manual_seed(1)
+    lengths = [2, 4, 1]
+    mask = (torch.arange(4)[None, :] < torch.tensor(lengths)[:, None]).float()
+    old = -torch.rand(3, 4, generator=g)
+    ref = -torch.rand(3, 4, generator=g)
+    logp = (old + 0.3 * torch.randn(3, 4, generator=g)).masked_fill(mask == 0, 1.0e4).requires_grad_()
+    adv = torch.tensor([1.0, -0.5, 2.0])  # one per completion: not 0 on a row's padding
+    kw = dict(eps_low=0.2, eps_high=0.28, beta=0.04, loss_type=loss_type, n_seqs=3, n_tokens=int(mask.sum()), max_len=4)
+    loss, st = grpo_loss(logp, old, ref, adv, mask, **kw)
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(v) for v in st.values())
+    assert torch.isfinite(logp.grad).all() and torch.all(logp.grad[mask == 0] == 0)
+    unpadded = 0.0
+    for b, n in enumerate(lengths):
+        lp = logp.detach()[b:b + 1, :n].clone().requires_grad_()
+        row, _ = grpo_loss(lp, old[b:b + 1, :n], ref[b:b + 1, :n], adv[b:b + 1], torch.ones(1, n), **kw)
+        row.backward()
+        torch.testing.assert_close(logp.grad[b, :n], lp.grad[0])
+        unpadded = unpadded + row
+    torch.testing.assert_close(loss, unpadded)

@@ -159,3 +159,34 @@ def test_a_killed_ppo_run_resumes_exactly(llm_cfg):
 def test_bad_ppo_options_are_one_line(llm_cfg, override, message):
     with pytest.raises(ConfigError, match=message):
         validate(llm_cfg(*TINY, override))
+
+
+def test_a_huge_log_ratio_on_padding_leaves_the_loss_finite_and_as_without_padding():
+    # after the first EOS a row's tokens are padding: log π there may be anything (here a log-ratio of 1e4, whose exp
+    # is inf); masked before it is exponentiated, it changes neither the loss, nor its gradient, nor the diagnostics
+    g = torch.Generator().manual_seed(0)
+    lengths = [3, 1, 4]
+    mask = (torch.arange(4)[None, :] < torch.tensor(lengths)[:, None]).float()
+    old = -torch.rand(3, 4, generator=g)
+    logp = (old + 0.3 * torch.randn(3, 4, generator=g)).masked_fill(mask == 0, 1.0e4).requires_grad_()
+    values, old_values, returns, adv = (torch.randn(3, 4, generator=g) for _ in range(4))
+    values.requires_grad_()
+    kw = dict(eps_low=0.2, eps_high=0.28, value_clip=0.2, vf_coef=0.1, n_tokens=mask.sum())
+    loss, st = ppo.ppo_token_loss(logp, old, values, old_values, returns, adv, mask, **kw)
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(v) for v in st.values())
+    assert torch.isfinite(logp.grad).all() and torch.all(logp.grad[mask == 0] == 0)
+    # each row on its own, cut at its length: no padding at all; the token sums add up to the padded batch's
+    unpadded, sums = 0.0, dict.fromkeys(("clipfrac", "value_clipfrac", "approxkl", "ratio"), 0.0)
+    for b, n in enumerate(lengths):
+        lp = logp.detach()[b:b + 1, :n].clone().requires_grad_()
+        row, row_st = ppo.ppo_token_loss(lp, old[b:b + 1, :n], values.detach()[b:b + 1, :n], old_values[b:b + 1, :n],
+                                         returns[b:b + 1, :n], adv[b:b + 1, :n], torch.ones(1, n), **kw)
+        row.backward()
+        torch.testing.assert_close(logp.grad[b, :n], lp.grad[0])
+        unpadded = unpadded + row
+        for k in sums:
+            sums[k] += row_st[k]
+    torch.testing.assert_close(loss, unpadded)
+    for k, v in sums.items():
+        torch.testing.assert_close(st[k], v)

@@ -56,11 +56,12 @@ def grpo_loss(
     n_tokens: int,
     max_len: int,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """−J_GRPO for these rows, and token sums of the diagnostics (clipped fractions, KL)."""
-    ratio = policy_ratio(logp, old_logp)
+    """−J_GRPO for these rows, and token sums of the diagnostics (clipped fractions, KL). Positions outside ``mask``
+    take no part: their log-ratios are masked before they are exponentiated."""
+    ratio = policy_ratio(logp, old_logp, mask)
     adv = adv.unsqueeze(1)
     per_token = clipped_surrogate(ratio, adv, eps_low, eps_high)
-    kl = kl_k3(logp, ref_logp) if beta > 0 else None  # D_KL[π_θ‖π_ref], DeepSeekMath eq. 4
+    kl = kl_k3(logp, ref_logp, mask) if beta > 0 else None  # D_KL[π_θ‖π_ref], DeepSeekMath eq. 4
     if kl is not None:
         per_token = per_token - beta * kl
     loss = -normalise_tokens(per_token, mask, loss_type, n_seqs, n_tokens, max_len)

@@ -55,9 +55,10 @@ def adaptive_kl_coef(kl_coef: float, kl: float, target: float, horizon: int, n_s
 def ppo_token_loss(logp, old_logp, values, old_values, returns, adv, mask, *, eps_low: float, eps_high: float,
                    value_clip: float, vf_coef: float, n_tokens: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The minibatch's loss for these rows (token sums over ``n_tokens``, the minibatch's response
-    tokens, so micro-batches add up to it) and token sums of its diagnostics."""
+    tokens, so micro-batches add up to it) and token sums of its diagnostics. Positions outside ``mask`` take no
+    part: their log-ratios are masked before they are exponentiated."""
     # PPO eq. 9 per response token: −L^CLIP + c1 · ½ L^VF, the value loss clipped around V_old (trlx, TRL)
-    ratio = policy_ratio(logp, old_logp)
+    ratio = policy_ratio(logp, old_logp, mask)
     policy = -clipped_surrogate(ratio, adv, eps_low, eps_high)
     value = 0.5 * clipped_value_loss(values, returns, old_values, value_clip)  # ½ as in trlx and TRL
     policy_loss = (policy * mask).sum() / n_tokens
@@ -70,7 +71,7 @@ def ppo_token_loss(logp, old_logp, values, old_values, returns, adv, mask, *, ep
             "clipfrac": ((-adv * ratio < policy) & m).sum().float(),  # the clipped branch is the smaller objective
             "value_clipfrac": (((old_values + (values - old_values).clamp(-value_clip, value_clip) - returns).pow(2)
                                 > (values - returns).pow(2)) & m).sum().float(),
-            "approxkl": (kl_k3(old_logp, logp.detach()) * mask).sum(),
+            "approxkl": kl_k3(old_logp, logp.detach(), mask).sum(),
             "ratio": (ratio.detach() * mask).sum(),
         }
     return policy_loss + vf_coef * value_loss, stats
