@@ -81,7 +81,7 @@ def make_trainer(env_id: str, overrides: list[str], compiled: bool):
     import torch
     from hydra import compose, initialize_config_dir
 
-    from ppo_bench.rl.cli import population_specs
+    from ppo_bench.rl.launch import population_specs
     from ppo_bench.rl.engine.config import CONF_DIR, register_configs
     from ppo_bench.rl.engine.trainer import PopulationTrainer
 

@@ -45,12 +45,12 @@ COMMAND = "python scripts/fault_drill.py"
 PROGRAMS = {"ppo-bench": "ppo_bench.rl.cli", "ppo-bench-llm": "ppo_bench.llm.cli"}
 
 # the small run every resume is compared with: 16 iterations of 256 steps, a checkpoint after each
-SMALL = ("env=inverted_pendulum", "ppo.num_steps=256", "ppo.minibatch_size=64", "ppo.epochs=2",
-         "ppo.total_timesteps=4096")
+SMALL = ("env=inverted_pendulum", "algo.num_steps=256", "algo.minibatch_size=64", "algo.epochs=2",
+         "total_timesteps=4096")
 STEPS_PER_ITER = 256
 RUN = "InvertedPendulum-v5/clip_eps0.2/seed0"  # its folder under run_root
-TINY = ("env=inverted_pendulum", "ppo.num_steps=64", "ppo.minibatch_size=32", "ppo.epochs=1",
-        "ppo.total_timesteps=128")  # bad-input commands: if one trains after all, it costs nothing
+TINY = ("env=inverted_pendulum", "algo.num_steps=64", "algo.minibatch_size=32", "algo.epochs=1",
+        "total_timesteps=128")  # bad-input commands: if one trains after all, it costs nothing
 LLM_TINY = ("model=tiny", "task=reverse", "task.n_eval=8", "eval.every=0", "eval.max_new_tokens=8",
             "algo.max_completion_length=8", "save_model=false")
 NOT_COMPARED = ("wall_s",)  # checkpoint keys that measure time, not what was trained
@@ -534,7 +534,7 @@ def changed_settings(drill: Drill, argv: list[str], root: Path) -> Row:
     """Item 1: the interrupted run relaunched with resume=true and other settings."""
     row = Row("1", "resume with changed settings")
     before = snapshot(root)
-    for overrides in [("env.num_envs=2",), ("ppo.lr=0.01", "ppo.epochs=3"), ("model.hidden=[32,32]",)]:
+    for overrides in [("env.num_envs=2",), ("algo.lr=0.01", "algo.epochs=3"), ("model.hidden=[32,32]",)]:
         o = row.ran(drill.run(*merged(argv, "resume=true", *overrides)))
         row.expect_one_line_error(o, f"{' '.join(overrides)}: ")
         for key in (x.split("=")[0] for x in overrides):
@@ -632,7 +632,7 @@ def corrupt_checkpoint(drill: Drill) -> list[Row]:
     base = merged(["ppo-bench", *SMALL], "checkpoint_every=1", f"run_root={root}", "population.seeds=[0,1]")
     a = Row("4a", "one member's checkpoint.pt truncated to half its size, then resume")
     b = Row("4b", "both checkpoints of that member truncated, then resume")
-    o = a.ran(drill.run(*merged(base, "ppo.total_timesteps=3072")), "a population of 2 seeds, 12 iterations: ")
+    o = a.ran(drill.run(*merged(base, "total_timesteps=3072")), "a population of 2 seeds, 12 iterations: ")
     if not a.expect(o.code == 0, "the population did not train"):
         return [a, b]
     bad, healthy = root / RUN.replace("seed0", "seed1"), root / RUN
@@ -658,7 +658,7 @@ def corrupt_checkpoint(drill: Drill) -> list[Row]:
         os.truncate(path, path.stat().st_size // 2)
         b.commands.append(f"`truncate -s {path.stat().st_size} {drill.shown(str(path))}`")
     before = snapshot(root, skip=(".lock",))
-    o = b.ran(drill.run(*merged(base, "resume=true", "ppo.total_timesteps=5120")))
+    o = b.ran(drill.run(*merged(base, "resume=true", "total_timesteps=5120")))
     b.expect_one_line_error(o)
     b.expect(re.search(r"checkpoint(\.prev)?\.pt is unreadable", o.err) is not None, "the line does not name the damaged file")
     diff = changed(before, snapshot(root, skip=(".lock",)), root)
@@ -696,16 +696,16 @@ def damaged_status(drill: Drill) -> list[Row]:
 def sweep_with_changed_settings(drill: Drill) -> list[Row]:
     """Item 2a: a finished two-job sweep relaunched with other settings (resume=auto, as the experiments run)."""
     root = drill.d / "sweep"
-    base = merged(["ppo-bench", "-m", "seed=0,1", *TINY], "ppo.total_timesteps=512", f"run_root={root}", "resume=auto")
+    base = merged(["ppo-bench", "-m", "seed=0,1", *TINY], "total_timesteps=512", f"run_root={root}", "resume=auto")
     row = Row("2a", "a finished sweep relaunched with changed settings (`ppo-bench -m`)")
     o = row.ran(drill.run(*base), "the sweep: ")
     if not row.expect(o.code == 0, "the sweep did not train"):
         return [row]
     before = snapshot(root)
-    o = row.ran(drill.run(*merged(base, "ppo.lr=0.003", "ppo.epochs=5")), "relaunched with other ppo.lr, ppo.epochs: ")
+    o = row.ran(drill.run(*merged(base, "algo.lr=0.003", "algo.epochs=5")), "relaunched with other algo.lr, algo.epochs: ")
     row.expect(o.code == 2, f"exit code {o.code}, not 2")
     errors = [ln for ln in o.lines if ln.startswith("error:")]
-    row.expect(any("ppo.lr: " in ln and "ppo.epochs: " in ln for ln in errors), "no error line naming ppo.lr and ppo.epochs")
+    row.expect(any("algo.lr: " in ln and "algo.epochs: " in ln for ln in errors), "no error line naming algo.lr and algo.epochs")
     row.expect("finished (skipped)" not in o.out, "reported as 'finished (skipped)'")
     row.expect(not o.traceback, "a traceback")
     diff = changed(before, snapshot(root), root)
@@ -744,7 +744,7 @@ def bad_input(drill: Drill) -> list[Row]:
     cases = [
         ("8a", "unknown config group option `env=hoper`", ["ppo-bench", "env=hoper", *TINY[1:]]),
         ("8b", "unknown key `ppo.learning_rat=1e-3`", ["ppo-bench", *TINY, "ppo.learning_rat=1e-3"]),
-        ("8c", "a value of the wrong type `ppo.epochs=abc`", ["ppo-bench", *merged(TINY, "ppo.epochs=abc")]),
+        ("8c", "a value of the wrong type `algo.epochs=abc`", ["ppo-bench", *merged(TINY, "algo.epochs=abc")]),
         ("8d", "an added unknown key `+ppo.learning_rat=1e-3`", ["ppo-bench", *TINY, "+ppo.learning_rat=1e-3"]),
         ("8e", "an env keyword the env does not take `+env.kwargs.foo=1`", ["ppo-bench", *TINY, "+env.kwargs.foo=1"]),
         ("8f", "an env whose dependency is missing `env.id=CarRacing-v3`", ["ppo-bench", *TINY, "env.id=CarRacing-v3"]),

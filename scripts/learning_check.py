@@ -8,7 +8,7 @@ unfinished runs and skips finished ones, then rewrites the report from the runs'
     python scripts/learning_check.py                  # the full check (writes results/learning_check.md)
     python scripts/learning_check.py --steps 20000    # a quick smoke version (report to stdout only)
     python scripts/learning_check.py --root runs/table1 --report-only   # read the same runs of a Table-1 sweep
-    python scripts/learning_check.py ppo.anneal_lr=true --root runs/learning_check_annealed \
+    python scripts/learning_check.py algo.anneal_lr=true --root runs/learning_check_annealed \
         --out results/learning_check_annealed.md      # a variant: extra ppo-bench overrides after the options
 
 A population member trains exactly as it would alone, so the ε = 0.2 runs of `experiment=table1` (same
@@ -46,7 +46,7 @@ def main() -> None:
                     help="train nothing: report the finished runs under --root (e.g. runs/table1)")
     ap.add_argument("--beside", action="append", default=[], metavar="LABEL=JSON",
                     help="an earlier check's .json shown as a column beside this one (repeatable)")
-    ap.add_argument("overrides", nargs="*", help="extra ppo-bench overrides, e.g. ppo.anneal_lr=true")
+    ap.add_argument("overrides", nargs="*", help="extra ppo-bench overrides, e.g. algo.anneal_lr=true")
     args = ap.parse_args()
     out = args.out or ("results/learning_check.md" if args.steps == 1_000_000 else None)
     beside = {}
@@ -61,7 +61,7 @@ def main() -> None:
     procs = []
     for env in [] if args.report_only else args.envs:
         cmd = [sys.executable, "-m", "ppo_bench", f"env={PRESETS[env]}", "objective=clip", "objective.eps=0.2",
-               f"population.seeds=[{args.seeds}]", f"ppo.total_timesteps={args.steps}", f"run_root={args.root}",
+               f"population.seeds=[{args.seeds}]", f"total_timesteps={args.steps}", f"run_root={args.root}",
                f"hydra.run.dir={args.root}/hydra/{env}", "resume=auto", "progress=never", *args.overrides]
         print("+", " ".join(cmd), flush=True)
         procs.append(subprocess.Popen(cmd, cwd=REPO))

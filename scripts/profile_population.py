@@ -19,7 +19,7 @@ import time
 import torch
 from hydra import compose, initialize_config_dir
 
-from ppo_bench.rl.cli import population_specs
+from ppo_bench.rl.launch import population_specs
 from ppo_bench.rl.engine.config import CONF_DIR, register_configs
 from ppo_bench.rl.engine.trainer import PopulationTrainer
 
@@ -79,7 +79,7 @@ def main() -> None:
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         tr.update()
-    print(f"\nupdate, by operator (self CPU time, one update of {cfg.ppo.epochs} epochs):")
+    print(f"\nupdate, by operator (self CPU time, one update of {cfg.algo.epochs} epochs):")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.top))
     tr.close()
 

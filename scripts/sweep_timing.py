@@ -81,7 +81,7 @@ def job_shape(experiment: str, job: dict[str, str], overrides: list[str]) -> dic
         cfg = compose("config", overrides=[f"experiment={experiment}", *(f"{k}={v}" for k, v in job.items()),
                                            *overrides])
     per_iter = int(cfg.env.num_envs) * int(cfg.algo.num_steps)
-    return {"steps_per_iteration": per_iter, "total_timesteps": int(cfg.ppo.total_timesteps)}
+    return {"steps_per_iteration": per_iter, "total_timesteps": int(cfg.total_timesteps)}
 
 
 def iteration_times(run_dir: Path) -> list[float]:
@@ -99,7 +99,7 @@ def measure(experiment: str, job: dict[str, str], iterations: int, min_steps: in
     per_iter = shape["steps_per_iteration"]
     n_measured = max(iterations, math.ceil(min_steps / per_iter), 2)
     cmd = [sys.executable, "-m", "ppo_bench", f"experiment={experiment}", "hydra.mode=RUN",
-           *(f"{k}={v}" for k, v in job.items()), f"ppo.total_timesteps={n_measured * per_iter}",
+           *(f"{k}={v}" for k, v in job.items()), f"total_timesteps={n_measured * per_iter}",
            f"run_root={root / name}", f"hydra.run.dir={root / 'hydra' / name}", "resume=false", "progress=never",
            *overrides]
     cpu0, t0 = children_cpu_s(), time.time()

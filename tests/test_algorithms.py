@@ -13,14 +13,14 @@ from ppo_bench.rl.algorithms.acer_trust_region import average_network, trust_reg
 from ppo_bench.rl.algorithms.cem import added_noise_variance, elite_refit
 from ppo_bench.rl.algorithms.trpo import conjugate_gradient, fisher_vector_product, line_search, max_step
 from ppo_bench.rl.algorithms.vpg import adapt_step_size
-from ppo_bench.rl.cli import population_specs, train_from_config
+from ppo_bench.rl.launch import population_specs, train_from_config
 from ppo_bench.rl.engine.distributions import Categorical, DiagGaussian
 from ppo_bench.rl.engine.networks import ActorCritic
 from ppo_bench.rl.engine.trainer import CHECKPOINT, PopulationTrainer
 
 ALGOS = ("trpo", "vpg", "a2c", "a2c_trust_region", "cem")
 # tiny versions: a few iterations each
-TINY = {"ppo": ["ppo.num_steps=64", "ppo.minibatch_size=32", "ppo.epochs=2"],
+TINY = {"ppo": ["algo.num_steps=64", "algo.minibatch_size=32", "algo.epochs=2"],
         "trpo": ["algo.num_steps=64", "algo.vf_epochs=2", "algo.vf_minibatch_size=16"],
         "vpg": ["algo.num_steps=64", "algo.vf_epochs=2", "algo.vf_minibatch_size=16"],
         "a2c": ["algo.anneal_lr=false", "env.num_envs=4"],
@@ -228,9 +228,9 @@ def test_resume_continues_bit_for_bit(make_cfg, tmp_path, algo):
     actors = {"ppo": ["env.num_envs=2"], "trpo": ["env.num_envs=2"], "vpg": ["env.num_envs=2"]}.get(algo, [])
     opts = ["env=cartpole", f"algo={algo}", *TINY[algo], *actors, "population.seeds=[0,1]", "checkpoint_every=1"]
     per_iter = {"ppo": 128, "trpo": 128, "vpg": 128, "a2c": 20, "a2c_trust_region": 20, "cem": 200}[algo]
-    train_from_config(make_cfg(*opts, f"ppo.total_timesteps={4 * per_iter}", f"run_root={tmp_path}/a"))
-    train_from_config(make_cfg(*opts, f"ppo.total_timesteps={2 * per_iter}", f"run_root={tmp_path}/b"))
-    summary = train_from_config(make_cfg(*opts, f"ppo.total_timesteps={4 * per_iter}", f"run_root={tmp_path}/b",
+    train_from_config(make_cfg(*opts, f"total_timesteps={4 * per_iter}", f"run_root={tmp_path}/a"))
+    train_from_config(make_cfg(*opts, f"total_timesteps={2 * per_iter}", f"run_root={tmp_path}/b"))
+    summary = train_from_config(make_cfg(*opts, f"total_timesteps={4 * per_iter}", f"run_root={tmp_path}/b",
                                          "resume=true"))
     for name, s in summary.items():
         assert s["global_step"] == 4 * per_iter
@@ -244,7 +244,7 @@ def test_resume_continues_bit_for_bit(make_cfg, tmp_path, algo):
 def test_figure3_jobs_start_then_skip_what_finished(make_cfg, tmp_path):
     """A job of experiment=figure3 launched on an empty run root starts its runs, launched again skips them
     (the sweep is relaunched sitting after sitting)."""
-    opts = ["experiment=figure3", "env=cartpole", "algo=a2c", "env.num_envs=2", "ppo.total_timesteps=40",
+    opts = ["experiment=figure3", "env=cartpole", "algo=a2c", "env.num_envs=2", "total_timesteps=40",
             "compile=false", f"run_root={tmp_path}/figure3"]
     first = train_from_config(make_cfg(*opts))
     assert len(first) == 3 and all(s["status"] == "finished" for s in first.values())
@@ -263,11 +263,11 @@ def test_figure3_jobs_start_then_skip_what_finished(make_cfg, tmp_path):
 # settings that learn CartPole within a few thousand steps (the algorithms' own defaults are for 1M MuJoCo steps)
 # (a2c*: RMSProp's mean square starts at 1, TensorFlow's form, and keeps α^t of it; over these 300 updates α = 0.99
 # keeps ≥ 0.05 of it, steps ≲ lr·g/0.22, too small to learn; α = 0.9 keeps 0.005 after 50 updates)
-LEARN = {"trpo": ["algo.num_steps=512", "ppo.total_timesteps=10240"],
-         "vpg": ["algo.num_steps=512", "algo.lr=0.003", "ppo.total_timesteps=10240"],
-         "a2c": ["env.num_envs=8", "algo.lr=0.003", "algo.rms_alpha=0.9", "ppo.total_timesteps=12000"],
-         "a2c_trust_region": ["env.num_envs=8", "algo.lr=0.003", "algo.rms_alpha=0.9", "ppo.total_timesteps=12000"],
-         "cem": ["algo.num_steps=200", "env.num_envs=10", "algo.initial_std=0.3", "ppo.total_timesteps=16000"]}
+LEARN = {"trpo": ["algo.num_steps=512", "total_timesteps=10240"],
+         "vpg": ["algo.num_steps=512", "algo.lr=0.003", "total_timesteps=10240"],
+         "a2c": ["env.num_envs=8", "algo.lr=0.003", "algo.rms_alpha=0.9", "total_timesteps=12000"],
+         "a2c_trust_region": ["env.num_envs=8", "algo.lr=0.003", "algo.rms_alpha=0.9", "total_timesteps=12000"],
+         "cem": ["algo.num_steps=200", "env.num_envs=10", "algo.initial_std=0.3", "total_timesteps=16000"]}
 
 
 @pytest.mark.parametrize("algo", ALGOS)

@@ -6,11 +6,11 @@ import pytest
 
 from ppo_bench.analysis.archive import main, pack, unpack
 from ppo_bench.analysis.runs import find_runs
-from ppo_bench.rl.cli import train_from_config
+from ppo_bench.rl.launch import train_from_config
 from ppo_bench.common.errors import ConfigError
 
-TINY = ["env.id=Pendulum-v1", "ppo.num_steps=200", "ppo.minibatch_size=100", "ppo.epochs=1",
-        "ppo.total_timesteps=800", "population.seeds=[0,1]",
+TINY = ["env.id=Pendulum-v1", "algo.num_steps=200", "algo.minibatch_size=100", "algo.epochs=1",
+        "total_timesteps=800", "population.seeds=[0,1]",
         "population.objectives=[{name:clip,eps:0.2},{name:none}]", "resume=auto"]
 
 
@@ -37,8 +37,8 @@ def test_pack_unpack_keeps_what_the_report_reads_and_the_sweep_skips_the_runs(ma
     for name, s in again.items():
         assert s["score_last100"] == first[name]["score_last100"]
     # other settings on a carried run are refused, as on the original
-    with pytest.raises(ConfigError, match=r"ppo.lr: 0.0003 \(the run\) vs 0.001 \(now\)"):
-        train_from_config(make_cfg(*TINY, f"run_root={tmp_path}/elsewhere", "ppo.lr=1e-3"))
+    with pytest.raises(ConfigError, match=r"algo.lr: 0.0003 \(the run\) vs 0.001 \(now\)"):
+        train_from_config(make_cfg(*TINY, f"run_root={tmp_path}/elsewhere", "algo.lr=1e-3"))
     # unpacking onto existing runs writes nothing
     with pytest.raises(ConfigError, match="already holds a run"):
         unpack(tmp_path / "archive", tmp_path / "elsewhere")

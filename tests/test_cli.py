@@ -13,7 +13,7 @@ from ppo_bench.rl.engine.config import validate
 from ppo_bench.common.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = ["ppo.num_steps=64", "ppo.minibatch_size=32", "ppo.epochs=1", "ppo.total_timesteps=128"]
+TINY = ["algo.num_steps=64", "algo.minibatch_size=32", "algo.epochs=1", "total_timesteps=128"]
 
 
 def cli(tmp_path, *args):
@@ -28,17 +28,17 @@ def cli(tmp_path, *args):
 @pytest.mark.parametrize("override, message", [
     ("env.id=NoSuchEnv-v9", "env.id='NoSuchEnv-v9' is not a registered Gymnasium id"),
     ("env.id=HalfCheetah-v6", "did you mean"),
-    ("ppo.total_timesteps=0", "ppo.total_timesteps=0 must be a positive integer"),
-    ("ppo.num_steps=-5", "ppo.num_steps=-5 must be a positive integer"),
+    ("total_timesteps=0", "total_timesteps=0 must be a positive integer"),
+    ("algo.num_steps=-5", "algo.num_steps=-5 must be a positive integer"),
     ("objective.eps=1.5", "objective.eps=1.5 must lie in the open interval (0, 1)"),
     ("objective.eps=0", "objective.eps=0 must lie in the open interval (0, 1)"),
-    ("ppo.minibatch_size=4096", "ppo.minibatch_size=4096 is larger than the batch N·T"),
+    ("algo.minibatch_size=4096", "algo.minibatch_size=4096 is larger than the batch N·T"),
     ("population.objectives=[{name:trpo}]", "population.objectives[0].name='trpo' is unknown; allowed: clip, "
                                             "kl_adaptive, kl_fixed, none"),
-    ("ppo.norm_adv=sometimes", "ppo.norm_adv='sometimes' is not allowed; allowed: batch, minibatch, none"),
+    ("algo.norm_adv=sometimes", "algo.norm_adv='sometimes' is not allowed; allowed: batch, minibatch, none"),
     ("population.objectives=[{name:kl_fixed,beta:inf}]", "population.objectives[0].beta=inf must be a finite number"),
-    ("ppo.lr=inf", "ppo.lr=inf must be a finite number"),
-    ("ppo.max_grad_norm=nan", "ppo.max_grad_norm=nan must be a finite number"),
+    ("algo.lr=inf", "algo.lr=inf must be a finite number"),
+    ("algo.max_grad_norm=nan", "algo.max_grad_norm=nan must be a finite number"),
 ])
 def test_bad_input_one_line_nonzero_exit_no_environment(tmp_path, override, message):
     r = cli(tmp_path, override)
@@ -49,21 +49,23 @@ def test_bad_input_one_line_nonzero_exit_no_environment(tmp_path, override, mess
 
 
 ALL_ENVS = "acrobot, ant, cartpole, halfcheetah, hopper"
-PPO_KEYS = "ppo's options: total_timesteps, num_steps, epochs, minibatch_size, gamma, gae_lambda, lr, adam_eps"
+RENAMED = "PPO's settings ppo.* are algo.* since ppo-bench 0.2 (algo.lr"
 
 
 @pytest.mark.parametrize("override, message", [
     ("objective=trpo", "objective=trpo is not one of: clip, kl_adaptive, kl_fixed, none"),
     ("env=atari", f"env=atari is not one of: {ALL_ENVS}"),
-    ("ppo.learning_rate=1", f"ppo.learning_rate is not an option; {PPO_KEYS}"),
+    ("env.learning_rate=1", "env.learning_rate is not an option; env's options: id, num_envs, kwargs"),
     # Hydra's own hint for the line above, '+', added the key and trained at the default lr
-    ("+ppo.learning_rate=1", f"ppo.learning_rate is not an option; {PPO_KEYS}"),
-    ("++ppo.learning_rate=1", f"ppo.learning_rate is not an option; {PPO_KEYS}"),
-    ("+foo=1", "foo is not an option; top-level options: env, objective, algo, model, ppo"),
-    ("+algo.foo=1", "algo.foo is not an option of algo=ppo; its options: name, num_steps"),
+    ("+algo.learning_rate=1", "algo.learning_rate is not an option of algo=ppo; its options: adam_eps, anneal_lr"),
+    ("++env.learning_rate=1", "env.learning_rate is not an option; env's options: id, num_envs, kwargs"),
+    ("ppo.lr=1", f"ppo is not an option; {RENAMED}"),  # a command line of ppo-bench 0.1
+    ("+foo=1", "foo is not an option; top-level options: env, objective, algo, model, population, total_timesteps"),
+    ("+algo.foo=1", "algo.foo is not an option of algo=ppo; its options: adam_eps, anneal_lr, clip_value"),
     ("objective.beta=3", "objective.beta is not an option; objective's options: name, eps"),  # clip has no β
-    ("ppo.epochs=abc", "ppo.epochs=abc: Value 'abc' of type 'str' could not be converted to Integer"),
-    ("ppo.lr=[", "ppo.lr=[: "),
+    ("algo.epochs=abc", "algo.epochs='abc' must be a number"),
+    ("algo.anneal_lr=3", "algo.anneal_lr=3 must be true or false"),
+    ("algo.lr=[", "algo.lr=[: "),
     ("run_root=${oops}", "run_root: Interpolation key 'oops' not found"),
 ])
 def test_hydra_errors_are_one_line_exit_2(tmp_path, override, message):

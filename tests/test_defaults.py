@@ -7,15 +7,15 @@ from ppo_bench.rl.engine.networks import ActorCritic
 
 # Schulman et al. 2017, Table 3 (MuJoCo, 1M timesteps) and §6.1
 PAPER = {
-    "ppo.num_steps": 2048,  # horizon T
-    "ppo.lr": 3e-4,  # Adam step size, constant: Table 3 anneals nothing for MuJoCo
-    "ppo.anneal_lr": False,
-    "ppo.epochs": 10,
-    "ppo.minibatch_size": 64,
-    "ppo.gamma": 0.99,
-    "ppo.gae_lambda": 0.95,
-    "ppo.total_timesteps": 1_000_000,
-    "ppo.ent_coef": 0.0,  # §6.1: no entropy bonus, no parameter sharing
+    "algo.num_steps": 2048,  # horizon T
+    "algo.lr": 3e-4,  # Adam step size, constant: Table 3 anneals nothing for MuJoCo
+    "algo.anneal_lr": False,
+    "algo.epochs": 10,
+    "algo.minibatch_size": 64,
+    "algo.gamma": 0.99,
+    "algo.gae_lambda": 0.95,
+    "total_timesteps": 1_000_000,
+    "algo.ent_coef": 0.0,  # §6.1: no entropy bonus, no parameter sharing
     "model.arch": "separate",
     "model.hidden": [64, 64],
     "model.activation": "tanh",
@@ -38,18 +38,18 @@ def test_every_paper_default_is_its_table3_value(make_cfg, key, value):
 
 def test_preset_of_the_code_released_with_the_paper(make_cfg):
     cfg = make_cfg("preset=ppo1_2017_07")  # baselines da99706
-    assert cfg.ppo.clip_value == 0.2 and cfg.model.init == "normc"
-    assert cfg.ppo.anneal_lr is False and cfg.ppo.adam_eps == 1e-8 and cfg.ppo.lr == 3e-4
+    assert cfg.algo.clip_value == 0.2 and cfg.model.init == "normc"
+    assert cfg.algo.anneal_lr is False and cfg.algo.adam_eps == 1e-8 and cfg.algo.lr == 3e-4
 
 
 def test_preset_of_later_ppo1(make_cfg):
     cfg = make_cfg("preset=ppo1_2017_08")  # baselines d9f194f
-    assert cfg.ppo.anneal_lr is True and cfg.ppo.adam_eps == 1e-5 and cfg.ppo.clip_value is None
+    assert cfg.algo.anneal_lr is True and cfg.algo.adam_eps == 1e-5 and cfg.algo.clip_value is None
     assert cfg.model.init == "normc"
 
 
 def test_command_line_overrides_a_preset(make_cfg):
-    assert make_cfg("preset=ppo1_2017_07", "ppo.clip_value=0.3").ppo.clip_value == 0.3
+    assert make_cfg("preset=ppo1_2017_07", "algo.clip_value=0.3").algo.clip_value == 0.3
 
 
 def test_normc_init_gives_unit_rows_and_a_small_policy_head():

@@ -3,7 +3,7 @@
 import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ppo_bench.rl.cli import train_from_config
+from ppo_bench.rl.launch import train_from_config
 from ppo_bench.rl.engine.trainer import mean_reward_terms
 
 
@@ -29,8 +29,8 @@ def test_mean_reward_terms_against_a_loop():
 
 
 def test_halfcheetah_logs_control_cost_and_action_statistics(make_cfg, tmp_path):
-    cfg = make_cfg("env=halfcheetah", "objective=none", "ppo.total_timesteps=512", "ppo.num_steps=256",
-                   "ppo.minibatch_size=64", "ppo.epochs=1")
+    cfg = make_cfg("env=halfcheetah", "objective=none", "total_timesteps=512", "algo.num_steps=256",
+                   "algo.minibatch_size=64", "algo.epochs=1")
     (summary,) = train_from_config(cfg).values()
     ea = EventAccumulator(summary["dir"])
     ea.Reload()

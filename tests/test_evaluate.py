@@ -8,12 +8,12 @@ import torch
 
 from ppo_bench.rl import evaluate as evaluate_mod
 from ppo_bench.rl.checkpoint import load_checkpoint
-from ppo_bench.rl.cli import train_from_config
+from ppo_bench.rl.launch import train_from_config
 from ppo_bench.rl.engine.networks import ActorCritic
 from ppo_bench.rl.engine.normalization import ObservationNormalizer
 from ppo_bench.rl.policy import load_policy
 
-FAST = ["ppo.num_steps=128", "ppo.minibatch_size=32", "ppo.epochs=2", "ppo.total_timesteps=512"]
+FAST = ["algo.num_steps=128", "algo.minibatch_size=32", "algo.epochs=2", "total_timesteps=512"]
 
 
 def trained(make_cfg, *overrides) -> str:

@@ -42,5 +42,5 @@ def test_run_differences_sees_one_ulp_and_ignores_wall_time(tmp_path):
 
 
 def test_merged_overrides_replace_the_same_key():
-    assert merged(["ppo-bench", "-m", "ppo.epochs=1", "seed=0,1"], "ppo.epochs=5", "+x.y=1") == \
-        ["ppo-bench", "-m", "seed=0,1", "ppo.epochs=5", "+x.y=1"]
+    assert merged(["ppo-bench", "-m", "algo.epochs=1", "seed=0,1"], "algo.epochs=5", "+x.y=1") == \
+        ["ppo-bench", "-m", "seed=0,1", "algo.epochs=5", "+x.y=1"]

@@ -5,6 +5,7 @@ import torch
 import yaml
 
 from ppo_bench.rl.engine.config import CONF_DIR
+from ppo_bench.common.errors import ConfigError
 from ppo_bench.rl.algorithms.ppo.objectives import OBJECTIVES, adapt_beta, get_objective
 
 RATIO = torch.tensor([[0.5, 0.9, 1.0, 1.1, 1.5, 1.5]])
@@ -78,5 +79,5 @@ def test_every_objective_has_one_yaml_with_exactly_its_hyperparameters():
 
 
 def test_unknown_objective_names_the_allowed_ones():
-    with pytest.raises(KeyError, match="allowed: clip, kl_adaptive, kl_fixed, none"):
+    with pytest.raises(ConfigError, match="allowed: clip, kl_adaptive, kl_fixed, none"):
         get_objective("trpo")

@@ -3,11 +3,11 @@
 import numpy as np
 import torch
 
-from ppo_bench.rl.cli import population_specs
+from ppo_bench.rl.launch import population_specs
 from ppo_bench.rl.engine.trainer import PopulationTrainer, per_run_sum
 
 SETTINGS = "population.objectives=[{name:clip,eps:0.1},{name:kl_adaptive,kl_target:0.003},{name:none}]"
-SMALL = ["ppo.num_steps=64", "ppo.minibatch_size=16", "ppo.epochs=2"]
+SMALL = ["algo.num_steps=64", "algo.minibatch_size=16", "algo.epochs=2"]
 
 # Tolerance for the compiled update against the eager one (Inductor's kernels round differently).
 ATOL, RTOL = 1e-5, 1e-4
@@ -46,13 +46,13 @@ def test_members_differ_and_adaptive_beta_follows_the_rule(make_cfg):
                          "population.seeds=[0,1]"))
     assert not torch.equal(t.model.flat[0], t.model.flat[1])
     for _ in range(3):
-        beta = t.groups[0][2]["beta"].clone()
+        beta = t.algo.groups[0][2]["beta"].clone()
         t.collect()
         d = t.update()["kl"]
         t.iteration += 1
         for r in range(2):
             expect = beta[r] / 2 if d[r] < 0.003 / 1.5 else beta[r] * 2 if d[r] > 0.0045 else beta[r]
-            assert torch.equal(t.groups[0][2]["beta"][r], expect)
+            assert torch.equal(t.algo.groups[0][2]["beta"][r], expect)
 
 
 def test_acting_policy_and_value_equal_the_training_forward(make_cfg):
@@ -74,14 +74,14 @@ def test_compiled_update_equals_the_eager_one(make_cfg):
     when the adaptive β changes between iterations (a recompile would silently fall back to eager after a few)."""
     import torch._dynamo
 
-    cases = [("env=hopper", "model=separate", "ppo.clip_value=0.2", "ppo.ent_coef=0.01"),
-             ("env=cartpole", "model=shared", "ppo.norm_adv=minibatch", "ppo.vf_coef=0.5")]
+    cases = [("env=hopper", "model=separate", "algo.clip_value=0.2", "algo.ent_coef=0.01"),
+             ("env=cartpole", "model=shared", "algo.norm_adv=minibatch", "algo.vf_coef=0.5")]
     for case in cases:
         torch._dynamo.reset()  # another trainer in this process (other shapes) is not a recompile of this one
         runs = {}
         for mode in ("false", "true"):
             t = trainer(make_cfg(*case, *SMALL, SETTINGS, "population.seeds=[3,4]", f"compile={mode}"))
-            assert (t.compiled_gradient is not None) == (mode == "true")
+            assert (t.algo.compiled_gradient is not None) == (mode == "true")
             t.start(resume=False)
             start = t.model.flat.detach().clone()
             with torch._dynamo.config.patch(error_on_recompile=True):  # (config's own patch: monkeypatch breaks it)
@@ -91,8 +91,8 @@ def test_compiled_update_equals_the_eager_one(make_cfg):
         eager, compiled = runs["false"], runs["true"]
         assert not torch.allclose(eager.model.flat, start, atol=ATOL, rtol=RTOL)  # training moved the weights
         torch.testing.assert_close(compiled.model.flat, eager.model.flat, atol=ATOL, rtol=RTOL)
-        torch.testing.assert_close(compiled.opt.v, eager.opt.v, atol=1e-7, rtol=1e-3)
-        for (_, _, hp_c), (_, _, hp_e) in zip(compiled.groups, eager.groups):
+        torch.testing.assert_close(compiled.algo.opt.v, eager.algo.opt.v, atol=1e-7, rtol=1e-3)
+        for (_, _, hp_c), (_, _, hp_e) in zip(compiled.algo.groups, eager.algo.groups):
             for k in hp_e:
                 assert torch.equal(hp_c[k], hp_e[k])  # the same β decisions
 
@@ -102,10 +102,10 @@ def test_members_train_bit_for_bit_as_alone_whatever_their_neighbours_do(make_cf
     fail otherwise (non-finite parameters after an update) end with the same checkpoint and log the same
     numbers, to the bit, as each alone; the member that had no checkpoint yet says so."""
     from ppo_bench.rl.algorithms.ppo.algorithm import PPO
-    from ppo_bench.rl.cli import train_from_config
+    from ppo_bench.rl.launch import train_from_config
     from scripts.fault_drill import run_differences, scalars
 
-    small = ["env=hopper", "ppo.num_steps=128", "ppo.minibatch_size=32", "ppo.epochs=2", "ppo.total_timesteps=512",
+    small = ["env=hopper", "algo.num_steps=128", "algo.minibatch_size=32", "algo.epochs=2", "total_timesteps=512",
              "checkpoint_every=2"]
     objectives = [("clip", "eps:0.2"), ("kl_fixed", "beta:1.0")]
     orig_adapt, orig_check = PPO.adapt, PopulationTrainer.check_parameters

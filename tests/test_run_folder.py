@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from ppo_bench.common.atomic import atomic_torch_save, atomic_write_text, read_json
-from ppo_bench.rl.cli import train_from_config
+from ppo_bench.rl.launch import train_from_config
 from ppo_bench.common.errors import ConfigError
 from scripts.fault_drill import snapshot
 from ppo_bench.common.run_folder import CHECKPOINT, PREVIOUS, RunLocks, load_last_good, save_checkpoint
 
-TINY = ["env=inverted_pendulum", "ppo.num_steps=64", "ppo.minibatch_size=32", "ppo.epochs=1",
-        "ppo.total_timesteps=128", "checkpoint_every=1", "population.seeds=[0,1]"]
+TINY = ["env=inverted_pendulum", "algo.num_steps=64", "algo.minibatch_size=32", "algo.epochs=1",
+        "total_timesteps=128", "checkpoint_every=1", "population.seeds=[0,1]"]
 RUN = "InvertedPendulum-v5/clip_eps0.2/seed{}"
 
 
@@ -50,7 +50,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one_or_names_its_file(t
     bad = tmp_path / "runs" / RUN.format(1)
     assert (bad / PREVIOUS).exists()
     os.truncate(bad / CHECKPOINT, 600)
-    out = train_from_config(make_cfg(*TINY, "resume=true", "ppo.total_timesteps=192"))
+    out = train_from_config(make_cfg(*TINY, "resume=true", "total_timesteps=192"))
     assert capsys.readouterr().err.count("\n") == 1  # one warning line
     assert all(s["status"] == "finished" and s["global_step"] == 192 for s in out.values())
     assert (bad / "checkpoint.corrupt.pt").exists()  # set aside, not rotated over the good previous one
@@ -60,7 +60,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one_or_names_its_file(t
     os.truncate(bad / PREVIOUS, 600)
     healthy = snapshot(tmp_path / "runs" / RUN.format(0), skip=(".lock",))
     with pytest.raises(ConfigError, match=f"checkpoint {bad / CHECKPOINT} is unreadable") as e:
-        train_from_config(make_cfg(*TINY, "resume=true", "ppo.total_timesteps=256"))
+        train_from_config(make_cfg(*TINY, "resume=true", "total_timesteps=256"))
     assert "\n" not in str(e.value)
     assert snapshot(tmp_path / "runs" / RUN.format(0), skip=(".lock",)) == healthy
 
@@ -89,9 +89,9 @@ def test_checkpoints_are_loaded_as_data_only(tmp_path):
 
 def test_a_pure_python_env_resumes_from_plain_data(tmp_path, make_cfg):
     cp = ["env=cartpole", *TINY[1:]]
-    straight = train_from_config(make_cfg(*cp, "ppo.total_timesteps=256", f"run_root={tmp_path}/a"))
+    straight = train_from_config(make_cfg(*cp, "total_timesteps=256", f"run_root={tmp_path}/a"))
     train_from_config(make_cfg(*cp, f"run_root={tmp_path}/b"))
-    train_from_config(make_cfg(*cp, "ppo.total_timesteps=256", "resume=true", f"run_root={tmp_path}/b"))
+    train_from_config(make_cfg(*cp, "total_timesteps=256", "resume=true", f"run_root={tmp_path}/b"))
     for name in straight:
         a, _ = load_last_good(tmp_path / "a" / name)
         b, _ = load_last_good(tmp_path / "b" / name)

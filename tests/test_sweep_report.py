@@ -8,16 +8,16 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from ppo_bench.analysis import report
 from ppo_bench.analysis.sweep import sweep_report
-from ppo_bench.rl.cli import train_from_config
+from ppo_bench.rl.launch import train_from_config
 
 # a large step size, so that ε changes what the runs learn within 4 iterations
-TINY = ["env=cartpole", "ppo.num_steps=64", "ppo.minibatch_size=16", "ppo.epochs=4", "ppo.total_timesteps=256",
-        "ppo.lr=0.01", "population.objectives=[{name:clip,eps:0.1},{name:clip,eps:0.3}]"]
+TINY = ["env=cartpole", "algo.num_steps=64", "algo.minibatch_size=16", "algo.epochs=4", "total_timesteps=256",
+        "algo.lr=0.01", "population.objectives=[{name:clip,eps:0.1},{name:clip,eps:0.3}]"]
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """A two-axis sweep as Hydra multirun lays it out: one job folder per ppo.anneal_lr value, each job a
+    """A two-axis sweep as Hydra multirun lays it out: one job folder per algo.anneal_lr value, each job a
     population of 2 ε × 2 seeds (other seeds in each job, so that no two groups score alike)."""
     from hydra import compose, initialize_config_dir
 
@@ -27,7 +27,7 @@ def sweep(tmp_path_factory):
     for job, anneal in enumerate(["true", "false"]):
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             cfg = compose("config", overrides=[f"run_root={root}/{job}", "progress=never", *TINY,
-                                               f"ppo.anneal_lr={anneal}", f"population.seeds=[{2 * job},{2 * job + 1}]"])
+                                               f"algo.anneal_lr={anneal}", f"population.seeds=[{2 * job},{2 * job + 1}]"])
         train_from_config(cfg)
     random_csv = root.parent / "random_scores.csv"
     random_csv.write_text("env,episodes,seed,score_mean,score_std,score_sem,length_mean\n"
@@ -42,15 +42,15 @@ def hand_score(run_dir) -> float:
 
 def test_one_row_per_group_with_cis_and_the_share_below_random(sweep):
     root, random_csv = sweep
-    assert report.main([str(root), "--by", "ppo.anneal_lr,objective.eps", "--random-scores", str(random_csv),
+    assert report.main([str(root), "--by", "algo.anneal_lr,objective.eps", "--random-scores", str(random_csv),
                         "--reps", "50", "--tags", "stats/kl,losses/entropy", "--tail", "3"]) == 0
     out = root / "report"  # the default: beside the runs, never the repository's results/
     with open(out / "scores.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["ppo.anneal_lr"], r["objective.eps"]) for r in rows] == [
+    assert [(r["algo.anneal_lr"], r["objective.eps"]) for r in rows] == [
         ("false", "0.1"), ("false", "0.3"), ("true", "0.1"), ("true", "0.3")]
     for r in rows:
-        job = "0" if r["ppo.anneal_lr"] == "true" else "1"
+        job = "0" if r["algo.anneal_lr"] == "true" else "1"
         scores = [hand_score(root / job / "CartPole-v1" / f"clip_eps{r['objective.eps']}" / f"seed{2 * int(job) + k}")
                   for k in (0, 1)]
         assert int(r["seeds"]) == 2
@@ -62,14 +62,14 @@ def test_one_row_per_group_with_cis_and_the_share_below_random(sweep):
         assert float(r["frac_below_random"]) == np.mean([s < 22.0 for s in scores])
     assert len({r["score_mean"] for r in rows}) == 4  # the groups differ, so a mix-up would show
     md = (out / "scores.md").read_text()
-    assert "## CartPole-v1" in md and md.count("\n| true |") == 4 and "--by ppo.anneal_lr,objective.eps" in md
+    assert "## CartPole-v1" in md and md.count("\n| true |") == 4 and "--by algo.anneal_lr,objective.eps" in md
     assert (out / "curves.png").stat().st_size > 10_000
     # each tag's end of training (the seeds' mean of their last --tail values) and range, against the event files
     with open(out / "diagnostics.csv", newline="") as f:
         diag = list(csv.DictReader(f))
     assert len(diag) == 8 and {d["tag"] for d in diag} == {"stats/kl", "losses/entropy"}
     for d in diag:
-        job = "0" if d["ppo.anneal_lr"] == "true" else "1"
+        job = "0" if d["algo.anneal_lr"] == "true" else "1"
         series = [[e.value for e in EventAccumulator(str(root / job / "CartPole-v1" / f"clip_eps{d['objective.eps']}"
                                                          / f"seed{2 * int(job) + k}")).Reload().Scalars(d["tag"])]
                   for k in (0, 1)]
@@ -81,13 +81,13 @@ def test_one_row_per_group_with_cis_and_the_share_below_random(sweep):
 
 def test_python_call_and_bad_keys(sweep, tmp_path, capsys):
     root, random_csv = sweep
-    rep = sweep_report(root, by=["ppo.anneal_lr"], out_dir=tmp_path / "r", random_scores=random_csv, reps=20)
+    rep = sweep_report(root, by=["algo.anneal_lr"], out_dir=tmp_path / "r", random_scores=random_csv, reps=20)
     assert list(rep.table["seeds"]) == [4, 4]  # ε and seeds pooled within a group
     assert any("objective.eps" in n for n in rep.notes)  # says what else varies
-    assert report.main([str(root), "--by", "ppo.no_such_key", "--out-dir", str(tmp_path / "x")]) == 2
+    assert report.main([str(root), "--by", "algo.no_such_key", "--out-dir", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: --by ppo.no_such_key: no run's config has that key") and "\n" not in err
-    assert "objective.eps" in err and "ppo.anneal_lr" in err
+    assert err.startswith("error: --by algo.no_such_key: no run's config has that key") and "\n" not in err
+    assert "objective.eps" in err and "algo.anneal_lr" in err
 
 
 def test_table1_report_defaults_to_the_run_folder_not_results(sweep):

@@ -10,11 +10,12 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ppo_bench.rl.engine import trainer as train_mod
-from ppo_bench.rl.cli import population_specs, train_from_config
+from ppo_bench.rl.launch import population_specs, train_from_config
 from ppo_bench.common.preemption import Interrupted
-from ppo_bench.rl.engine.trainer import CHECKPOINT, PopulationTrainer, minibatches
+from ppo_bench.rl.engine.trainer import CHECKPOINT, PopulationTrainer
+from ppo_bench.rl.engine.updates import minibatches
 
-FAST = ["ppo.num_steps=128", "ppo.minibatch_size=32", "ppo.epochs=2", "ppo.total_timesteps=512",
+FAST = ["algo.num_steps=128", "algo.minibatch_size=32", "algo.epochs=2", "total_timesteps=512",
         "checkpoint_every=2"]
 
 
@@ -83,7 +84,7 @@ def test_resume_after_kill_is_bit_identical(make_cfg, tmp_path, monkeypatch, env
     assert all(s["status"] == "finished (skipped)" for s in again.values())
     # asked for more steps, the finished runs continue from where they stopped
     longer = train_from_config(make_cfg(f"env={env}", *FAST, *pop, f"run_root={tmp_path}/b", "resume=true",
-                                        "ppo.total_timesteps=640"))
+                                        "total_timesteps=640"))
     assert all(s["status"] == "finished" and s["global_step"] == 640 for s in longer.values())
 
 
@@ -119,7 +120,7 @@ def test_sigterm_checkpoints_every_run_after_the_iteration_and_resume_matches(ma
 SECOND_SIGNAL_SCRIPT = """
 import signal, sys
 from hydra import compose, initialize_config_dir
-from ppo_bench.rl.cli import train_from_config
+from ppo_bench.rl.launch import train_from_config
 from ppo_bench.rl.engine.config import CONF_DIR
 from ppo_bench.rl.engine.trainer import PopulationTrainer
 orig_log, orig_save = PopulationTrainer.log, PopulationTrainer.save_checkpoint
@@ -148,8 +149,8 @@ def test_a_second_sigterm_waits_for_the_final_checkpoints(tmp_path):
     assert all(torch.load(c, weights_only=False)["iteration"] == 3 for c in ckpts)
 
 def test_short_cartpole_run_learns(make_cfg):
-    cfg = make_cfg("env=cartpole", "ppo.num_steps=256", "ppo.total_timesteps=12288", "ppo.minibatch_size=64",
-                   "ppo.epochs=10", "population.seeds=[0,1]")
+    cfg = make_cfg("env=cartpole", "algo.num_steps=256", "total_timesteps=12288", "algo.minibatch_size=64",
+                   "algo.epochs=10", "population.seeds=[0,1]")
     summary = train_from_config(cfg)
     for name, s in summary.items():
         events = EventAccumulator(s["dir"]).Reload()
@@ -206,7 +207,7 @@ def test_non_finite_loss_stops_only_that_run_and_keeps_its_checkpoint(make_cfg, 
 def test_time_limit_truncation_and_autoreset_rows_in_the_rollout(make_cfg):
     # Pendulum-v1 never terminates and truncates at 200 steps: rows 199 and 400 end episodes,
     # rows 200 and 401 are NEXT_STEP reset rows (reward 0, masked out of GAE and the loss)
-    cfg = make_cfg("env=pendulum", "ppo.num_steps=450", "ppo.minibatch_size=50")
+    cfg = make_cfg("env=pendulum", "algo.num_steps=450", "algo.minibatch_size=50")
     t = train_mod.PopulationTrainer(cfg, population_specs(cfg))
     t.collect()
     b = t.buf

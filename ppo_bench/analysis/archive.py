@@ -15,7 +15,7 @@ the returns into a fresh TensorBoard event file, so the report's numbers from an
 from the original folder. A run carries to any sweep whose run of the same folder name has its identity: Figure 3's
 PPO runs (``<env>/clip_eps0.2/seed<k>``, ε = 0.2 at the Table-1 settings, seeds 0-2) are Table 1's, so the
 last command above spares experiment=figure3 their 21M steps. Nothing else of a run travels: its other scalars, its checkpoints (an unpacked run
-cannot be continued; raising ``ppo.total_timesteps`` retrains it from the start) and its HParams.
+cannot be continued; raising ``total_timesteps`` retrains it from the start) and its HParams.
 """
 
 from __future__ import annotations
@@ -61,10 +61,11 @@ def pack(run_root: Path, out_dir: Path, envs: list[str] | None = None) -> dict[s
     return packed
 
 
-def unpack(archive_dir: Path, run_root: Path, settings: list[str] | None = None) -> dict[str, int]:
+def unpack(archive_dir: Path, run_root: Path, settings: list[str] | None = None, events: bool = True) -> dict[str, int]:
     """Write every run of the archives ``<archive_dir>/<env>/<setting>.npz`` (of the ``settings`` only, if given)
     into ``<run_root>/<env>/<setting>/seed<k>/``; a folder that already holds a run is refused (ConfigError)
-    before anything is written."""
+    before anything is written. ``events=False`` writes the run's files but not its returns' event file (what a
+    relaunched sweep reads to skip it, without what only the report reads)."""
     from torch.utils.tensorboard import SummaryWriter
 
     archives = sorted(Path(archive_dir).glob("*/*.npz"))
@@ -90,6 +91,8 @@ def unpack(archive_dir: Path, run_root: Path, settings: list[str] | None = None)
             d.mkdir(parents=True, exist_ok=True)
             for f, text in json.loads(str(data[f"{name}|files"])).items():
                 (d / f).write_text(text)
+            if not events:
+                continue
             writer = SummaryWriter(log_dir=str(d))
             for step, value in zip(data[f"{name}|steps"].tolist(), data[f"{name}|returns"].tolist()):
                 writer.add_scalar(RETURN_TAG, value, step)

@@ -26,7 +26,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "grouped by config keys (scores.csv, scores.md, curves.png). Without: the paper's Table 1 "
                     "(table1.csv, table1.md, learning_curves.png, table1_scores.png).",
         epilog="examples:\n"
-               "  ppo-bench-report multirun/2026-12-02/10-00-00 --by ppo.anneal_lr,env.clip_actions "
+               "  ppo-bench-report multirun/2026-12-02/10-00-00 --by algo.anneal_lr,env.clip_actions "
                "--tags policy/mean_std\n"
                "  ppo-bench-report runs/table1 --experiment table1 --out-dir results",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="folder(s) holding the runs (with --by: one folder, runs found at any depth; "
                          "for Table 1: <env>/<setting>/seed<k>/ runs)")
     ap.add_argument("--by", help="comma-separated keys of the runs' resolved config to group by, e.g. "
-                                 "objective.name,objective.eps or ppo.anneal_lr,env.clip_actions (seeds are pooled)")
+                                 "objective.name,objective.eps or algo.anneal_lr,env.clip_actions (seeds are pooled)")
     ap.add_argument("--tags", default="", help="with --by: more scalar tags to plot beside charts/episodic_return, "
                                                "comma-separated, e.g. env/reward_ctrl,policy/mean_std; each also "
                                                "gets its end-of-training value and its range per group "

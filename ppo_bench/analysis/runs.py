@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from ppo_bench.common import tblog
 from ppo_bench.common.atomic import read_json
+from ppo_bench.rl.engine.config import migrate_config
 
 RETURN_TAG = "charts/episodic_return"
 SEED_DIR = re.compile(r"seed(\d+)$")
@@ -76,10 +77,10 @@ def load_run(run_dir: Path) -> Run | None:
     run = Run(env=run_dir.parent.parent.name, setting=run_dir.parent.name, seed=int(m.group(1)), dir=run_dir,
               status="started")
     if config_path.exists():
-        cfg = OmegaConf.load(config_path)
+        cfg = migrate_config(OmegaConf.to_container(OmegaConf.load(config_path)))  # older runs: today's names
         # an algorithm other than PPO (Figure 3's) has no surrogate objective: its config's is null
-        run.objective = dict(OmegaConf.to_container(cfg.objective)) if cfg.get("objective") is not None else {}
-        run.total_timesteps = int(cfg.ppo.total_timesteps)
+        run.objective = dict(cfg["objective"]) if cfg.get("objective") is not None else {}
+        run.total_timesteps = int(cfg["total_timesteps"])
     st = read_json(status_path)  # a damaged status reads as absent: the run shows as started, with a warning
     if st:
         run.status, run.global_step, run.error = st["status"], int(st["global_step"]), st.get("error")
@@ -128,7 +129,8 @@ def experiment_grid(name: str) -> Grid:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from ppo_bench.rl.engine.config import CONF_DIR, register_configs, resolve_objective
+    from ppo_bench.rl.algorithms.ppo.objectives import resolve_objective
+    from ppo_bench.rl.engine.config import CONF_DIR, register_configs
     from ppo_bench.rl.engine.population import setting_name
 
     if not (CONF_DIR / "experiment" / f"{name}.yaml").exists():

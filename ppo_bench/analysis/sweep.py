@@ -2,7 +2,7 @@
 
 ``sweep_report(folder, by=[...])`` finds every run under ``folder`` (at any depth: a Hydra multirun
 puts each job's runs under its own numbered folder), reads each run's ``config.yaml`` and event file,
-and groups the runs by the values of the keys in ``by`` (e.g. ``ppo.anneal_lr``, ``env.clip_actions``;
+and groups the runs by the values of the keys in ``by`` (e.g. ``algo.anneal_lr``, ``env.clip_actions``;
 the seed never groups). Per environment × group it writes one row (``scores.csv``, ``scores.md``):
 the number of seeds, the score of each run (the mean return of its last 100 episodes, paper §6.1)
 pooled as mean ± std, rliable's stratified-bootstrap 95% CIs of the mean and the IQM (Agarwal et al.
@@ -28,6 +28,9 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from ppo_bench.common.identity import flatten
+from ppo_bench.rl.engine.config import legacy_key, migrate_keys
+
 from ppo_bench.analysis.runs import RETURN_TAG, read_scalars
 from ppo_bench.analysis.scores import SCORE_EPISODES, TAG_TAIL, run_score
 from ppo_bench.common.atomic import atomic_write_bytes, atomic_write_text, read_json
@@ -44,7 +47,7 @@ class SweepRun:
     env: str
     seed: int
     status: str  # finished | failed | running | started
-    config: dict[str, Any]  # flat: 'ppo.anneal_lr' → False
+    config: dict[str, Any]  # flat: 'algo.anneal_lr' → False
     global_step: int = 0  # environment steps trained (status.json)
     scalars: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # tag → (steps, values)
     last: int = SCORE_EPISODES  # episodes its score averages
@@ -65,16 +68,6 @@ class SweepReport:
     tags: pd.DataFrame | None = None  # build_tag_table's rows
 
 
-def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def find_sweep_runs(folder: Path) -> list[Path]:
     """Run folders under ``folder``: a ``config.yaml`` with an ``env.id`` beside a status file or event file
     (Hydra's own ``.hydra/config.yaml`` has neither)."""
@@ -91,7 +84,7 @@ def find_sweep_runs(folder: Path) -> list[Path]:
 
 def load_sweep_run(run_dir: Path, tags: Sequence[str], last: int = SCORE_EPISODES) -> SweepRun | None:
     cfg = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=False)
-    flat = flatten(cfg)
+    flat = migrate_keys(flatten(cfg))  # a run of an older version in today's key names
     if "env.id" not in flat:
         return None  # not a ppo-bench run (e.g. an LLM run)
     status_path = run_dir / "status.json"
@@ -350,7 +343,7 @@ def sweep_report(folder: str | Path, by: Sequence[str], tags: Sequence[str] = ()
     from ppo_bench.analysis.random_policy import load_random_scores
 
     folder = Path(folder)
-    by = list(by)
+    by = [legacy_key(k) for k in by]
     if not by:
         raise ValueError("--by needs at least one config key, e.g. --by objective.name,objective.eps")
     if "seed" in by:

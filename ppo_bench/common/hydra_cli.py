@@ -2,7 +2,7 @@
 line on stderr, ``error: ...``, with exit code 2.
 
 Hydra reports its own errors — an unknown config-group option (``env=hoper``), an unknown key
-(``ppo.learning_rat=1e-3``), a value of the wrong type (``ppo.epochs=abc``), a malformed override, two
+(``ppo.learning_rat=1e-3``), a value of the wrong type (``algo.epochs=abc``), a malformed override, two
 commands at once (``-m ... --cfg job``), an output folder it cannot write — as several lines with exit code 1,
 or as a traceback. ``run_hydra_app`` runs the app with ``HYDRA_FULL_ERROR=1``, so that those errors reach it
 as exceptions, and turns each into one line. Any other exception is a bug and keeps its traceback; a user who
@@ -24,6 +24,7 @@ import sys
 from typing import Callable
 
 from ppo_bench.common.errors import ConfigError, RunsFailed
+from ppo_bench.common.slurm import launch_failure_line
 
 # a folder or file the user named that cannot be written or read: their doing, not a bug
 USER_OS_ERRORS = {errno.ENOENT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR}
@@ -40,6 +41,11 @@ def _keys_of(node) -> str:
         return ""
 
 
+# top-level sections an earlier version had, and where their keys went: a command line of that version gets the
+# new name in its one line (a CLI adds its own)
+RENAMED: dict[str, str] = {}
+
+
 def _omegaconf_line(ex, override: str | None = None) -> str:
     """An OmegaConf error (unknown key, wrong type, bad interpolation) as one line naming the key."""
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError
@@ -47,6 +53,8 @@ def _omegaconf_line(ex, override: str | None = None) -> str:
     key = getattr(ex, "full_key", None) or override or ""
     msg = _first_line(getattr(ex, "msg", None) or ex)
     if isinstance(ex, (ConfigAttributeError, ConfigKeyError)) and key:
+        if key.split(".")[0] in RENAMED:
+            return f"{key} is not an option; {RENAMED[key.split('.')[0]]}"
         section, _, _ = key.rpartition(".")
         options = _keys_of(getattr(ex, "parent_node", None))
         where = f"{section}'s options" if section else "top-level options"
@@ -78,7 +86,7 @@ def hydra_error_line(ex: BaseException) -> str | None:
             return f"{first} Add it with +{missing.group(1)}=..."
         cause = ex.__cause__
         if isinstance(cause, OmegaConfBaseException):
-            # "Could not override 'ppo.lr_x'." / "Error merging override ppo.epochs=abc"
+            # "Could not override 'ppo.lr_x'." / "Error merging override algo.epochs=abc"
             override = first.split("override", 1)[1].strip(" .'") if "override" in first else None
             return _omegaconf_line(cause, override)
         return first
@@ -122,8 +130,13 @@ def check_argv(argv: list[str]) -> None:
 
 def run_hydra_app(app: Callable[[], None], argv: list[str] | None = None) -> None:
     """Run a ``@hydra.main`` function; a user-caused error is one line, exit code 2; a launch whose runs
-    failed (``RunsFailed``) is one line, exit code 1."""
+    failed (``RunsFailed``) is one line, exit code 1. ``--version`` prints ppo-bench's version."""
     argv = sys.argv[1:] if argv is None else argv
+    if "--version" in argv:  # ppo-bench's version, where Hydra's own flag would print Hydra's
+        from ppo_bench import __version__
+
+        print(f"ppo-bench {__version__}")
+        return
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:
         check_argv(argv)
@@ -135,6 +148,10 @@ def run_hydra_app(app: Callable[[], None], argv: list[str] | None = None) -> Non
         print(f"error: {ex}", file=sys.stderr, flush=True)
         sys.exit(1)
     except Exception as ex:
+        failed_job = None if full_error else launch_failure_line(ex)  # a Slurm job that ended without a result
+        if failed_job is not None:
+            print(f"error: {failed_job}", file=sys.stderr, flush=True)
+            sys.exit(1)
         line = None if full_error else hydra_error_line(ex)
         if line is None:
             raise

@@ -1,14 +1,14 @@
 """A run's identity: the resolved settings that decide what it trains, stored with the run.
 
 A run folder holds ``identity.json``: every training-relevant key of the run's resolved config,
-flattened to dotted names (``ppo.lr``, ``env.kwargs.ctrl_cost_weight``), and a fingerprint of them.
+flattened to dotted names (``algo.lr``, ``env.kwargs.ctrl_cost_weight``), and a fingerprint of them.
 Relaunching onto the folder — ``resume``, or a sweep that finds the run finished — compares the new
 config with it first: the same identity continues (or skips a finished run); a different one is
 refused before anything is written, in one line naming every differing key with both values.
 
 Which keys are left out is the caller's choice (``ignore``: logging, progress, paths, resume,
 checkpoint frequency, threads — how or where a run is computed, not what). The length of training
-(``extend_key``, e.g. ``ppo.total_timesteps``) is compared by the caller, not here: raising it is the
+(e.g. ``total_timesteps``) is compared by the caller, not here: raising it is the
 documented way to extend a finished run.
 
 Numbers are compared by value: ``1`` and ``1.0`` are the same setting (a YAML or command-line value
@@ -20,7 +20,8 @@ both command lines have always written beside it (``stored_keys``).
 Versions of the code add config keys. A key that the stored identity lacks is accepted when its
 value is the key's default (``defaults``), so a new key that leaves training as it was does not
 invalidate existing runs; given any other value it is a difference. A stored key the current config
-lacks (a key removed or renamed since) is a difference. A changed default is a difference too: the
+lacks (a key removed since) is a difference; a key renamed since is the caller's to translate
+(``migrate``). A changed default is a difference too: the
 stored value is what the run was trained with.
 
 Nothing here knows about PPO or language models: both command lines use it with their own configs.
@@ -31,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from ppo_bench.common.atomic import atomic_write_text
 from ppo_bench.common.errors import ConfigError
@@ -43,7 +44,7 @@ REMEDY = "relaunch with the run's settings, or choose another run folder"
 
 
 def flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
-    """{'ppo': {'lr': 3e-4}} → {'ppo.lr': 3e-4}; lists stay values; an empty mapping stays ``{}``."""
+    """{'algo': {'lr': 3e-4}} → {'algo.lr': 3e-4}; lists stay values; an empty mapping stays ``{}``."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
@@ -51,6 +52,18 @@ def flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
             out.update(flatten(v, key + "."))
         else:
             out[key] = dict(v) if isinstance(v, Mapping) else v
+    return out
+
+
+def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """{'algo.lr': 3e-4} → {'algo': {'lr': 3e-4}}: ``flatten``'s inverse."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
     return out
 
 
@@ -109,7 +122,7 @@ def _show(v: Any) -> str:
 
 
 def describe(diffs: list[tuple[str, Any, Any]]) -> str:
-    """'ppo.lr: 0.0003 (the run) vs 0.01 (now), ppo.epochs: 10 (the run) vs 3 (now)'."""
+    """'algo.lr: 0.0003 (the run) vs 0.01 (now), algo.epochs: 10 (the run) vs 3 (now)'."""
     return ", ".join(f"{k}: {_show(a)} (the run) vs {_show(b)} (now)" for k, a, b in diffs)
 
 
@@ -138,12 +151,15 @@ def read_identity(run_dir: str | Path) -> dict | None:
                           "choose another run folder") from None
 
 
-def stored_keys(run_dir: str | Path, ignore: Iterable[str] = ()) -> dict[str, Any] | None:
+def stored_keys(run_dir: str | Path, ignore: Iterable[str] = (),
+                migrate: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any] | None:
     """The training keys the run in run_dir was trained with: its identity.json, or for a run written before
-    those existed, the keys (all but ``ignore``) of its config.yaml; None for a folder with neither."""
+    those existed, the keys (all but ``ignore``) of its config.yaml; None for a folder with neither.
+    ``migrate`` renames the keys of an older version's run to today's names (the caller's, flat → flat)."""
+    migrate = migrate or dict
     stored = read_identity(run_dir)
     if stored is not None:
-        return stored["config"]
+        return migrate(stored["config"])
     legacy = Path(run_dir) / LEGACY
     if not legacy.exists():
         return None
@@ -154,7 +170,7 @@ def stored_keys(run_dir: str | Path, ignore: Iterable[str] = ()) -> dict[str, An
     except Exception as e:  # a truncated or foreign file: name it
         raise ConfigError(f"{legacy} is unreadable ({type(e).__name__}); move that run folder away or "
                           "choose another run folder") from None
-    return training_keys(config, ignore)
+    return training_keys(migrate(flatten(config)), ignore)
 
 
 def refuse_if_different(run_dir: str | Path, stored: Mapping[str, Any], keys: Mapping[str, Any],
@@ -167,9 +183,11 @@ def refuse_if_different(run_dir: str | Path, stored: Mapping[str, Any], keys: Ma
 
 
 def check_identity(run_dir: str | Path, keys: Mapping[str, Any], ignore: Iterable[str] = (),
-                   defaults: Mapping[str, Any] | None = None, remedy: str = REMEDY) -> None:
+                   defaults: Mapping[str, Any] | None = None, remedy: str = REMEDY,
+                   migrate: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None) -> None:
     """Refuse (``refuse_if_different``) when run_dir holds a run (``stored_keys``: identity.json, else
-    config.yaml less ``ignore``) trained with keys that differ from ``keys``; a folder with neither passes."""
-    stored = stored_keys(run_dir, ignore)
+    config.yaml less ``ignore``, both through ``migrate``) trained with keys that differ from ``keys``; a folder
+    with neither passes."""
+    stored = stored_keys(run_dir, ignore, migrate)
     if stored is not None:
         refuse_if_different(run_dir, stored, keys, defaults, remedy)

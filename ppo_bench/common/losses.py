@@ -5,6 +5,7 @@ Pure tensor functions, indifferent to what the leading axis holds: runs of the p
 named after it, with the paper and equation it comes from.
 
 - ``policy_ratio``          r_t(θ) = π_θ(a_t|s_t) / π_θold(a_t|s_t); ``masked_log_ratio`` keeps an LM's padding out
+- ``conservative_surrogate`` L^CPI, PPO's and TRPO's unclipped surrogate
 - ``clipped_surrogate``     PPO's L^CLIP with a lower and an upper ε
 - ``kl_k1``, ``kl_k3``      sample estimators of KL[p‖q]; the exact KL of the engine's action
                             distributions is their closed form (``ppo_bench.rl.engine.distributions``:
@@ -35,6 +36,11 @@ def masked_log_ratio(logp: Tensor, logq: Tensor, mask: Tensor | None = None) -> 
 def policy_ratio(logp: Tensor, old_logp: Tensor, mask: Tensor | None = None) -> Tensor:
     # PPO (Schulman et al. 2017) eq. 6: r_t(θ) = π_θ(a_t|s_t) / π_θold(a_t|s_t), from log-probabilities; 1 outside mask
     return masked_log_ratio(logp, old_logp, mask).exp()
+
+
+def conservative_surrogate(ratio: Tensor, adv: Tensor) -> Tensor:
+    # PPO eq. 6: L^CPI = r_t(θ) Â_t, the surrogate of conservative policy iteration (no clipping, no penalty); TRPO's
+    return ratio * adv
 
 
 def clipped_surrogate(ratio: Tensor, adv: Tensor, eps_low, eps_high=None) -> Tensor:

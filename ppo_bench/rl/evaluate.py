@@ -3,6 +3,7 @@
     ppo-bench-eval RUN_DIR [--episodes 10] [--stochastic] [--env-id ID] [--video DIR] [--seed 0]
     ppo-bench-eval SWEEP_DIR --episodes 5               # every run found below the folder
     ppo-bench-eval RUN_DIR --export policy.pt           # TorchScript, normalisation included
+    ppo-bench-eval RUN_DIR --export policy.onnx         # ONNX (the onnx extra), normalisation included
 
 Episode i is reset with seed ``seed + i``. Actions are the policy's mean (``ppo_bench.rl.policy``) unless
 ``--stochastic``; observations are normalised with the run's statistics frozen at its checkpoint.
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ppo_bench import __version__
 
 
 @dataclass
@@ -99,7 +102,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                "  ppo-bench-eval outputs/2026-12-02/10-00-00/InvertedPendulum-v5/clip_eps0.2/seed0 --episodes 10\n"
                "  ppo-bench-eval runs/table1 --episodes 5 --json runs/table1/eval.json\n"
                "  ppo-bench-eval RUN_DIR --video videos/ --video-episodes 2\n"
-               "  ppo-bench-eval RUN_DIR --export policy.pt      # torch.jit.load('policy.pt')(obs) -> actions",
+               "  ppo-bench-eval RUN_DIR --export policy.pt      # torch.jit.load('policy.pt')(obs) -> actions\n"
+               "  ppo-bench-eval RUN_DIR --export policy.onnx    # for ONNX Runtime (the onnx extra)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder", help="a run folder (config.yaml, checkpoint.pt) or a folder of runs at any depth")
     ap.add_argument("--episodes", type=int, default=10, help="episodes per run (default 10)")
@@ -109,7 +113,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--video", metavar="DIR", help="record the first episodes of each run as mp4 into DIR")
     ap.add_argument("--video-episodes", type=int, default=1, help="episodes recorded with --video (default 1)")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    ap.add_argument("--export", metavar="PATH", help="write the run's acting policy as TorchScript and stop")
+    ap.add_argument("--export", metavar="PATH", help="write the run's acting policy and stop: TorchScript "
+                                                     "(PATH ending in .pt) or ONNX (.onnx)")
+    ap.add_argument("--version", action="version", version=f"ppo-bench {__version__}")
     args = ap.parse_args(argv)
     for key in ("episodes", "video_episodes"):
         if getattr(args, key) < 1:
@@ -119,8 +125,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from ppo_bench.rl.policy import export_policy, load_policy
+    from ppo_bench.rl.policy import EXPORT_FORMATS, export_policy, load_policy
 
+    if args.export and Path(args.export).suffix not in EXPORT_FORMATS:
+        print(f"error: --export {args.export}: the file name must end in "
+              + " or ".join(f"{s} ({f})" for s, f in EXPORT_FORMATS.items()), file=sys.stderr)
+        return 2
     folder = Path(args.folder)
     if not folder.is_dir():
         print(f"error: {folder} is not a folder", file=sys.stderr)
@@ -133,15 +143,28 @@ def main(argv: list[str] | None = None) -> int:
         if len(runs) > 1:
             print(f"error: --export takes one run folder; {folder} holds {len(runs)} runs", file=sys.stderr)
             return 2
-        path = export_policy(load_policy(runs[0]), args.export)
-        print(f"wrote {path}: torch.jit.load('{path}')(obs) maps a (B, obs_dim) float tensor of raw observations "
-              f"to actions")
+        try:
+            path = export_policy(load_policy(runs[0]), args.export)
+        except ImportError as e:  # onnx, onnxscript: the onnx extra
+            print(f"error: --export {args.export} needs {e.name}; install the onnx extra: "
+                  "pip install 'ppo-bench[onnx]'", file=sys.stderr)
+            return 2
+        except OSError as e:  # a folder that cannot be written
+            print(f"error: cannot write {args.export}: {e.strerror or e}", file=sys.stderr)
+            return 2
+        if path.suffix == ".onnx":
+            print(f"wrote {path}: onnxruntime.InferenceSession('{path}').run(None, {{'obs': obs}})[0] maps a "
+                  f"(B, obs_dim) array of raw observations, as the environment returns them, to actions")
+        else:
+            print(f"wrote {path}: torch.jit.load('{path}')(obs) maps a (B, obs_dim) float tensor of raw "
+                  f"observations to actions")
         return 0
     if args.video:
         try:
             import moviepy  # noqa: F401  (Gymnasium's RecordVideo writes through it)
         except ImportError:
-            print("error: --video needs moviepy; install the video extra: pip install -e '.[video]'", file=sys.stderr)
+            print("error: --video needs moviepy; install the video extra: pip install 'ppo-bench[video]'",
+                  file=sys.stderr)
             return 2
     import gymnasium as gym
 

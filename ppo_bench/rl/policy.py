@@ -5,7 +5,8 @@ run's statistics frozen at its checkpoint (as in training: (o − μ) / sqrt(σ�
 ±env.obs_clip), through the policy network, out the mean action (a Gaussian policy) or the most likely
 one (a categorical policy), clipped to the action bounds when the run trained with
 ``env.clip_actions=true``. The evaluation command (``ppo-bench-eval``) acts through the same module, and
-``export_policy`` writes it as TorchScript, so the three give the same actions.
+``export_policy`` writes it as TorchScript or ONNX, so all of them give the same actions (ONNX Runtime's to
+float32 rounding: its matrix products sum in another order).
 """
 
 from __future__ import annotations
@@ -144,14 +145,67 @@ def load_policy(run_dir: str | Path) -> Policy:
     return Policy(module=module, config=cfg, run_dir=run_dir, global_step=int(state["global_step"]))
 
 
+# what ``export_policy`` writes, by the file's suffix
+EXPORT_FORMATS = {".pt": "TorchScript", ".onnx": "ONNX"}
+
+
 def export_policy(policy: Policy, path: str | Path) -> Path:
-    """Write the acting policy (normalisation and action clipping included) as TorchScript:
-    ``torch.jit.load(path)(obs)`` maps a (B, obs_dim) batch of raw observations to actions."""
+    """Write the acting policy (normalisation and action clipping included), in the format its suffix names:
+
+    - ``.pt``, TorchScript: ``torch.jit.load(path)(obs)`` maps a (B, obs_dim) tensor of raw observations to
+      actions;
+    - ``.onnx``, ONNX (the ``onnx`` extra): ``onnxruntime.InferenceSession(path).run(None, {"obs": obs})[0]``
+      maps a (B, obs_dim) array of raw observations, of the environment's dtype (float64 for MuJoCo, float32
+      for the classic-control tasks), to actions.
+
+    Any other suffix is a ``ValueError``."""
     from ppo_bench.common.atomic import atomic_write_bytes
+
+    fmt = EXPORT_FORMATS.get(Path(path).suffix)
+    if fmt is None:
+        raise ValueError(f"cannot export to {path}: the file name must end in "
+                         + " or ".join(f"{s} ({f})" for s, f in EXPORT_FORMATS.items()))
+    example = torch.zeros(2, policy.module.obs_mean.numel(), dtype=observation_dtype(policy))
+    data = onnx_bytes(policy.module, example) if fmt == "ONNX" else torchscript_bytes(policy.module, example)
+    return atomic_write_bytes(path, data)
+
+
+def observation_dtype(policy: Policy) -> torch.dtype:
+    """The dtype of the observations the run's environment returns, which an ONNX model's input is fixed to."""
+    import gymnasium as gym
+
+    env = gym.make(policy.env_id, disable_env_checker=True, **policy.env_kwargs)
+    try:
+        return torch.from_numpy(np.zeros(0, dtype=env.observation_space.dtype)).dtype
+    finally:
+        env.close()
+
+
+def torchscript_bytes(module: ActingPolicy, example: Tensor) -> bytes:
     import io
 
-    example = torch.zeros(2, policy.module.obs_mean.numel(), dtype=torch.float64)
-    traced = torch.jit.trace(policy.module, example)
     buf = io.BytesIO()
-    torch.jit.save(traced, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    torch.jit.save(torch.jit.trace(module, example), buf)
+    return buf.getvalue()
+
+
+def onnx_bytes(module: ActingPolicy, example: Tensor) -> bytes:
+    """The module as an ONNX model through torch.export (``torch.onnx.export(dynamo=True)``, which translates
+    through onnxscript): input ``obs`` (batch, obs_dim) of ``example``'s dtype, output ``action``, any batch
+    size."""
+    import logging
+    import warnings
+
+    import onnxscript  # noqa: F401  (an ImportError here names the missing extra; torch's would not)
+
+    exporter_log = logging.getLogger("torch.onnx")  # it warns of every torchvision operator it cannot register
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(module, (example,), dynamo=True, verbose=False, input_names=["obs"],
+                                        output_names=["action"], dynamic_shapes=({0: torch.export.Dim("batch")},))
+    finally:
+        exporter_log.setLevel(level)
+    return program.model_proto.SerializeToString()

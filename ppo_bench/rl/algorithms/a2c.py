@@ -10,10 +10,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ppo_bench.rl.algorithms.policy_gradient import gradient_wrt, policy_gradient_objective
+from ppo_bench.rl.algorithms.policy_gradient import policy_gradient_objective
+from ppo_bench.rl.engine.updates import gradient_wrt
 from ppo_bench.common.errors import ConfigError
 from ppo_bench.common.losses import clipped_value_loss, masked_mean
 from ppo_bench.rl.engine.optim import PerRunRMSprop, linear_annealing
+from ppo_bench.rl.engine.registry import Algorithm, register_algorithm
 
 
 def a2c_value_loss(value: Tensor, ret: Tensor, w: Tensor, vf_coef: float) -> Tensor:
@@ -28,7 +30,8 @@ def a2c_loss(logp: Tensor, adv: Tensor, entropy: Tensor, value: Tensor, ret: Ten
     return -policy + a2c_value_loss(value, ret, w, vf_coef)
 
 
-class A2C:
+@register_algorithm("a2c")
+class A2C(Algorithm):
     standardize_advantages = False  # A3C/A2C use the raw n-step advantages
 
     @staticmethod

@@ -14,9 +14,10 @@ import torch
 from torch import Tensor
 
 from ppo_bench.rl.algorithms.a2c import A2C
-from ppo_bench.rl.algorithms.policy_gradient import gradient_wrt
+from ppo_bench.rl.engine.updates import gradient_wrt
 from ppo_bench.common.errors import ConfigError
 from ppo_bench.common.losses import masked_mean
+from ppo_bench.rl.engine.registry import Algorithm, register_algorithm
 
 
 def trust_region_projection(g: Tensor, k: Tensor, delta: float) -> tuple[Tensor, Tensor]:
@@ -54,7 +55,8 @@ class TrustRegion:
         self.avg[r] = state
 
 
-class A2CTrustRegion:
+@register_algorithm("a2c_trust_region")
+class A2CTrustRegion(Algorithm):
     """A2C composed with a TrustRegion (the registry needs a class: this builds the composed A2C)."""
 
     @staticmethod

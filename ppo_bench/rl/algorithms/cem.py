@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ppo_bench.rl.engine import rng
 from ppo_bench.common.errors import ConfigError
+from ppo_bench.rl.engine.registry import Algorithm, register_algorithm
 
 
 def elite_refit(candidates: Tensor, scores: Tensor, n_elite: int, extra_var: Tensor) -> tuple[Tensor, Tensor]:
@@ -35,7 +36,8 @@ def added_noise_variance(iteration: Tensor, extra_std: float, decay_iterations: 
     return extra_std ** 2 * torch.clamp(1 - iteration.double() / decay_iterations, min=0.0)
 
 
-class CEM:
+@register_algorithm("cem")
+class CEM(Algorithm):
     standardize_advantages = False
     reset_each_iteration = True
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ppo_bench.rl.algorithms.policy_gradient import gradient_wrt
+from ppo_bench.rl.engine.updates import gradient_wrt
 from ppo_bench.rl.algorithms.value_fit import ValueFit
 from ppo_bench.common.errors import ConfigError
-from ppo_bench.common.losses import masked_mean, policy_ratio
-from ppo_bench.rl.algorithms.ppo.objectives import conservative_surrogate
+from ppo_bench.common.losses import conservative_surrogate, masked_mean, policy_ratio
+from ppo_bench.rl.engine.registry import Algorithm, register_algorithm
 
 
 def fisher_vector_product(model, dist, tape, params: Tensor, w: Tensor, v: Tensor, damping: float) -> Tensor:
@@ -74,7 +74,8 @@ def line_search(evaluate, theta: Tensor, full_step: Tensor, max_kl: float, backt
     return theta + frac.view(-1, 1) * full_step, frac
 
 
-class TRPO:
+@register_algorithm("trpo")
+class TRPO(Algorithm):
     standardize_advantages = True  # baselines' trpo_mpi standardises the batch's advantages
 
     @staticmethod
@@ -96,9 +97,6 @@ class TRPO:
         self.cg_iters, self.backtracks = int(a.cg_iters), int(a.backtracks)
         self.value_fit = ValueFit(trainer, a.vf_epochs, a.vf_lr, a.vf_minibatch_size)
 
-    def hparams_of(self, r: int) -> dict[str, float]:
-        return {}
-
     def run_state(self, r: int) -> dict:
         return {"value_adam": self.value_fit.run_state(r), "hparams": {}}
 
@@ -111,7 +109,7 @@ class TRPO:
 
         def surrogate(p: Tensor):
             ratio = policy_ratio(dist.log_prob(p, data["actions"]), data["logp"])
-            return masked_mean(conservative_surrogate(ratio, data["adv"], None), w, dim=1)
+            return masked_mean(conservative_surrogate(ratio, data["adv"]), w, dim=1)
 
         g_params, _ = gradient_wrt(lambda p: (surrogate(p).sum(), ()), params)
         g = model.backward_taped(tape, g_params, torch.zeros_like(w))

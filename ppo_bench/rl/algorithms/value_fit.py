@@ -13,6 +13,7 @@ from torch import Tensor
 from ppo_bench.rl.engine import rng
 from ppo_bench.common.losses import clipped_value_loss, masked_mean
 from ppo_bench.rl.engine.optim import PerRunAdam
+from ppo_bench.rl.engine.updates import minibatches
 
 
 class ValueFit:
@@ -23,8 +24,6 @@ class ValueFit:
 
     def fit(self, data: dict[str, Tensor]) -> Tensor:
         """epochs × (B // M) Adam steps of each active run on its value loss; its mean over the steps (R,)."""
-        from ppo_bench.rl.engine.trainer import minibatches
-
         R, B = data["obs"].shape[:2]
         lr = torch.full((R,), self.lr)
         n_mb = max(B // self.M, 1)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ppo_bench.rl.algorithms.policy_gradient import gradient_wrt, policy_gradient_objective
+from ppo_bench.rl.algorithms.policy_gradient import policy_gradient_objective
+from ppo_bench.rl.engine.updates import gradient_wrt
 from ppo_bench.rl.algorithms.value_fit import ValueFit
 from ppo_bench.common.errors import ConfigError
 from ppo_bench.common.losses import masked_mean
 from ppo_bench.rl.engine.optim import PerRunAdam
+from ppo_bench.rl.engine.registry import Algorithm, register_algorithm
 
 
 def adapt_step_size(lr: Tensor, kl: Tensor, kl_target: float) -> Tensor:
@@ -24,7 +26,8 @@ def adapt_step_size(lr: Tensor, kl: Tensor, kl_target: float) -> Tensor:
     return torch.where(kl < kl_target / 2, lr * 1.5, lr)
 
 
-class VanillaPG:
+@register_algorithm("vpg")
+class VanillaPG(Algorithm):
     standardize_advantages = True  # as for PPO and TRPO (baselines standardise the batch's advantages)
 
     @staticmethod

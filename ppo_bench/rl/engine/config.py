@@ -1,6 +1,6 @@
 """Structured configs (validated by Hydra's ConfigStore) and the checks Hydra cannot express.
 
-Defaults follow the paper's Table 3 for MuJoCo. Implementation details the paper does not give
+Defaults follow the paper's Table 3 for MuJoCo (PPO's in conf/algo/ppo.yaml). Implementation details the paper does not give
 are named switches; where the default comes from the code behind the paper's numbers
 (openai/baselines ``ppo1``) or from later code (``ppo2``, CleanRL), the comment says so.
 """
@@ -10,14 +10,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from ppo_bench.common.errors import ConfigError
+from ppo_bench.common.identity import flatten, unflatten
 from ppo_bench.common.paths import CONF_DIR
-
+from ppo_bench.rl.engine.registry import get_algorithm
 
 
 @dataclass
@@ -43,28 +44,6 @@ class ModelConfig:
 
 
 @dataclass
-class PPOConfig:
-    total_timesteps: int = 1_000_000  # per run (paper: 1M)
-    num_steps: int = 2048  # T, horizon per actor per iteration (paper Table 3)
-    epochs: int = 10  # K (paper Table 3)
-    minibatch_size: int = 64  # M (paper Table 3)
-    gamma: float = 0.99  # paper Table 3
-    gae_lambda: float = 0.95  # paper Table 3
-    lr: float = 3.0e-4  # Adam step size (paper Table 3)
-    adam_eps: float = 1.0e-8  # torch/ppo1 default; ppo2 and CleanRL use 1e-5
-    # Paper Table 3 (MuJoCo) keeps the step size constant, as does the code released with it (ppo1 at
-    # baselines da99706, schedule='constant'); true: linear decay to 0 (ppo1 from baselines d9f194f on, ppo2)
-    anneal_lr: bool = False
-    norm_adv: str = "batch"  # batch (ppo1) | minibatch (ppo2/CleanRL) | none
-    max_grad_norm: Optional[float] = None  # ppo2/CleanRL: 0.5
-    # value clipping around the old prediction: ppo1 as released with the paper (clip_param 0.2, on unscaled
-    # returns, removed in baselines d9f194f); ppo2/CleanRL: = ε
-    clip_value: Optional[float] = None
-    vf_coef: float = 1.0  # c1 of paper eq. 9 (only couples anything with model.arch=shared)
-    ent_coef: float = 0.0  # c2 of paper eq. 9 (paper MuJoCo: no entropy bonus)
-
-
-@dataclass
 class PopulationConfig:
     # The runs this process trains together: every objective setting × every seed.
     # null means the single `objective` / `seed` of the config.
@@ -76,11 +55,14 @@ class PopulationConfig:
 class Config:
     env: EnvConfig = field(default_factory=EnvConfig)
     objective: Any = MISSING  # PPO's surrogate (conf/objective/)
-    algo: Any = MISSING  # the update rule and its settings (conf/algo/): ppo, trpo, …
+    algo: Any = MISSING  # the update rule and its settings (conf/algo/<name>.yaml): ppo (paper Table 3), trpo, …
     model: ModelConfig = field(default_factory=ModelConfig)
-    ppo: PPOConfig = field(default_factory=PPOConfig)
     population: PopulationConfig = field(default_factory=PopulationConfig)
+    total_timesteps: int = 1_000_000  # environment steps per run, whatever the algorithm (paper: 1M)
     seed: int = 0
+    # modules of one's own to import before the config is checked: algorithms, objectives, Gymnasium environments
+    # they register (docs: "Extending ppo-bench"); their YAML files join through hydra.searchpath
+    extensions: List[str] = field(default_factory=list)
     run_root: str = "${hydra:runtime.output_dir}"  # run folders: <run_root>/<env>/<setting>/seed<k>
     # false: start the runs (an existing checkpoint is an error) | true: continue the runs from their checkpoints,
     # finished ones are skipped, and at least one must exist | auto: continue those that exist, start the others
@@ -98,62 +80,54 @@ class Config:
 
 # Keys of the resolved config that do not change what a run trains (where it is written, how often it is
 # checkpointed, progress, threads, compiling: float rounding only); every other key is part of its identity
-# (ppo_bench.common.identity). ppo.total_timesteps is compared on its own: raising it extends a finished run. A key
-# added to the schema for logging or diagnostics belongs here.
+# (ppo_bench.common.identity). total_timesteps is compared on its own: raising it extends a finished run. A key
+# added to the schema for logging or diagnostics belongs here. `extensions` names where code comes from, not
+# what it trains (an algorithm's settings are in the identity).
 NOT_IDENTITY = ("run_root", "resume", "checkpoint_every", "progress", "torch_threads", "compile", "population",
-                "ppo.total_timesteps")
+                "total_timesteps", "extensions")
 
 
-def schema_defaults() -> dict[str, Any]:
-    """The schema's default of every key, flattened (``ppo.lr``): what a key the stored identity of an older
-    run lacks must equal for the run to stay the same."""
-    from ppo_bench.common.identity import flatten
+def schema_defaults(algo: str | None = None) -> dict[str, Any]:
+    """The default of every key, flattened (``algo.lr``): the schema's, and the algorithm's own from its
+    conf/algo/<algo>.yaml: what a key the stored identity of an older run lacks must equal for the run to
+    stay the same."""
+    out = flatten(OmegaConf.to_container(OmegaConf.structured(Config), resolve=False))
+    path = CONF_DIR / "algo" / f"{algo}.yaml"
+    if algo is not None and path.exists():
+        declared = OmegaConf.load(path)
+        declared = declared.algo if "name" not in declared and "algo" in declared else declared
+        out.update(flatten({"algo": OmegaConf.to_container(declared, resolve=False)}))
+    return out
 
-    return flatten(OmegaConf.to_container(OmegaConf.structured(Config), resolve=False))
+
+def migrate_keys(keys: Mapping[str, Any]) -> dict[str, Any]:
+    """The flattened keys of a run written before PPO's settings moved from ``ppo.*`` to ``algo.*`` (and the
+    budget to ``total_timesteps``), in today's names: a PPO run's ``algo.lr`` is its ``algo.lr`` (its old
+    ``algo.num_steps``, ``algo.gamma``, ``algo.gae_lambda`` were copies of the same values); any other
+    algorithm never read ``ppo.*``, so those keys go. Keys in today's names pass unchanged."""
+    legacy = {k[len("ppo."):]: v for k, v in keys.items() if k.startswith("ppo.")}
+    out = {k: v for k, v in keys.items() if not k.startswith("ppo.")}
+    if "total_timesteps" in legacy:
+        out.setdefault("total_timesteps", legacy.pop("total_timesteps"))
+    if out.get("algo.name") == "ppo":
+        out.update({f"algo.{k}": v for k, v in legacy.items()})
+    return out
+
+
+def legacy_key(key: str) -> str:
+    """A key named the older way (``ppo.lr``, ``ppo.total_timesteps``) in today's name; others unchanged."""
+    if key == "ppo.total_timesteps":
+        return "total_timesteps"
+    return "algo." + key[len("ppo."):] if key.startswith("ppo.") else key
+
+
+def migrate_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``migrate_keys`` for a nested config (a run folder's config.yaml as read)."""
+    return unflatten(migrate_keys(flatten(config)))
 
 
 def register_configs() -> None:
     ConfigStore.instance().store(name="ppo_bench_schema", node=Config)
-
-
-def objective_defaults(name: str) -> dict:
-    """The YAML file of conf/objective/ for this objective: its default hyperparameters."""
-    from ppo_bench.rl.algorithms.ppo.objectives import OBJECTIVES
-
-    path = CONF_DIR / "objective" / f"{name}.yaml"
-    if name not in OBJECTIVES or not path.exists():
-        raise ConfigError(f"objective {name!r} is unknown; allowed: {', '.join(sorted(OBJECTIVES))}")
-    return dict(OmegaConf.to_container(OmegaConf.load(path)))
-
-
-def resolve_objective(spec: Any, where: str = "objective") -> dict:
-    """Validate one objective setting {name, **hparams}; fill hparams missing from its YAML defaults."""
-    from ppo_bench.rl.algorithms.ppo.objectives import OBJECTIVES
-
-    spec = OmegaConf.to_container(spec) if isinstance(spec, DictConfig) else dict(spec)
-    name = spec.get("name")
-    if name not in OBJECTIVES:
-        raise ConfigError(f"{where}.name={name!r} is unknown; allowed: {', '.join(sorted(OBJECTIVES))}")
-    obj = OBJECTIVES[name]
-    out = {**objective_defaults(name), **spec}
-    for key, value in out.items():
-        if key == "name":
-            continue
-        if key not in obj.hparams:
-            allowed = ", ".join(obj.hparams) or "none"
-            raise ConfigError(f"{where}.{key} is not an option of objective {name!r}; its options: {allowed}")
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ConfigError(f"{where}.{key}={value!r} must be a number")
-        if not math.isfinite(value):
-            raise ConfigError(f"{where}.{key}={value} must be a finite number")
-        problem = obj.hparams[key](float(value))
-        if problem:
-            raise ConfigError(f"{where}.{key}={value} {problem}")
-        out[key] = float(value)
-    missing = set(obj.hparams) - set(out)
-    if missing:
-        raise ConfigError(f"{where}: objective {name!r} needs {', '.join(sorted(missing))}")
-    return out
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -179,64 +153,61 @@ def missing_cpp_compiler() -> str | None:
     return None
 
 
-def check_algo(cfg: DictConfig) -> None:
-    """The algo group: a known algorithm, a rollout length and discounting, then its own settings."""
-    from ppo_bench.rl.algorithms import get_algorithm
+def check_type(name: str, value: Any, default: Any) -> None:
+    """The algo group is free-form (each algorithm has its own keys), so Hydra cannot check their types: a value
+    must have its default's kind — a number where the default is a number, true/false where it is a boolean, a
+    string where it is a string (a null default takes any)."""
+    kind = (None if default is None or isinstance(default, str) and default.startswith("${") else
+            "true or false" if isinstance(default, bool) else
+            "a number" if isinstance(default, (int, float)) else "a string" if isinstance(default, str) else None)
+    ok = {None: True, "true or false": isinstance(value, bool),
+          "a number": isinstance(value, (int, float)) and not isinstance(value, bool),
+          "a string": isinstance(value, str)}[kind]
+    if not ok:
+        raise ConfigError(f"{name}={value!r} must be {kind}")
 
+
+def check_algo(cfg: DictConfig) -> type:
+    """The algo group: a known algorithm, a rollout length and discounting, then its own settings (its
+    ``check``); returns the algorithm's class."""
     a = cfg.algo
     if not isinstance(a, DictConfig) or "name" not in a:
         raise ConfigError("algo must be a config group with a name (conf/algo/<name>.yaml), e.g. algo=trpo")
     algorithm = get_algorithm(a.name)
-    declared = OmegaConf.load(CONF_DIR / "algo" / f"{a.name}.yaml")
-    if "name" not in declared and "algo" in declared:  # a `# @package _global_` file that also sets env.*
-        declared = declared.algo
-    for key in a:
-        if key not in declared:
-            raise ConfigError(f"algo.{key} is not an option of algo={a.name}; its options: {', '.join(declared)}")
+    declared = {k[len("algo."):]: v for k, v in schema_defaults(a.name).items() if k.startswith("algo.")}
+    if declared:  # (none: an algorithm of one's own whose YAML is on another search path; Hydra checked its keys)
+        for key in a:
+            if key not in declared:
+                raise ConfigError(f"algo.{key} is not an option of algo={a.name}; its options: "
+                                  f"{', '.join(sorted(declared))}")
+            check_type(f"algo.{key}", a[key], declared[key])
+    for key in ("num_steps", "gamma", "gae_lambda"):
+        if key not in a:
+            raise ConfigError(f"algo={a.name} has no algo.{key}: every algorithm's YAML sets the rollout length "
+                              "num_steps and the discounting gamma, gae_lambda")
     _positive_int("algo.num_steps", a.num_steps)
     for key in ("gamma", "gae_lambda"):
         if not 0.0 <= a[key] <= 1.0:
             raise ConfigError(f"algo.{key}={a[key]} must lie in [0, 1]")
-    if hasattr(algorithm, "check"):
-        algorithm.check(cfg)
+    algorithm.check(cfg)
+    return algorithm
 
 
 def validate(cfg: DictConfig) -> list[dict]:
-    """Check everything before any environment is built; return the resolved objective settings (PPO's
-    surrogates; one empty setting for any other algorithm)."""
+    """Check everything before any environment is built; return the settings the population's runs differ by
+    (the algorithm's: PPO's surrogate objectives; one empty setting for an algorithm without such an axis)."""
     from ppo_bench.rl.engine.envs import check_env_id
     from ppo_bench.common.hydra_cli import check_declared_keys
 
-    check_declared_keys(cfg)  # a misspelt +ppo.learning_rat=... is an error, not an ignored option
-    p = cfg.ppo
-    for section in ("env", "model", "ppo"):  # a non-finite hyperparameter would only show up as a failed run
+    check_declared_keys(cfg)  # a misspelt +algo.learning_rat=... is an error, not an ignored option
+    for section in ("env", "model", "algo"):  # a non-finite hyperparameter would only show up as a failed run
         for key, value in cfg[section].items():
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{section}.{key}={value} must be a finite number")
-    for key in ("total_timesteps", "num_steps", "epochs", "minibatch_size"):
-        _positive_int(f"ppo.{key}", p[key])
+    _positive_int("total_timesteps", cfg.total_timesteps)
     _positive_int("env.num_envs", cfg.env.num_envs)
     _positive_int("checkpoint_every", cfg.checkpoint_every)
     _positive_int("torch_threads", cfg.torch_threads)
-    batch = cfg.env.num_envs * p.num_steps
-    if p.minibatch_size > batch:
-        raise ConfigError(
-            f"ppo.minibatch_size={p.minibatch_size} is larger than the batch N·T = env.num_envs·ppo.num_steps "
-            f"= {cfg.env.num_envs}·{p.num_steps} = {batch}; allowed: 1..{batch}"
-        )
-    for key in ("gamma", "gae_lambda"):
-        if not 0.0 <= p[key] <= 1.0:
-            raise ConfigError(f"ppo.{key}={p[key]} must lie in [0, 1]")
-    for key in ("lr", "adam_eps"):
-        if not p[key] > 0:
-            raise ConfigError(f"ppo.{key}={p[key]} must be > 0")
-    for key in ("max_grad_norm", "clip_value"):
-        if p[key] is not None and not p[key] > 0:
-            raise ConfigError(f"ppo.{key}={p[key]} must be > 0 or null")
-    for key in ("vf_coef", "ent_coef"):
-        if not (math.isfinite(p[key]) and p[key] >= 0):
-            raise ConfigError(f"ppo.{key}={p[key]} must be >= 0")
-    _choice("ppo.norm_adv", p.norm_adv, ("batch", "minibatch", "none"))
     _choice("model.arch", cfg.model.arch, ("separate", "shared"))
     _choice("model.activation", cfg.model.activation, ("tanh", "relu"))
     _choice("model.init", cfg.model.init, ("orthogonal", "normc", "default"))
@@ -253,19 +224,9 @@ def validate(cfg: DictConfig) -> list[dict]:
     presets = sorted(f.stem for f in (CONF_DIR / "env").glob("*.yaml"))
     check_env_id(cfg.env.id, presets)
 
-    check_algo(cfg)
+    algorithm = check_algo(cfg)
+    settings = algorithm.settings(cfg)
     pop = cfg.population
-    if cfg.algo.name != "ppo":
-        if pop.objectives is not None:
-            raise ConfigError(f"population.objectives is PPO's (its surrogates); algo={cfg.algo.name} has none: "
-                              "leave it null")
-        settings = [{}]  # one setting: the algorithm's
-    elif pop.objectives is not None:
-        if len(pop.objectives) == 0:
-            raise ConfigError("population.objectives is empty; give at least one {name: ...} or null")
-        settings = [resolve_objective(o, f"population.objectives[{i}]") for i, o in enumerate(pop.objectives)]
-    else:
-        settings = [resolve_objective(cfg.objective)]
     seeds = list(pop.seeds) if pop.seeds is not None else [cfg.seed]
     if not seeds:
         raise ConfigError("population.seeds is empty; give at least one seed or null")

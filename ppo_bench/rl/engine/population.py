@@ -18,21 +18,23 @@ class RunSpec:
     objective: dict
     seed: int
     root: str
-    algo: str = "ppo"
+    algo: str
 
     @property
     def setting(self) -> str:
-        """PPO's runs are named by their objective setting, any other algorithm's by its name."""
-        return setting_name(self.objective) if self.algo == "ppo" else self.algo
+        """A run is named by its setting (PPO's: its surrogate objective), or, for an algorithm whose runs
+        have none, by the algorithm's name."""
+        return setting_name(self.objective) if self.objective else self.algo
 
     @property
     def name(self) -> str:
-        return f"{self.env_id}/{self.setting}/seed{self.seed}"
+        # an environment of one's own given as Gymnasium's module:id is named by its id
+        return f"{self.env_id.split(':')[-1]}/{self.setting}/seed{self.seed}"
 
     @property
     def dir(self) -> Path:
         return Path(self.root) / self.name
 
 
-def expand(env_id: str, settings: list[dict], seeds: list[int], root: str, algo: str = "ppo") -> list[RunSpec]:
+def expand(env_id: str, settings: list[dict], seeds: list[int], root: str, algo: str) -> list[RunSpec]:
     return [RunSpec(env_id, s, seed, root, algo) for s in settings for seed in seeds]

@@ -2,7 +2,7 @@
 
 Every tensor carries a leading run axis R; a single run is R = 1 (README, "Populations"). One iteration:
 each run's N actors collect T steps (``collect``), GAE turns them into advantages (``ppo_bench.common.losses.gae``),
-and the algorithm (``ppo_bench.rl.algorithms``: PPO's K epochs of minibatch Adam on its surrogate, TRPO, …)
+and the algorithm (``ppo_bench.rl.engine.registry``; ``ppo_bench.rl.algorithms``: PPO's K epochs of minibatch Adam on its surrogate, TRPO, …)
 updates each run (``update``). Each run owns its seed, environments, normalisation statistics, the
 algorithm's state (optimiser, step-size schedule, per-run hyperparameters such as the adaptive β),
 checkpoints and TensorBoard directory.
@@ -24,11 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from ppo_bench.rl.engine import rng
-from ppo_bench.rl.algorithms import get_algorithm
 from ppo_bench.common.atomic import atomic_write_text
 from ppo_bench.rl.engine.distributions import Categorical, DiagGaussian
 from ppo_bench.rl.engine.envs import env_state, make_vector_env, reset, set_env_state
-from ppo_bench.rl.engine.config import NOT_IDENTITY, schema_defaults
+from ppo_bench.rl.engine.config import NOT_IDENTITY, migrate_keys, schema_defaults
+from ppo_bench.rl.engine.registry import get_algorithm
 from ppo_bench.common.errors import ConfigError
 from ppo_bench.common.identity import IDENTITY, check_identity, training_keys, write_identity
 from ppo_bench.rl.engine.networks import ActorCritic
@@ -39,17 +39,18 @@ from ppo_bench.common.preemption import Interrupted, StopRequest
 from ppo_bench.common.progress import make_progress
 from ppo_bench.common.run_folder import (CHECKPOINT, PREVIOUS, clear_run_files, has_checkpoint, load_last_good, save_checkpoint, set_aside,
                                   to_data)
-from ppo_bench.common.tblog import RunLogger, flat_hparams
+from ppo_bench.common.tblog import RunLogger
+from ppo_bench.rl.engine.hparams import run_hparams, trial_name
 
 STATUS = "status.json"
 SCORE_EPISODES = 100  # a run's score: mean return of its last 100 episodes (paper §6.1)
 
 
 def run_config(cfg: DictConfig, spec: RunSpec) -> dict:
-    """The resolved config of one member: its own objective (PPO's; none for other algorithms) and seed,
-    no population."""
+    """The resolved config of one member: its own setting (PPO's surrogate objective; none for an algorithm
+    without such an axis) and seed, no population."""
     d = OmegaConf.to_container(cfg, resolve=True)
-    d["objective"], d["seed"] = (dict(spec.objective) if spec.algo == "ppo" else None), spec.seed
+    d["objective"], d["seed"] = (dict(spec.objective) if spec.objective else None), spec.seed
     d["population"] = {"seeds": None, "objectives": None}
     return d
 
@@ -62,7 +63,8 @@ def identity_keys(cfg: DictConfig, spec: RunSpec) -> dict:
 def check_run_identity(cfg: DictConfig, spec: RunSpec) -> None:
     """Refuse (ConfigError, one line naming every differing key with both values) to continue a run whose
     folder was trained with other settings (identity.json; a run older than it, its config.yaml)."""
-    check_identity(spec.dir, identity_keys(cfg, spec), NOT_IDENTITY, schema_defaults())
+    check_identity(spec.dir, identity_keys(cfg, spec), NOT_IDENTITY, schema_defaults(cfg.algo.name),
+                   migrate=migrate_keys)
 
 
 RUN_STATE_KEYS = ("iteration", "global_step", "model", "obs_rms", "ret_rms", "ret_acc", "raw_obs", "prev_done",
@@ -108,10 +110,10 @@ class Rollout:
 class PopulationTrainer:
     def __init__(self, cfg: DictConfig, specs: list[RunSpec]):
         self.cfg, self.specs = cfg, specs
-        # the rollout's length and discounting are the algorithm's (conf/algo/; PPO's are ppo.*)
+        # the rollout's length and discounting are the algorithm's (conf/algo/)
         self.R, self.N, self.T = len(specs), cfg.env.num_envs, int(cfg.algo.num_steps)
         self.gamma, self.gae_lambda = float(cfg.algo.gamma), float(cfg.algo.gae_lambda)
-        self.n_iter = math.ceil(cfg.ppo.total_timesteps / (self.N * self.T))
+        self.n_iter = math.ceil(cfg.total_timesteps / (self.N * self.T))
         R, N = self.R, self.N
 
         self.env_seeds = [s.seed + n for s in specs for n in range(N)]
@@ -167,12 +169,6 @@ class PopulationTrainer:
     def hparams_of(self, r: int) -> dict[str, float]:
         """Run r's per-run hyperparameters as they are now (adaptive ones included)."""
         return self.algo.hparams_of(r)
-
-    # PPO's optimiser, objective groups and compiled gradient, reachable from the trainer as before the
-    # update rules moved to ppo_bench.rl.algorithms (tests and scripts read them)
-    opt = property(lambda self: self.algo.opt)
-    groups = property(lambda self: self.algo.groups)
-    compiled_gradient = property(lambda self: self.algo.compiled_gradient)
 
     def run_state(self, r: int) -> dict:
         N = self.N
@@ -251,10 +247,10 @@ class PopulationTrainer:
             else:  # a fresh start: what a dead process left here (events, status) goes
                 spec.dir.mkdir(parents=True, exist_ok=True)
                 clear_run_files(spec.dir, (STATUS, IDENTITY))
-                hparams = flat_hparams(config)
-            write_identity(spec.dir, identity_keys(self.cfg, spec), total_timesteps=self.cfg.ppo.total_timesteps)
+                hparams = run_hparams(self.cfg, config, self.specs)
+            write_identity(spec.dir, identity_keys(self.cfg, spec), total_timesteps=self.cfg.total_timesteps)
             atomic_write_text(spec.dir / "config.yaml", OmegaConf.to_yaml(config))
-            self.loggers[r] = RunLogger(spec.dir, hparams, purge_after)
+            self.loggers[r] = RunLogger(spec.dir, hparams, purge_after, name=trial_name(spec.dir, self.cfg.run_root))
 
     # ------------------------------------------------------------------ rollout
     def action_noise(self) -> Tensor:
@@ -513,35 +509,3 @@ def mean_reward_terms(infos: list[dict], valid: np.ndarray) -> dict[str, np.ndar
         total = per_run_sum(values.reshape(T, R, N) * mask)
         out[k] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     return out
-
-
-def output_gradient(f, params: Tensor, value: Tensor):
-    """((∂f/∂params, ∂f/∂value), aux) of f(params, value) = (scalar, aux), aux detached.
-
-    Under torch.compile through torch.func.grad (Dynamo traces it; torch.autograd.grad would break the
-    graph); eagerly through torch.autograd.grad, which costs less per op than functorch's wrappers there."""
-    if torch.compiler.is_compiling():
-        return torch.func.grad(f, argnums=(0, 1), has_aux=True)(params, value)
-    params, value = params.detach().requires_grad_(True), value.detach().requires_grad_(True)
-    with torch.enable_grad():
-        total, aux = f(params, value)
-    grads = torch.autograd.grad(total, [params, value], allow_unused=True)
-    grads = tuple(torch.zeros_like(x) if g is None else g for g, x in zip(grads, (params, value)))
-    return grads, tuple(a.detach() for a in aux)
-
-
-def minibatches(x: Tensor, perm: Tensor, size: int) -> Tensor:
-    """Run r's samples x[r, perm[r]] cut into minibatches of `size`: x (R, B, ...), perm (R, B) →
-    (B // size, R, size, ...), each minibatch (R, size, ...) contiguous (a trailing partial one is dropped).
-
-    One index_select of whole rows over the flattened (R·B, ...) tensor, in minibatch-major order: a row
-    copy per sample, where ``gather`` with an index expanded over the feature axes reads it element by
-    element (measured 10–20× slower for (33, 2048, 6..17)), and no minibatch has to be made contiguous
-    again before its matrix products. For (R, B) tensors gather wins."""
-    R, B = x.shape[:2]
-    n = B // size
-    idx = perm[:, :n * size]
-    if x.dim() == 2:
-        return x.gather(1, idx).view(R, n, size).transpose(0, 1).contiguous()
-    rows = (idx + torch.arange(R).view(R, 1) * B).view(R, n, size).transpose(0, 1).flatten()
-    return x.reshape(R * B, *x.shape[2:]).index_select(0, rows).view(n, R, size, *x.shape[2:])

@@ -2,7 +2,9 @@
 
 Each run has its own objective (one of the paper's Table-1 surrogates, ``ppo_bench.rl.algorithms.ppo.objectives``) with
 its own hyperparameters (adaptive β included), its own Adam moments and step-size schedule. Runs sharing
-a surrogate function are evaluated in one call. The settings are ``ppo.*`` and the ``objective`` group.
+a surrogate function are evaluated in one call. The settings are ``algo.*`` (conf/algo/ppo.yaml: the paper's
+Table 3) and the surrogate, the ``objective`` group; a population's runs may differ by their surrogate
+(``population.objectives``).
 """
 
 from __future__ import annotations
@@ -11,19 +13,57 @@ import torch
 from torch import Tensor
 
 from ppo_bench.rl.engine import rng
-from ppo_bench.rl.algorithms.ppo.objectives import get_objective
+from ppo_bench.common.errors import ConfigError
+from ppo_bench.rl.algorithms.ppo.objectives import get_objective, resolve_objective
 from ppo_bench.rl.engine.optim import PerRunAdam, linear_annealing
 from ppo_bench.common.losses import clipped_value_loss, kl_k3, masked_mean, masked_standardize, policy_ratio
-from ppo_bench.rl.engine.trainer import minibatches, output_gradient
+from ppo_bench.rl.engine.updates import minibatches, output_gradient
+from ppo_bench.rl.engine.registry import Algorithm, register_algorithm
 
 
-class PPO:
+@register_algorithm("ppo")
+class PPO(Algorithm):
+    @staticmethod
+    def check(cfg) -> None:
+        p = cfg.algo
+        for key in ("epochs", "minibatch_size"):
+            if not isinstance(p[key], int) or p[key] <= 0:
+                raise ConfigError(f"algo.{key}={p[key]} must be a positive integer")
+        batch = cfg.env.num_envs * p.num_steps
+        if p.minibatch_size > batch:
+            raise ConfigError(
+                f"algo.minibatch_size={p.minibatch_size} is larger than the batch N·T = env.num_envs·algo.num_steps "
+                f"= {cfg.env.num_envs}·{p.num_steps} = {batch}; allowed: 1..{batch}")
+        for key in ("lr", "adam_eps"):
+            if not p[key] > 0:
+                raise ConfigError(f"algo.{key}={p[key]} must be > 0")
+        for key in ("max_grad_norm", "clip_value"):
+            if p[key] is not None and not (isinstance(p[key], (int, float)) and not isinstance(p[key], bool) and p[key] > 0):
+                raise ConfigError(f"algo.{key}={p[key]} must be > 0 or null")
+        for key in ("vf_coef", "ent_coef"):
+            if not p[key] >= 0:
+                raise ConfigError(f"algo.{key}={p[key]} must be >= 0")
+        if p.norm_adv not in ("batch", "minibatch", "none"):
+            raise ConfigError(f"algo.norm_adv={p.norm_adv!r} is not allowed; allowed: batch, minibatch, none")
+        if not isinstance(p.anneal_lr, bool):
+            raise ConfigError(f"algo.anneal_lr={p.anneal_lr!r} must be true or false")
+
+    @classmethod
+    def settings(cls, cfg) -> list[dict]:
+        """Each run's surrogate: ``population.objectives``, or the one ``objective``."""
+        objectives = cfg.population.objectives
+        if objectives is None:
+            return [resolve_objective(cfg.objective)]
+        if len(objectives) == 0:
+            raise ConfigError("population.objectives is empty; give at least one {name: ...} or null")
+        return [resolve_objective(o, f"population.objectives[{i}]", cfg.objective) for i, o in enumerate(objectives)]
+
     def __init__(self, trainer):
         self.tr = trainer
         cfg, specs = trainer.cfg, trainer.specs
         self.R, self.model, self.dist = trainer.R, trainer.model, trainer.dist
-        self.K, self.M = cfg.ppo.epochs, cfg.ppo.minibatch_size
-        self.opt = PerRunAdam(self.model.flat, eps=cfg.ppo.adam_eps)
+        self.K, self.M = cfg.algo.epochs, cfg.algo.minibatch_size
+        self.opt = PerRunAdam(self.model.flat, eps=cfg.algo.adam_eps)
         # objective groups: runs sharing a surrogate function are evaluated in one call
         self.groups = []
         for name in dict.fromkeys(s.objective["name"] for s in specs):
@@ -33,7 +73,7 @@ class PPO:
                   for k in obj.hparams}
             self.groups.append([obj, idx, hp])
 
-        p = cfg.ppo  # the loss's settings as plain Python values (what torch.compile specialises on)
+        p = cfg.algo  # the loss's settings as plain Python values (what torch.compile specialises on)
         self.need_kl = any(obj.uses_kl for obj, _, _ in self.groups)
         self.norm_adv, self.vf_coef, self.ent_coef = str(p.norm_adv), float(p.vf_coef), float(p.ent_coef)
         self.standardize_advantages = self.norm_adv == "batch"
@@ -63,8 +103,8 @@ class PPO:
 
     # ------------------------------------------------------------------ update
     def learning_rate(self) -> Tensor:
-        lr = self.tr.cfg.ppo.lr
-        if not self.tr.cfg.ppo.anneal_lr:
+        lr = self.tr.cfg.algo.lr
+        if not self.tr.cfg.algo.anneal_lr:
             return torch.full((self.R,), lr)
         return linear_annealing(self.tr.iteration.float() / self.tr.n_iter, lr)
 
