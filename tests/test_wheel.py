@@ -1,0 +1,114 @@
+"""The wheel works anywhere: it holds the config trees and the random policy's scores as files, and, installed into
+a fresh virtual environment outside the checkout (torch first, as the Makefile does), it trains, reports, evaluates
+and exports a run from another folder, and both command lines print their help and ppo-bench's version.
+
+The installation takes about a minute (torch's wheel is on the machine, the rest comes through pip's cache); pip is
+told not to byte-compile what it installs, which would take longer than everything the test runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TORCH = os.environ.get("TORCH", "torch==2.13.0")  # the Makefile's pin
+# what a user's checkout holds that is not source: left out of the copy the wheel is built from
+NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
+                                    "outputs", "multirun", "runs", "site", "videos")
+PACKAGE_DATA = {"conf": "ppo_bench/conf", "conf_llm": "ppo_bench/conf_llm",
+                "results/random_scores.csv": "ppo_bench/data/random_scores.csv"}
+
+
+def run(cmd: list, cwd: Path, env: dict | None = None, timeout: float = 600) -> str:
+    """Run a command; its output, or a failure that shows the command and everything it printed."""
+    p = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=timeout)
+    assert p.returncode == 0, f"{' '.join(map(str, cmd))} exited {p.returncode}:\n{p.stdout}"
+    return p.stdout
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """``pip wheel`` of a copy of the checkout (links kept as links), so that the checkout gets no build/ folder."""
+    src = tmp_path_factory.mktemp("source") / "ppo-bench"
+    shutil.copytree(REPO, src, symlinks=True, ignore=NOT_SOURCE)
+    assert (src / "ppo_bench" / "conf").is_symlink()  # what setuptools has to follow
+    dist = tmp_path_factory.mktemp("dist")
+    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, src], cwd=dist)
+    (whl,) = dist.glob("ppo_bench-*.whl")
+    return whl
+
+
+def test_checkout_reaches_its_package_data_through_links():
+    from ppo_bench.common import paths
+
+    for source, packaged in PACKAGE_DATA.items():
+        assert (REPO / packaged).is_symlink() and (REPO / packaged).resolve() == (REPO / source).resolve()
+    assert paths.CONF_DIR.resolve() == REPO / "conf" and paths.RANDOM_SCORES.is_file()
+
+
+def test_wheel_holds_configs_and_random_scores_as_files(wheel):
+    with zipfile.ZipFile(wheel) as z:
+        entries = {i.filename: i for i in z.infolist()}
+        for source, packaged in PACKAGE_DATA.items():
+            files = [REPO / source] if (REPO / source).is_file() else sorted(
+                p for p in (REPO / source).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+            assert files, source
+            for f in files:
+                name = packaged if f == REPO / source else f"{packaged}/{f.relative_to(REPO / source).as_posix()}"
+                assert name in entries, f"{name} ({f.relative_to(REPO)}) is not in {wheel.name}"
+                assert not stat.S_ISLNK(entries[name].external_attr >> 16), f"{name} is a link in the wheel"
+                assert z.read(name) == f.read_bytes(), name
+
+
+def test_installed_wheel_works_from_another_folder(wheel, tmp_path):
+    assert not tmp_path.resolve().is_relative_to(REPO)
+    venv, work = tmp_path / "venv", tmp_path / "elsewhere"
+    work.mkdir()
+    run([sys.executable, "-m", "venv", venv], cwd=work)
+    bin_ = venv / "bin"
+    pip = [bin_ / "python", "-m", "pip", "install", "-q", "--no-compile"]
+    run([*pip, TORCH], cwd=work)
+    run([*pip, f"{wheel}[analysis,onnx]"], cwd=work)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "HYDRA_FULL_ERROR")}
+    env.update(PATH=f"{bin_}{os.pathsep}{env.get('PATH', '')}", MPLBACKEND="Agg", CI="1")
+
+    where = run(["python", "-c", "import ppo_bench, torch; print(ppo_bench.__file__); print(torch.__version__)"],
+                work, env).split()
+    assert Path(where[0]).resolve().is_relative_to(venv.resolve()) and where[1].split("+")[0] == TORCH.split("==")[1]
+
+    out = run(["ppo-bench", "env=inverted_pendulum", "total_timesteps=2048", "run_root=runs"], work, env)
+    assert "InvertedPendulum-v5/clip_eps0.2/seed0  finished" in out, out
+    run_dir = work / "runs" / "InvertedPendulum-v5" / "clip_eps0.2" / "seed0"
+
+    # the experiment's grid (conf/experiment/table1_smoke.yaml) and the random policy's scores: package data
+    out = run(["ppo-bench-report", "runs", "--experiment", "table1_smoke", "--reps", "100"], work, env)
+    assert "1 finished runs of 12 expected" in out and (work / "runs" / "report" / "table1.md").is_file(), out
+
+    out = run(["ppo-bench-eval", run_dir, "--episodes", "2", "--json", "eval.json"], work, env)
+    (summary,) = json.loads((work / "eval.json").read_text())
+    assert summary["episodes"] == 2 and summary["env"] == "InvertedPendulum-v5"
+    run(["ppo-bench-eval", run_dir, "--export", "policy.onnx"], work, env)
+    check = ("import numpy as np, onnxruntime as ort\n"
+             "from ppo_bench import load_policy\n"
+             f"policy = load_policy({str(run_dir)!r})\n"
+             "obs = np.random.default_rng(0).normal(size=(5, 4))\n"
+             "a = ort.InferenceSession('policy.onnx').run(None, {'obs': obs})[0]\n"
+             "np.testing.assert_allclose(a, policy.act(obs), rtol=1e-5, atol=1e-6)\n"
+             "print(a.shape)\n")
+    assert run(["python", "-c", check], work, env).strip() == "(5, 1)"
+
+    version = wheel.name.split("-")[1]
+    for command in (["ppo-bench"], ["python", "-m", "ppo_bench"], ["ppo-bench-llm"]):
+        help_text = run([*command, "--help"], work, env)
+        assert "== Configuration groups ==" in help_text and "algo: " in help_text, help_text  # the config tree
+        assert run([*command, "--version"], work, env) == f"ppo-bench {version}\n"
+    assert run(["ppo-bench-eval", "--version"], work, env) == f"ppo-bench {version}\n"
