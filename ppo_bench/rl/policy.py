@@ -33,7 +33,7 @@ class ActingPolicy(nn.Module):
     log-std is the buffer ``log_std``), or the categorical logits."""
 
     def __init__(self, layers: list[tuple[Tensor, Tensor]], activation: str, obs_mean: np.ndarray,
-                 obs_var: np.ndarray, obs_clip: float, obs_norm: bool, epsilon: float,
+                 obs_var: np.ndarray, obs_clip: float | None, obs_norm: bool, epsilon: float,
                  log_std: Tensor | None, low: np.ndarray | None = None, high: np.ndarray | None = None):
         super().__init__()
         mods: list[nn.Module] = []
@@ -46,7 +46,8 @@ class ActingPolicy(nn.Module):
             if k < len(layers) - 1:
                 mods.append(nn.Tanh() if activation == "tanh" else nn.ReLU())
         self.net = nn.Sequential(*mods)
-        self.obs_norm, self.obs_clip = bool(obs_norm), float(obs_clip)
+        self.obs_norm = bool(obs_norm)
+        self.obs_clip = float("inf") if obs_clip is None else float(obs_clip)  # env.obs_clip null: no clipping
         self.register_buffer("obs_mean", torch.as_tensor(np.asarray(obs_mean), dtype=torch.float64))
         self.register_buffer("obs_std", torch.sqrt(torch.as_tensor(np.asarray(obs_var), dtype=torch.float64) + epsilon))
         self.gaussian = log_std is not None

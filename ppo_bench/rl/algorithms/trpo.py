@@ -83,19 +83,21 @@ class TRPO(Algorithm):
         a = cfg.algo
         if cfg.model.arch != "separate":
             raise ConfigError("algo=trpo fits its value function apart from the policy: it needs model.arch=separate")
-        for key in ("max_kl", "cg_damping", "vf_lr"):
+        for key in ("max_kl", "cg_damping", "vf_lr", "vf_adam_eps"):
             if not a[key] > 0:
                 raise ConfigError(f"algo.{key}={a[key]} must be > 0")
         for key in ("cg_iters", "vf_epochs", "vf_minibatch_size", "backtracks"):
             if not isinstance(a[key], int) or a[key] <= 0:
                 raise ConfigError(f"algo.{key}={a[key]} must be a positive integer")
+        if a.vf_clip is not None and not (isinstance(a.vf_clip, (int, float)) and a.vf_clip > 0):
+            raise ConfigError(f"algo.vf_clip={a.vf_clip} must be > 0 or null")
 
     def __init__(self, trainer):
         self.tr, self.model, self.dist = trainer, trainer.model, trainer.dist
         a = trainer.cfg.algo
         self.max_kl, self.damping = float(a.max_kl), float(a.cg_damping)
         self.cg_iters, self.backtracks = int(a.cg_iters), int(a.backtracks)
-        self.value_fit = ValueFit(trainer, a.vf_epochs, a.vf_lr, a.vf_minibatch_size)
+        self.value_fit = ValueFit(trainer, a.vf_epochs, a.vf_lr, a.vf_minibatch_size, a.vf_adam_eps, a.vf_clip)
 
     def run_state(self, r: int) -> dict:
         return {"value_adam": self.value_fit.run_state(r), "hparams": {}}
@@ -130,11 +132,15 @@ class TRPO(Algorithm):
         surr_new, kl = evaluate(model.flat.detach())
         value_loss = self.value_fit.fit(data)
         new_params, _ = model(data["obs"])
+        new_params = new_params.detach()
+        # the trust region seen as PPO's ratio (Engstrom et al. 2020, Figure 2): max_t π_new/π_old over the batch
+        ratio = policy_ratio(dist.log_prob(new_params, data["actions"]), data["logp"])
         return {"policy": -surr_new, "value": value_loss, "kl": kl, "step_fraction": frac,
-                "grad_norm": torch.linalg.vector_norm(g, dim=1),
-                "entropy": masked_mean(dist.entropy(new_params.detach()), w, dim=1)}
+                "grad_norm": torch.linalg.vector_norm(g, dim=1), "ratio_max": torch.where(w > 0, ratio, 0.0).amax(1),
+                "entropy": masked_mean(dist.entropy(new_params), w, dim=1)}
 
     def log_values(self, stats: dict[str, Tensor], r: int) -> dict[str, Tensor | float]:
         return {"losses/policy": stats["policy"][r], "losses/value": stats["value"][r],
                 "losses/entropy": stats["entropy"][r], "stats/kl": stats["kl"][r],
-                "stats/step_fraction": stats["step_fraction"][r], "stats/grad_norm": stats["grad_norm"][r]}
+                "stats/step_fraction": stats["step_fraction"][r], "stats/grad_norm": stats["grad_norm"][r],
+                "stats/ratio_max": stats["ratio_max"][r]}

@@ -27,9 +27,12 @@ class EnvConfig:
     num_envs: int = 1  # N actors per run (paper MuJoCo: 1)
     kwargs: Dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
     obs_norm: bool = True  # running mean/std per run (ppo1)
-    obs_clip: float = 5.0  # clip normalised observations to ±obs_clip (ppo1)
+    obs_clip: Optional[float] = 5.0  # clip normalised observations to ±obs_clip (ppo1); null: no clipping
     reward_scale: bool = False  # divide by running std of the discounted return (ppo2/CleanRL)
-    reward_clip: float = 10.0
+    # what reward_scale divides by: return (the discounted return's running std; ppo2, CleanRL) | reward (the
+    # reward's own running std, its running mean kept: r ↦ (r − μ)/σ + μ; Engstrom et al. 2020's "rewards")
+    reward_scale_by: str = "return"
+    reward_clip: float = 10.0  # applies to scaled rewards only
     clip_actions: bool = False  # clip sampled actions to the Box bounds before env.step (CleanRL)
 
 
@@ -39,6 +42,7 @@ class ModelConfig:
     hidden: List[int] = field(default_factory=lambda: [64, 64])  # paper §6.1
     activation: str = "tanh"  # paper §6.1
     # orthogonal (ppo2/CleanRL) | normc (ppo1, the code released with the paper) | default (torch's nn.Linear)
+    # | xavier (Glorot & Bengio 2010, uniform, gain 1 on every layer, biases 0: Engstrom et al. 2020's PPO-M, TRPO)
     init: str = "orthogonal"
     log_std_init: float = 0.0
 
@@ -210,7 +214,8 @@ def validate(cfg: DictConfig) -> list[dict]:
     _positive_int("torch_threads", cfg.torch_threads)
     _choice("model.arch", cfg.model.arch, ("separate", "shared"))
     _choice("model.activation", cfg.model.activation, ("tanh", "relu"))
-    _choice("model.init", cfg.model.init, ("orthogonal", "normc", "default"))
+    _choice("model.init", cfg.model.init, ("orthogonal", "normc", "default", "xavier"))
+    _choice("env.reward_scale_by", cfg.env.reward_scale_by, ("return", "reward"))
     if not cfg.model.hidden or any(not isinstance(h, int) or h <= 0 for h in cfg.model.hidden):
         raise ConfigError(f"model.hidden={list(cfg.model.hidden)} must be a non-empty list of positive integers")
     _choice("progress", cfg.progress, ("auto", "always", "never"))
@@ -219,7 +224,7 @@ def validate(cfg: DictConfig) -> list[dict]:
     if cfg.compile and (problem := missing_cpp_compiler()):
         raise ConfigError(problem)
     for key in ("obs_clip", "reward_clip"):
-        if not cfg.env[key] > 0:
+        if cfg.env[key] is not None and not cfg.env[key] > 0:
             raise ConfigError(f"env.{key}={cfg.env[key]} must be > 0")
     presets = sorted(f.stem for f in (CONF_DIR / "env").glob("*.yaml"))
     check_env_id(cfg.env.id, presets)

@@ -303,6 +303,9 @@ class ActorCritic(nn.Module):
                     weight = torch.randn(fan_out, fan_in, generator=gen)
                     weight *= std / weight.norm(dim=1, keepdim=True)
                     bias = torch.zeros(fan_out)
+                elif scheme == "xavier":  # Glorot & Bengio 2010: U(±gain·√(6 / (fan_in + fan_out))), gain 1 everywhere
+                    nn.init.xavier_uniform_(weight, gain=1.0, generator=gen)
+                    bias = torch.zeros(fan_out)
                 elif scheme == "default":
                     nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=gen)
                     bound = 1 / math.sqrt(fan_in)
@@ -313,6 +316,14 @@ class ActorCritic(nn.Module):
                 B.copy_(bias)
         if self.log_std is not None:
             self.layout.view(self.flat, self.log_std)[r].fill_(self.log_std_init)
+
+    @property
+    def value_columns(self) -> slice:
+        """The columns of ``flat`` that only the value function reads (arch=separate: its whole network)."""
+        if self.arch != "separate":
+            raise ValueError("a value function of its own needs model.arch=separate")
+        first, last = self.layout.slots[self.vf[0][0]][0], self.layout.slots[self.vf[-1][1]]
+        return slice(first, last[0] + math.prod(last[1]))
 
     def run_state(self, r: int) -> dict[str, Tensor]:
         """Run r's parameters by name (readable checkpoints)."""

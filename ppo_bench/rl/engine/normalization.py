@@ -58,9 +58,9 @@ class RunningMeanStd:
 
 
 class ObservationNormalizer:
-    """o ↦ clip((o − μ) / sqrt(σ² + ε), ±clip), statistics updated with every observation seen."""
+    """o ↦ clip((o − μ) / sqrt(σ² + ε), ±clip), statistics updated with every observation seen; clip None: none."""
 
-    def __init__(self, runs: int, obs_dim: int, clip: float, enabled: bool = True, epsilon: float = 1e-8):
+    def __init__(self, runs: int, obs_dim: int, clip: float | None, enabled: bool = True, epsilon: float = 1e-8):
         self.enabled, self.clip, self.epsilon = enabled, clip, epsilon
         self.rms = RunningMeanStd(runs, (obs_dim,))
 
@@ -72,14 +72,19 @@ class ObservationNormalizer:
             self.rms.update(obs, active)
         out = obs - self.rms.mean[:, None]
         out /= np.sqrt(self.rms.var[:, None] + self.epsilon)
-        return np.clip(out, -self.clip, self.clip, out=out).astype(np.float32)
+        if self.clip is not None:
+            np.clip(out, -self.clip, self.clip, out=out)
+        return out.astype(np.float32)
 
 
 class RewardScaler:
-    """Divide rewards by the running std of the discounted return (baselines' VecNormalize)."""
+    """Divide rewards by the running std of the discounted return (baselines' VecNormalize; ``by="return"``), or
+    by the reward's own running std keeping its running mean, r ↦ (r − μ)/σ + μ (``by="reward"``: Engstrom et
+    al. 2020's "rewards" normalisation); then clip to ±clip."""
 
-    def __init__(self, runs: int, envs: int, gamma: float, clip: float, enabled: bool = True, epsilon: float = 1e-8):
-        self.enabled, self.gamma, self.clip, self.epsilon = enabled, gamma, clip, epsilon
+    def __init__(self, runs: int, envs: int, gamma: float, clip: float, enabled: bool = True, epsilon: float = 1e-8,
+                 by: str = "return"):
+        self.enabled, self.gamma, self.clip, self.epsilon, self.by = enabled, gamma, clip, epsilon, by
         self.rms = RunningMeanStd(runs)
         self.returns = np.zeros((runs, envs))
 
@@ -88,6 +93,14 @@ class RewardScaler:
         """rewards, done, valid: (R, N); a reset row (valid=False) does not add to the return."""
         if not self.enabled:
             return rewards
+        if self.by == "reward":
+            # each actor's valid steps in turn (a reset row carries no reward)
+            for n in range(rewards.shape[1]):
+                ok = valid[:, n] if active is None else valid[:, n] & active
+                self.rms.update(rewards[:, n:n + 1], ok)
+            mean = self.rms.mean[:, None]
+            scaled = (rewards - mean) / np.sqrt(self.rms.var[:, None] + self.epsilon) + mean
+            return np.clip(scaled, -self.clip, self.clip)
         self.returns = np.where(valid, self.returns * self.gamma + rewards, self.returns)
         self.rms.update(self.returns, active)
         scaled = rewards / np.sqrt(self.rms.var[:, None] + self.epsilon)

@@ -20,8 +20,11 @@ def linear_annealing(progress: Tensor, lr: float) -> Tensor:
 class PerRunAdam:
     """Adam (Kingma & Ba) on one flat (R, P) parameter tensor, same update as torch.optim.Adam."""
 
-    def __init__(self, param: torch.nn.Parameter, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.param = param
+    def __init__(self, param: torch.nn.Parameter, betas=(0.9, 0.999), eps: float = 1e-8,
+                 value_columns: slice | None = None):
+        """value_columns: the columns of a value function of its own, which then may take its own step size and
+        be left out of gradient clipping (``step``'s value_lr, clip_policy_only): two Adams in one."""
+        self.param, self.value_columns = param, value_columns
         self.beta1, self.beta2 = betas
         self.eps = eps
         self.m = torch.zeros_like(param)
@@ -30,30 +33,50 @@ class PerRunAdam:
 
     @torch.no_grad()
     def step(self, lr: Tensor, active: Tensor, max_grad_norm: float | None = None,
-             want_norms: bool = False) -> Tensor | None:
+             want_norms: bool = False, value_lr: Tensor | None = None, clip_policy_only: bool = False) -> Tensor | None:
         """One Adam step for the active runs.
 
-        Returns each run's gradient norm before clipping when clipping or ``want_norms`` asks for it.
+        Returns each run's gradient norm before clipping when clipping or ``want_norms`` asks for it (of the
+        policy's columns only with ``clip_policy_only``, which clips only those). ``value_lr``: the step size of
+        the value columns, where it is not ``lr``.
         Each active run is its own tensor in torch's fused Adam kernel, so a run's update is the same bits
         alone or in a population, whichever of its neighbours are active (the kernel splits a tensor into
         vector and scalar parts by its length: one (R, P) tensor would put a run's last elements into
         another part than a (1, P) one). A stopped run's row, NaN or not, is never read.
         """
         g = self.param.grad
-        norms = torch.linalg.vector_norm(g, dim=1) if (max_grad_norm is not None or want_norms) else None
+        policy = None
+        if clip_policy_only or value_lr is not None:
+            vc = self.value_columns
+            policy = torch.ones(g.shape[1], dtype=torch.bool)
+            policy[vc] = False
+        clipped = g if not clip_policy_only else g * policy
+        norms = torch.linalg.vector_norm(clipped, dim=1) if (max_grad_norm is not None or want_norms) else None
         if max_grad_norm is not None:
-            g = g * torch.clamp(max_grad_norm / (norms + 1e-6), max=1.0).view(-1, 1)
+            scale = torch.clamp(max_grad_norm / (norms + 1e-6), max=1.0).view(-1, 1)
+            g = g * scale if not clip_policy_only else torch.where(policy, g * scale, g)
         self.steps += active.long()
-        rates, steps = lr.tolist(), self.steps.to(torch.float32).unbind(0)
-        params, grads, ms, vs = (x.unbind(0) for x in (self.param, g, self.m, self.v))
+        steps = self.steps.to(torch.float32).unbind(0)
+        rows = (self.param, g, self.m, self.v)
+        if value_lr is None:
+            self._fused(lr.tolist(), steps, *(x.unbind(0) for x in rows), active)
+        else:  # the policy's columns (before and after the value's) at lr, the value's at value_lr
+            vc = self.value_columns
+            for part, rate in (((slice(0, vc.start), slice(vc.stop, None)), lr), ((vc,), value_lr)):
+                for cols in part:
+                    self._fused(rate.tolist(), steps, *(x[:, cols].unbind(0) for x in rows), active)
+        return norms
+
+    def _fused(self, rates, steps, params, grads, ms, vs, active: Tensor) -> None:
         by_rate: dict[float, list[int]] = {}
         for r in active.nonzero().flatten().tolist():
             by_rate.setdefault(rates[r], []).append(r)
         for rate, rs in by_rate.items():
+            if params[rs[0]].numel() == 0:
+                continue
             torch._fused_adam_([params[r] for r in rs], [grads[r] for r in rs], [ms[r] for r in rs],
                                [vs[r] for r in rs], [], [steps[r] for r in rs], lr=rate, beta1=self.beta1,
                                beta2=self.beta2, weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
-        return norms
 
     def run_state(self, r: int) -> dict:
         return {"m": self.m[r].clone(), "v": self.v[r].clone(), "steps": int(self.steps[r])}

@@ -137,7 +137,8 @@ class PopulationTrainer:
         for r, s in enumerate(specs):
             self.model.init_run(r, s.seed, m.init)
         self.obs_norm = ObservationNormalizer(R, self.obs_dim, cfg.env.obs_clip, cfg.env.obs_norm)
-        self.rew_scale = RewardScaler(R, N, self.gamma, cfg.env.reward_clip, cfg.env.reward_scale)
+        self.rew_scale = RewardScaler(R, N, self.gamma, cfg.env.reward_clip, cfg.env.reward_scale,
+                                      by=cfg.env.reward_scale_by)
 
         self.seeds = torch.tensor([s.seed for s in specs], dtype=torch.int64)
         self.iteration = torch.zeros(R, dtype=torch.int64)

@@ -40,9 +40,15 @@ class PPO(Algorithm):
         for key in ("max_grad_norm", "clip_value"):
             if p[key] is not None and not (isinstance(p[key], (int, float)) and not isinstance(p[key], bool) and p[key] > 0):
                 raise ConfigError(f"algo.{key}={p[key]} must be > 0 or null")
-        for key in ("vf_coef", "ent_coef"):
-            if not p[key] >= 0:
-                raise ConfigError(f"algo.{key}={p[key]} must be >= 0")
+        if not p.vf_coef >= 0:
+            raise ConfigError(f"algo.vf_coef={p.vf_coef} must be >= 0")
+        if p.vf_lr is not None and not (isinstance(p.vf_lr, (int, float)) and not isinstance(p.vf_lr, bool) and p.vf_lr > 0):
+            raise ConfigError(f"algo.vf_lr={p.vf_lr} must be > 0 or null")
+        if p.clip_grad_of not in ("all", "policy"):
+            raise ConfigError(f"algo.clip_grad_of={p.clip_grad_of!r} is not allowed; allowed: all, policy")
+        if (p.vf_lr is not None or p.clip_grad_of == "policy") and cfg.model.arch != "separate":
+            raise ConfigError("algo.vf_lr and algo.clip_grad_of=policy need a value network of its own: "
+                              "model.arch=separate")
         if p.norm_adv not in ("batch", "minibatch", "none"):
             raise ConfigError(f"algo.norm_adv={p.norm_adv!r} is not allowed; allowed: batch, minibatch, none")
         if not isinstance(p.anneal_lr, bool):
@@ -63,7 +69,9 @@ class PPO(Algorithm):
         cfg, specs = trainer.cfg, trainer.specs
         self.R, self.model, self.dist = trainer.R, trainer.model, trainer.dist
         self.K, self.M = cfg.algo.epochs, cfg.algo.minibatch_size
-        self.opt = PerRunAdam(self.model.flat, eps=cfg.algo.adam_eps)
+        separate = cfg.model.arch == "separate"
+        self.opt = PerRunAdam(self.model.flat, eps=cfg.algo.adam_eps,
+                              value_columns=self.model.value_columns if separate else None)
         # objective groups: runs sharing a surrogate function are evaluated in one call
         self.groups = []
         for name in dict.fromkeys(s.objective["name"] for s in specs):
@@ -79,6 +87,8 @@ class PPO(Algorithm):
         self.standardize_advantages = self.norm_adv == "batch"
         self.clip_value = None if p.clip_value is None else float(p.clip_value)
         self.max_grad_norm = None if p.max_grad_norm is None else float(p.max_grad_norm)
+        self.vf_lr = None if p.vf_lr is None else float(p.vf_lr)
+        self.clip_policy_only = p.clip_grad_of == "policy"
         compiled = lambda f: torch.compile(f, dynamic=False, fullgraph=True) if cfg.compile else None  # noqa: E731
         self.compiled_gradient, self.compiled_diagnostics = compiled(self.minibatch_gradient), compiled(self.diagnostics)
 
@@ -102,8 +112,9 @@ class PPO(Algorithm):
                     hp[k][pos[0, 0], 0] = st["hparams"][k]
 
     # ------------------------------------------------------------------ update
-    def learning_rate(self) -> Tensor:
-        lr = self.tr.cfg.algo.lr
+    def learning_rate(self, lr: float | None = None) -> Tensor:
+        """Each run's step size this iteration: ``lr`` (default algo.lr), linearly annealed with algo.anneal_lr."""
+        lr = self.tr.cfg.algo.lr if lr is None else lr
         if not self.tr.cfg.algo.anneal_lr:
             return torch.full((self.R,), lr)
         return linear_annealing(self.tr.iteration.float() / self.tr.n_iter, lr)
@@ -124,6 +135,7 @@ class PPO(Algorithm):
         B = data["obs"].shape[1]
         n_mb = B // M
         lr = self.learning_rate()
+        value_lr = None if self.vf_lr is None else self.learning_rate(self.vf_lr)
         losses = torch.zeros(3, R)  # policy, value, entropy: means over minibatches
         grad_norm = torch.zeros(R)
         start = self.tr.iteration * self.K
@@ -132,7 +144,7 @@ class PPO(Algorithm):
             shuffled = {k: minibatches(v, perm, M) for k, v in data.items()}
             for j in range(n_mb):
                 mb = {k: v[j] for k, v in shuffled.items()}
-                policy_loss, value_loss, norms = self.minibatch_step(mb, lr, want_norm=j == n_mb - 1)
+                policy_loss, value_loss, norms = self.minibatch_step(mb, lr, want_norm=j == n_mb - 1, value_lr=value_lr)
                 losses[:2] += torch.stack([policy_loss, value_loss])
                 if j == n_mb - 1:
                     grad_norm += norms
@@ -159,8 +171,8 @@ class PPO(Algorithm):
             loss = loss - self.ent_coef * entropy
         return loss, policy_loss, value_loss
 
-    def minibatch_step(self, mb: dict[str, Tensor], lr: Tensor,
-                       want_norm: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+    def minibatch_step(self, mb: dict[str, Tensor], lr: Tensor, want_norm: bool,
+                       value_lr: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
         """One Adam step of every active run on its own loss over minibatch mb: (policy loss, value loss,
         gradient norms before clipping when want_norm or clipping asks for them). A run whose loss is not
         finite is stopped (``fail``) and takes no step."""
@@ -171,7 +183,7 @@ class PPO(Algorithm):
             self.tr.fail((active & ~finite).nonzero().flatten().tolist(), "non-finite loss")
             active = self.tr.active
         self.model.flat.grad = grad
-        norms = self.opt.step(lr, active, self.max_grad_norm, want_norm)
+        norms = self.opt.step(lr, active, self.max_grad_norm, want_norm, value_lr, self.clip_policy_only)
         return policy_loss, value_loss, norms
 
     def minibatch_gradient(self, mb: dict[str, Tensor], active: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
