@@ -19,8 +19,9 @@ PAGES = sorted((REPO / "docs").glob("*.md")) + [REPO / "README.md"]
 PLACEHOLDER = re.compile(r"<[^>]*>|\.\.\.|…|\bmy_pkg\b|\bRUN_DIR\b|\bRUN_ROOT\b|\bFOLDER\b|\bKEY\b|\$\w+")
 
 
-def code_lines(page: Path) -> list[str]:
-    """The lines of the page's fenced code blocks, continuation lines joined, a shell prompt and comment dropped."""
+def code_lines(page: Path) -> list[tuple[str, str]]:
+    """(line, the line after it) of the page's fenced code blocks, continuation lines joined, a shell prompt and a
+    trailing comment dropped: the line after a command is what the page says it prints."""
     lines, fenced, joined = [], False, ""
     for raw in page.read_text().splitlines():
         if raw.lstrip().startswith("```"):
@@ -39,15 +40,15 @@ def code_lines(page: Path) -> list[str]:
         text = re.sub(r"\s+#\s.*$", "", text)  # a comment after the command
         if text:
             lines.append(text)
-    return lines
+    return list(zip(lines, [*lines[1:], ""]))
 
 
-def commands(*programs: str, stand_in: str | None = None) -> list[tuple[str, list[str]]]:
-    """(page: line, argv after the program) of every command line naming one of the programs; a line with a
-    placeholder is left out, or, given ``stand_in``, read with it in the placeholder's place (a folder to parse)."""
+def commands(*programs: str, stand_in: str | None = None) -> list[tuple[str, list[str], str]]:
+    """(page: line, argv after the program, the line after it) of every command line naming one of the programs;
+    a line with a placeholder is left out, or, given ``stand_in``, read with it in the placeholder's place."""
     out = []
     for page in PAGES:
-        for line in code_lines(page):
+        for line, after in code_lines(page):
             if PLACEHOLDER.search(line):
                 if stand_in is None or "..." in line or "…" in line:
                     continue
@@ -59,7 +60,7 @@ def commands(*programs: str, stand_in: str | None = None) -> list[tuple[str, lis
             if argv[:3] == ["python", "-m", "ppo_bench"]:
                 argv = ["ppo-bench", *argv[3:]]
             if argv and argv[0] in programs:
-                out.append((f"{page.name}: {line}", argv[1:]))
+                out.append((f"{page.name}: {line}", argv[1:], after))
     return out
 
 
@@ -86,27 +87,42 @@ def test_the_docs_show_commands_of_every_kind():
     assert commands("ppo-bench-report", stand_in="runs") and commands("ppo-bench-eval", stand_in="runs")
 
 
-@pytest.mark.parametrize("where, argv", RL, ids=[w for w, _ in RL])
-def test_ppo_bench_command_composes_and_validates(where, argv, tmp_path):
+@pytest.mark.parametrize("where, argv, after", RL, ids=[w for w, _, _ in RL])
+def test_ppo_bench_command_composes_and_validates(where, argv, after, tmp_path):
+    """A command composes and validates; one the page shows failing fails with the very line it shows."""
     from hydra import compose, initialize_config_dir
 
+    from ppo_bench.common.hydra_cli import check_declared_keys, hydra_error_line
     from ppo_bench.rl.engine.config import CONF_DIR, register_configs
     from ppo_bench.rl.launch import population_specs
 
     flags = [a for a in argv if a.startswith("-")]
-    assert set(flags) <= {"-m", "--multirun", "--help", "--version", "--cfg", "job"}, where
+    assert set(flags) <= {"-m", "--multirun", "--help", "--version", "--cfg"}, where
     overrides = [a for a in argv if not a.startswith("-") and a != "job"]
     register_configs()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[*first_of_each_sweep(overrides), f"run_root={tmp_path}"])
-    assert population_specs(cfg), where
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=[*first_of_each_sweep(overrides), f"run_root={tmp_path}"])
+        check_declared_keys(cfg)
+        population_specs(cfg)
+    except Exception as e:  # noqa: BLE001  (the page may show it failing)
+        line = hydra_error_line(e)
+        assert after.startswith("error:") and line is not None, f"{where}: {e}"
+        if after.endswith("…"):  # the page shows the line's beginning (a list of options that grows)
+            assert f"error: {line}".startswith(after[:-1].rstrip()), f"{where}: error: {line}"
+        else:
+            assert f"error: {line}" == after, where
+    else:
+        assert not after.startswith("error:"), f"{where}: the page says {after!r}, but it is valid"
 
 
-@pytest.mark.parametrize("where, argv", LLM, ids=[w for w, _ in LLM])
-def test_ppo_bench_llm_command_composes(where, argv):
+@pytest.mark.parametrize("where, argv, after", LLM, ids=[w for w, _, _ in LLM])
+def test_ppo_bench_llm_command_composes(where, argv, after):
     from hydra import compose, initialize_config_dir
 
-    from ppo_bench.llm.harness.config import LLM_CONF_DIR, register_configs
+    import ppo_bench.llm.launch  # noqa: F401  (registers the built-in algorithms' schemas)
+    from ppo_bench.common.paths import LLM_CONF_DIR
+    from ppo_bench.llm.harness.config import register_configs
 
     register_configs()
     with initialize_config_dir(str(LLM_CONF_DIR), version_base="1.3"):
@@ -117,16 +133,16 @@ def test_report_and_eval_commands_parse():
     from ppo_bench.analysis import report
     from ppo_bench.rl import evaluate
 
-    for where, argv in commands("ppo-bench-report", stand_in="runs"):
+    for where, argv, _ in commands("ppo-bench-report", stand_in="runs"):
         report.parse_args(argv)
-    for where, argv in commands("ppo-bench-eval", stand_in="runs"):
+    for where, argv, _ in commands("ppo-bench-eval", stand_in="runs"):
         evaluate.parse_args(argv)
 
 
 def test_script_commands_name_scripts_and_flags_that_exist():
     seen = 0
     for page in PAGES:
-        for line in code_lines(page):
+        for line, _ in code_lines(page):
             m = re.match(r"python (scripts/\w+\.py)(.*)", line)
             if not m:
                 continue

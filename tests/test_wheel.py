@@ -112,3 +112,12 @@ def test_installed_wheel_works_from_another_folder(wheel, tmp_path):
         assert "== Configuration groups ==" in help_text and "algo: " in help_text, help_text  # the config tree
         assert run([*command, "--version"], work, env) == f"ppo-bench {version}\n"
     assert run(["ppo-bench-eval", "--version"], work, env) == f"ppo-bench {version}\n"
+
+
+def test_a_missing_extra_is_named_as_a_wheel_user_installs_it(tmp_path, capsys, monkeypatch):
+    from ppo_bench.analysis import report
+
+    monkeypatch.setitem(sys.modules, "ppo_bench.analysis.sweep", None)  # as if matplotlib, pandas were missing
+    assert report.main([str(tmp_path), "--by", "seed"]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith("; install the analysis extra: pip install 'ppo-bench[analysis]'\n") and err.count("\n") == 1

@@ -34,7 +34,7 @@ REWARD_CURVES = (("rewards/mean", "reward (weighted sum)", "tab:blue"), ("reward
 
 def plot_llm_run(run_dir: str | Path, out_png: str | Path, title: str | None = None, window: int = 10, algo: str = "GRPO") -> Path:
     """Two panels: training reward per step (and its moving average), held-out greedy accuracy."""
-    require("matplotlib", hint="pip install -e '.[analysis]'", what="plotting")
+    require("matplotlib", hint="pip install 'ppo-bench[analysis]'", what="plotting")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -13,6 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from ppo_bench import __version__
 from ppo_bench.analysis.scores import BEST_READINGS, SCORE_EPISODES, TAG_TAIL
 from ppo_bench.common.paths import RANDOM_SCORES
 
@@ -54,6 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--variant", action="append", default=[], metavar="LABEL=CSV",
                     help="Table 1: an earlier sweep's table1.csv shown beside this one as a column LABEL, on this "
                          "sweep's scale (repeatable), e.g. 'annealed step size=results/table1_annealed/table1.csv'")
+    ap.add_argument("--version", action="version", version=f"ppo-bench {__version__}")
     ap.add_argument("--out-dir", default=None, help="folder for the outputs (default: <first RUN_ROOT>/report; "
                                                     "the committed results/ only when named)")
     for name, default in [("csv", "table1.csv"), ("md", "table1.md"), ("curves", "learning_curves.png"),
@@ -85,7 +87,7 @@ def main_sweep(args: argparse.Namespace, command: str) -> int:
     try:
         from ppo_bench.analysis.sweep import sweep_report
     except ImportError as e:  # matplotlib, pandas, rliable are the `analysis` extra
-        print(f"error: {e}; install the analysis extra: pip install -e '.[analysis]'", file=sys.stderr)
+        print(f"error: {e}; install the analysis extra: pip install 'ppo-bench[analysis]'", file=sys.stderr)
         return 2
     try:
         rep = sweep_report(args.run_roots[0], split_keys(args.by), split_keys(args.tags), out_dir=args.out_dir,
@@ -109,7 +111,7 @@ def main_figure3(args: argparse.Namespace, command: str) -> int:
         from ppo_bench.analysis.figure3 import figure3_report
         from ppo_bench.analysis.random_policy import load_random_scores
     except ImportError as e:  # matplotlib, pandas, rliable are the `analysis` extra
-        print(f"error: {e}; install the analysis extra: pip install -e '.[analysis]'", file=sys.stderr)
+        print(f"error: {e}; install the analysis extra: pip install 'ppo-bench[analysis]'", file=sys.stderr)
         return 2
     try:
         random = load_random_scores(Path(args.random_scores)) if Path(args.random_scores).exists() else {}
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         from ppo_bench.analysis.runs import experiment_grid, find_runs, found_grid
         from ppo_bench.analysis.table1 import build_table1, read_variant, render_markdown, write_csv
     except ImportError as e:  # matplotlib, pandas, rliable are the `analysis` extra
-        print(f"error: {e}; install the analysis extra: pip install -e '.[analysis]'", file=sys.stderr)
+        print(f"error: {e}; install the analysis extra: pip install 'ppo-bench[analysis]'", file=sys.stderr)
         return 2
     try:
         runs = find_runs([Path(r) for r in args.run_roots])
