@@ -82,6 +82,19 @@ RL = commands("ppo-bench")
 LLM = commands("ppo-bench-llm")
 
 
+def test_every_page_is_in_the_nav():
+    import yaml
+
+    class Loader(yaml.SafeLoader):  # mkdocs.yml's !!python/name tags, if any, are not this test's business
+        pass
+
+    Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda loader, suffix, node: None)
+    nav = yaml.load((REPO / "mkdocs.yml").read_text(), Loader=Loader)["nav"]
+    listed = {page for entry in nav for page in entry.values()}
+    pages = {p.name for p in (REPO / "docs").glob("*.md")}
+    assert pages == listed, f"not in mkdocs.yml's nav: {sorted(pages - listed)}; missing: {sorted(listed - pages)}"
+
+
 def test_the_docs_show_commands_of_every_kind():
     assert len(RL) >= 20 and len(LLM) >= 3
     assert commands("ppo-bench-report", stand_in="runs") and commands("ppo-bench-eval", stand_in="runs")

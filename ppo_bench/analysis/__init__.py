@@ -1,4 +1,4 @@
-"""Turning run folders back into the paper's Table 1 and figures (README, "Reproduce Table 1").
+"""Turning run folders back into the paper's Table 1 and figures (docs: "Reproduce Table 1").
 
 ``scores``: the formulas (a run's score, normalisation, the "best result"), one small function each.
 ``random_policy``: the random policy's score per environment, measured by the suite.

@@ -1,4 +1,4 @@
-"""The random policy's score (README, "How the table is computed"): uniform random actions, fixed seeds, ≥ 100 episodes.
+"""The random policy's score (docs: "Reproduce Table 1", how the table is computed): uniform random actions, fixed seeds, ≥ 100 episodes.
 
 Normalisation puts the random policy at 0, so its score is measured by the suite itself with the
 same environments the runs use (``gymnasium.make(id, **env.kwargs)`` of a ``conf/env`` preset).

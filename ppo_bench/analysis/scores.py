@@ -1,4 +1,4 @@
-"""Table 1's formulas (paper §6.1; README, "How the table is computed"), one small function each, and the paper's numbers.
+"""Table 1's formulas (paper §6.1; docs: "Reproduce Table 1", how the table is computed), one small function each, and the paper's numbers.
 
 * A run's score: the average total reward of its last 100 episodes (``run_score``).
 * Per environment, scores are shifted and scaled so that the random policy scores 0 and the best

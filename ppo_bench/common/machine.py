@@ -2,7 +2,7 @@
 process's peak memory, with the phase of a run that reached it.
 
 Every timing in ``results/`` is stored beside ``describe()``, so that a figure can be traced to the
-hardware and to the exact code that produced it (README, "Throughput")."""
+hardware and to the exact code that produced it (docs: "Benchmarks")."""
 
 from __future__ import annotations
 

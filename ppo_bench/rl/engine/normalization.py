@@ -1,4 +1,4 @@
-"""Observation normalisation and reward scaling with a run axis (README, "Populations: many runs in one process").
+"""Observation normalisation and reward scaling with a run axis (docs: "Populations").
 
 Gymnasium's NormalizeObservation / NormalizeReward keep one set of statistics per vector env; a
 population steps many runs through one vector env, so here every statistic carries a leading run

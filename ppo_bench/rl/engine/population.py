@@ -1,4 +1,4 @@
-"""A population: the runs one process trains together (README, "Populations: many runs in one process"). A single run is a population of one."""
+"""A population: the runs one process trains together (docs: "Populations"). A single run is a population of one."""
 
 from __future__ import annotations
 

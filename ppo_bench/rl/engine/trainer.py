@@ -1,6 +1,6 @@
 """The population engine: one algorithm trained for a population of R runs in one process.
 
-Every tensor carries a leading run axis R; a single run is R = 1 (README, "Populations"). One iteration:
+Every tensor carries a leading run axis R; a single run is R = 1 (docs: "Populations"). One iteration:
 each run's N actors collect T steps (``collect``), GAE turns them into advantages (``ppo_bench.common.losses.gae``),
 and the algorithm (``ppo_bench.rl.engine.registry``; ``ppo_bench.rl.algorithms``: PPO's K epochs of minibatch Adam on its surrogate, TRPO, …)
 updates each run (``update``). Each run owns its seed, environments, normalisation statistics, the
