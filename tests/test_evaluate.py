@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ppo_bench.rl import evaluate as evaluate_mod
-from ppo_bench.rl.checkpoint import load_checkpoint
+from ppo_bench.common.run_folder import read_checkpoint
 from ppo_bench.rl.launch import train_from_config
 from ppo_bench.rl.engine.networks import ActorCritic
 from ppo_bench.rl.engine.normalization import ObservationNormalizer
@@ -55,7 +55,7 @@ def test_command_loader_and_export_give_the_same_returns(make_cfg, tmp_path, cap
 
 def test_policy_acts_as_training_does_on_raw_observations(make_cfg):
     run = trained(make_cfg, "env=inverted_pendulum", "env.clip_actions=true")
-    policy, state = load_policy(run), load_checkpoint(f"{run}/checkpoint.pt")
+    policy, state = load_policy(run), read_checkpoint(f"{run}/checkpoint.pt")
     obs = np.random.default_rng(0).normal(scale=2.0, size=(7, 4))
     # the training side: the run's normaliser (frozen) and the engine's own acting network
     norm = ObservationNormalizer(1, 4, clip=5.0)

@@ -48,23 +48,18 @@ class Run:
         return f"{self.env}/{self.setting}/seed{self.seed}"
 
 
-def read_scalar(path: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, values) of one tag, every point kept, from an event file or a run folder (``read_scalars``)."""
-    return read_scalars(path, [tag])[tag]
-
-
-def read_scalars(path: Path, tags: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """tag → (steps, values) for each of the tags, every point kept, from an event file or a run folder;
-    empty arrays for a tag the run never logged. The files are read once for all the tags, as TensorBoard
-    shows them (``ppo_bench.common.tblog.read_scalars``: a resumed run's purge marks honoured)."""
+def read_scalars(path: Path, tags: list[str]) -> dict[str, tblog.Scalars]:
+    """tag → its points (``tblog.Scalars``: steps, values, wall times) for each of the tags, every point kept, from
+    an event file or a run folder; empty arrays for a tag the run never logged. The files are read once for all
+    the tags, as TensorBoard shows them (``ppo_bench.common.tblog.read_scalars``: purge marks honoured)."""
     found = tblog.read_scalars(path, tags)
-    empty = (np.zeros(0, dtype=np.int64), np.zeros(0))
-    return {tag: (found[tag].steps, found[tag].values) if tag in found else empty for tag in tags}
+    return {tag: found.get(tag, tblog.Scalars.empty()) for tag in tags}
 
 
 def read_episodes(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """Every episode's (end step, return) of a run, over all its event files."""
-    return read_scalar(run_dir, RETURN_TAG)
+    s = read_scalars(run_dir, [RETURN_TAG])[RETURN_TAG]
+    return s.steps, s.values
 
 
 def load_run(run_dir: Path) -> Run | None:

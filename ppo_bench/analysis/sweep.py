@@ -29,6 +29,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from ppo_bench.common.identity import flatten
+from ppo_bench.common.tblog import Scalars
 from ppo_bench.rl.engine.config import legacy_key, migrate_keys
 
 from ppo_bench.analysis.runs import RETURN_TAG, read_scalars
@@ -49,13 +50,13 @@ class SweepRun:
     status: str  # finished | failed | running | started
     config: dict[str, Any]  # flat: 'algo.anneal_lr' → False
     global_step: int = 0  # environment steps trained (status.json)
-    scalars: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # tag → (steps, values)
+    scalars: dict[str, Scalars] = field(default_factory=dict)  # tag → its points (steps, values, wall times)
     last: int = SCORE_EPISODES  # episodes its score averages
 
     @property
     def score(self) -> float:
         """The mean return of its last ``last`` episodes (paper §6.1); NaN without an episode."""
-        return run_score(self.scalars.get(RETURN_TAG, (None, np.zeros(0)))[1], self.last)
+        return run_score(self.scalars.get(RETURN_TAG, Scalars.empty()).values, self.last)
 
 
 @dataclass
@@ -188,7 +189,7 @@ def build_tag_table(runs: list[SweepRun], by: Sequence[str], tags: Sequence[str]
     rows = []
     for k in keys:
         for tag in tags:
-            series = [r.scalars[tag] for r in cells[k] if len(r.scalars.get(tag, ((), ()))[1])]
+            series = [(s.steps, s.values) for r in cells[k] if len((s := r.scalars.get(tag, Scalars.empty())).values)]
             if not series:
                 continue
             ends = np.array([np.mean(v[np.argsort(st, kind="stable")][-tail:]) for st, v in series])
@@ -293,15 +294,15 @@ def plot_sweep_curves(runs: list[SweepRun], by: Sequence[str], tags: Sequence[st
     handles = {}
     for ax, (env, tag) in zip(axes.flat, panels):
         members = [r for r in runs if r.env == env and r.status in ("finished", "failed")]
-        with_tag = [r for r in members if len(r.scalars.get(tag, ((), ()))[0])]
-        top = max((int(r.scalars[tag][0].max()) for r in with_tag), default=0)
+        with_tag = [r for r in members if len(r.scalars.get(tag, Scalars.empty()).steps)]
+        top = max((int(r.scalars[tag].steps.max()) for r in with_tag), default=0)
         grid = np.linspace(0, top, CURVE_POINTS + 1)[1:] if top else np.zeros(0)
         window = CURVE_WINDOW * (grid[0] if len(grid) else 1.0)
         for g in groups:
             own = [r for r in with_tag if tuple(r.config.get(k) for k in by) == g]
             if not own:
                 continue
-            curves = np.stack([windowed_mean(*r.scalars[tag], grid, window) for r in own])
+            curves = np.stack([windowed_mean(r.scalars[tag].steps, r.scalars[tag].values, grid, window) for r in own])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # grid points before a seed's first value
                 mean, std = np.nanmean(curves, 0), np.nanstd(curves, 0)
@@ -362,7 +363,7 @@ def sweep_report(folder: str | Path, by: Sequence[str], tags: Sequence[str] = ()
     other = [k for k in varied_keys(runs) if k not in by and k != "env.id"]
     if other:
         notes.append(f"these keys also vary across the runs and are pooled within groups: {', '.join(other)}")
-    missing_tags = [t for t in tags if not any(len(r.scalars.get(t, ((), ()))[0]) for r in runs)]
+    missing_tags = [t for t in tags if not any(len(r.scalars.get(t, Scalars.empty()).steps) for r in runs)]
     if missing_tags:
         notes.append(f"no run logged {', '.join(missing_tags)}")
     out = Path(out_dir) if out_dir is not None else folder / "report"

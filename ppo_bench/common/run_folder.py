@@ -4,7 +4,7 @@
   trains the run; it dies with its process, so a killed run is never locked out. A second process is
   refused in one line naming the holder (pid, host, start time).
 - ``save_checkpoint``: the new checkpoint replaces ``checkpoint.pt`` atomically and the one it replaces
-  becomes ``checkpoint.prev.pt``; ``load_checkpoint`` reads the last one and falls back to the previous
+  becomes ``checkpoint.prev.pt``; ``load_last_good`` reads the last one and falls back to the previous
   one, with a one-line warning, when the last is unreadable.
 - Checkpoints are loaded with ``torch.load(weights_only=True)``: tensors and plain Python data only, no
   code runs while reading one (a checkpoint from someone else is data, not a program).

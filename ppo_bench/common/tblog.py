@@ -145,6 +145,10 @@ class Scalars(NamedTuple):
     values: np.ndarray  # float64 (logged as float32)
     wall_times: np.ndarray  # float64, seconds since the epoch
 
+    @classmethod
+    def empty(cls) -> "Scalars":
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
+
 
 def event_files(path: str | Path) -> list[Path]:
     """A run folder's event files in the order TensorBoard reads them (by name), or the one file given."""

@@ -20,7 +20,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from ppo_bench.rl.checkpoint import load_checkpoint
+from ppo_bench.common.run_folder import read_checkpoint
 from ppo_bench.rl.engine.normalization import ObservationNormalizer
 
 CHECKPOINT = "checkpoint.pt"
@@ -128,7 +128,7 @@ def load_policy(run_dir: str | Path) -> Policy:
         if not (run_dir / name).exists():
             raise FileNotFoundError(f"{run_dir} is not a trained run: no {name}")
     cfg = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=False)
-    state = load_checkpoint(run_dir / CHECKPOINT)
+    state = read_checkpoint(run_dir / CHECKPOINT)  # weights_only: no code runs while reading it
     params = state["model"]
     trunk = sorted({n.rsplit(".", 1)[0] for n in params if n.startswith("trunk.")}, key=lambda s: int(s.split(".")[1]))
     pi = sorted({n.rsplit(".", 1)[0] for n in params if n.startswith("pi.")}, key=lambda s: int(s.split(".")[1]))
