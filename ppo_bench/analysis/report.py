@@ -3,7 +3,9 @@
 ``ppo-bench-report FOLDER --by KEY[,KEY...]``: any sweep, runs grouped by config keys (``analysis.sweep``).
 ``ppo-bench-report RUN_ROOT... [--experiment table1]``: the paper's Table 1 (``analysis.table1``).
 ``ppo-bench-report RUN_ROOT --experiment figure3``: the paper's Figure 3 (``analysis.figure3``).
-Both write into ``<first folder>/report/`` unless ``--out-dir`` says otherwise.
+``ppo-bench-report FOLDER --experiment implementation_matters``: Engstrom et al. 2020's Tables 2-3 and trust-region
+figures (``analysis.implementation_matters``).
+Each writes into ``<first folder>/report/`` unless ``--out-dir`` says otherwise.
 """
 
 from __future__ import annotations
@@ -106,16 +108,24 @@ def main_sweep(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-def main_figure3(args: argparse.Namespace, command: str) -> int:
+def main_experiment(args: argparse.Namespace, command: str) -> int:
+    """An experiment with a report of its own (Figure 3, Implementation Matters): its tables and figures."""
     try:
-        from ppo_bench.analysis.figure3 import figure3_report
-        from ppo_bench.analysis.random_policy import load_random_scores
+        if args.experiment == "figure3":
+            from ppo_bench.analysis.figure3 import figure3_report
+            from ppo_bench.analysis.random_policy import load_random_scores
+        else:
+            from ppo_bench.analysis.implementation_matters import implementation_matters_report
     except ImportError as e:  # matplotlib, pandas, rliable are the `analysis` extra
         print(f"error: {e}; install the analysis extra: pip install 'ppo-bench[analysis]'", file=sys.stderr)
         return 2
     try:
-        random = load_random_scores(Path(args.random_scores)) if Path(args.random_scores).exists() else {}
-        files = figure3_report(args.run_roots[0], args.out_dir, command, random, reps=args.reps, seed=args.seed)
+        if args.experiment == "figure3":
+            random = load_random_scores(Path(args.random_scores)) if Path(args.random_scores).exists() else {}
+            files = figure3_report(args.run_roots[0], args.out_dir, command, random, reps=args.reps, seed=args.seed)
+        else:
+            files = implementation_matters_report(args.run_roots[0], args.out_dir, command, reps=args.reps,
+                                                  seed=args.seed)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -128,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["ppo-bench-report", *(argv if argv is not None else sys.argv[1:])])
     if args.by is not None:
         return main_sweep(args, command)
-    if args.experiment == "figure3":
-        return main_figure3(args, command)
+    if args.experiment in ("figure3", "implementation_matters"):
+        return main_experiment(args, command)
     try:
         from ppo_bench.analysis.plots import plot_learning_curves, plot_scores
         from ppo_bench.analysis.random_policy import load_random_scores
