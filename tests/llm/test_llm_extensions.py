@@ -25,9 +25,11 @@ TINY = ["model=tiny", "task=reverse", "task.n_eval=4", "eval.every=0", "eval.bat
 
 
 def docs_example() -> dict[str, str]:
-    """The code blocks of docs/llm.md whose info string names a file (```python my_lm_ext/sft.py), by file."""
+    """The code blocks of docs/llm.md whose first line names a file of the example package (``# my_lm_ext/sft.py``,
+    as docs/extending.md marks its own), by file."""
     text = (ROOT / "docs" / "llm.md").read_text(encoding="utf-8")
-    return {m.group(1): m.group(2) for m in re.finditer(r"^```\w+ (\S+)\n(.*?)^```$", text, re.S | re.M)}
+    blocks = re.finditer(r"^```\w+\n# (my_lm_ext/[\w/.]+?)(?::[^\n]*)?\n(.*?)^```$", text, re.S | re.M)
+    return {m.group(1): m.group(0).split("\n", 1)[1].rsplit("```", 1)[0] for m in blocks}
 
 
 def run(args: list[str], package_root: Path, tmp_path: Path) -> subprocess.CompletedProcess:
