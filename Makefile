@@ -29,7 +29,7 @@ install-core: $(VENV)/.core
 install-test: $(VENV)/.test
 
 demo: install-core
-	$(VENV)/bin/ppo-bench env=inverted_pendulum ppo.total_timesteps=100000
+	$(VENV)/bin/ppo-bench env=inverted_pendulum total_timesteps=100000
 
 # the tests include tests/test_wheel.py: the wheel built, installed ($(TORCH) first) into a fresh venv and run
 # from another folder; then the documentation site, which --strict fails on any broken link or reference

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import yaml
 import pytest
 import torch
 
@@ -149,3 +150,31 @@ def test_every_agent_of_the_experiment_composes_and_validates(agent, tmp_path):
     specs = population_specs(cfg)
     assert len(specs) == 10 and cfg.total_timesteps // cfg.algo.num_steps == 488
     assert cfg.algo.name == ("trpo" if "trpo" in agent else "ppo") and cfg.env.id.lower().startswith(agent.split("_")[0][:5])
+
+
+def test_the_ablation_grid_composes_every_cell(tmp_path):
+    """experiment=implementation_matters_ablation: 2 tasks × 2⁴ switches × 4 learning rates, each cell valid and in
+    a run folder of its own."""
+    import itertools
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ppo_bench.common.paths import CONF_DIR
+    from ppo_bench.rl.launch import population_specs
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        base = compose("config", overrides=["experiment=implementation_matters_ablation"], return_hydra_config=True)
+        params = {k: str(v).split(",") for k, v in base.hydra.sweeper.params.items()}
+        assert np.prod([len(v) for v in params.values()]) == 128
+        for values in itertools.islice(itertools.product(*params.values()), 0, None, 17):  # a spread of cells
+            overrides = [f"{k}={v}" for k, v in zip(params, values)]
+            cfg = compose("config", overrides=["experiment=implementation_matters_ablation", *overrides,
+                                               f"run_root={tmp_path}", "compile=false"])
+            assert len(population_specs(cfg)) == 5
+            for k, v in zip(params, values):
+                if k != "im":
+                    got = cfg[k.split(".")[0]][k.split(".")[1]]
+                    want = yaml.safe_load(v.replace("e-", ".0e-") if "e-" in v and "." not in v else v)
+                    assert got == want, (k, got, want)
