@@ -16,8 +16,10 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from ppo_bench.common.errors import ConfigError
+from ppo_bench.common.hydra_cli import check_declared_keys
 from ppo_bench.common.identity import flatten, unflatten
 from ppo_bench.common.paths import CONF_DIR
+from ppo_bench.rl.engine.envs import check_env_id
 from ppo_bench.rl.engine.registry import get_algorithm
 
 
@@ -200,9 +202,6 @@ def check_algo(cfg: DictConfig) -> type:
 def validate(cfg: DictConfig) -> list[dict]:
     """Check everything before any environment is built; return the settings the population's runs differ by
     (the algorithm's: PPO's surrogate objectives; one empty setting for an algorithm without such an axis)."""
-    from ppo_bench.rl.engine.envs import check_env_id
-    from ppo_bench.common.hydra_cli import check_declared_keys
-
     check_declared_keys(cfg)  # a misspelt +algo.learning_rat=... is an error, not an ignored option
     for section in ("env", "model", "algo"):  # a non-finite hyperparameter would only show up as a failed run
         for key, value in cfg[section].items():
