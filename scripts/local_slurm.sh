@@ -40,6 +40,7 @@ record() { mkdir -p "$STATE"; grep -v "^$1 " "$PIDS" 2>/dev/null > "$PIDS.tmp" |
 read_pidfile() { local p; for _ in $(seq 50); do p=$(cat "$1" 2>/dev/null || true); [[ -n "$p" ]] && { echo "$p"; return; }; sleep 0.1; done; }
 
 answers() { timeout 10 sinfo -h -o %T >/dev/null 2>&1; }
+node_up() { sinfo -h -n "$1" -o %T | grep -Eqx 'idle|mixed|allocated|completing'; }  # not down, drained or not responding (*)
 
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
     local until=$((SECONDS + $1)) what=$2; shift 2
@@ -190,11 +191,10 @@ start() {
         record slurmd "$(read_pidfile "$STATE/slurmd.pid")"
     fi
     local node; node=$(hostname -s)
-    if ! wait_for 30 "node $node idle (slurmd pid $(pid_of slurmd))" bash -c "sinfo -h -n $node -o %T | grep -qx idle"; then
+    if ! wait_for 30 "node $node up (slurmd pid $(pid_of slurmd))" node_up "$node"; then
         # a node left down/drained by an earlier run: bring it back
         scontrol update NodeName="$node" State=RESUME >/dev/null 2>&1 || true
-        wait_for 20 "node $node resumed" bash -c "sinfo -h -n $node -o %T | grep -Eqx 'idle|mixed|allocated'" ||
-            die "node $node is $(sinfo -h -n "$node" -o %T): see $STATE/slurmd.log"
+        wait_for 20 "node $node resumed" node_up "$node" || die "node $node is $(sinfo -h -n "$node" -o %T): see $STATE/slurmd.log"
     fi
     timeout 60 srun -N1 -t 1 hostname >/dev/null || die "srun -N1 hostname did not answer: see $STATE/slurmctld.log, $STATE/slurmd.log"
     say "up: srun -N1 hostname answers; $(sinfo -h -o '%P %D node(s) %c CPUs %m MB %T' | head -1)"
