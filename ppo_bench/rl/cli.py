@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import hydra
@@ -26,7 +27,8 @@ def report(summary: dict[str, dict], run_root: str) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def app(cfg: DictConfig) -> None:
+def app(cfg: DictConfig) -> float:
+    """Train the runs the config names; returns their mean score, the value a Hydra sweeper (Optuna's) maximises."""
     try:
         summary = train_from_config(cfg)
     except Interrupted as e:
@@ -39,6 +41,8 @@ def app(cfg: DictConfig) -> None:
     failed = [k for k, s in summary.items() if s["status"] == "failed"]
     if failed:
         raise RunsFailed(f"{len(failed)} run(s) failed: {', '.join(failed)}")
+    scores = [s["score_last100"] for s in summary.values() if not math.isnan(s["score_last100"])]
+    return sum(scores) / len(scores) if scores else float("nan")
 
 
 def main() -> None:

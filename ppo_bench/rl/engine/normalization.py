@@ -82,8 +82,9 @@ class RewardScaler:
     by the reward's own running std keeping its running mean, r ↦ (r − μ)/σ + μ (``by="reward"``: Engstrom et
     al. 2020's "rewards" normalisation); then clip to ±clip."""
 
-    def __init__(self, runs: int, envs: int, gamma: float, clip: float, enabled: bool = True, epsilon: float = 1e-8,
-                 by: str = "return"):
+    def __init__(self, runs: int, envs: int, gamma: float | np.ndarray, clip: float, enabled: bool = True,
+                 epsilon: float = 1e-8, by: str = "return"):
+        """gamma: one discount, or each run's as an (R, 1) array."""
         self.enabled, self.gamma, self.clip, self.epsilon, self.by = enabled, gamma, clip, epsilon, by
         self.rms = RunningMeanStd(runs)
         self.returns = np.zeros((runs, envs))

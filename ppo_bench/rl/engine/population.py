@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -19,12 +19,16 @@ class RunSpec:
     seed: int
     root: str
     algo: str
+    # the member's own values of algo.* settings that may differ inside one population (the algorithm's
+    # ``member_settings``: PPO's step size, γ, λ, ...); a tuner's trials differ by them. Empty: the config's.
+    algo_settings: dict = field(default_factory=dict)
 
     @property
     def setting(self) -> str:
         """A run is named by its setting (PPO's: its surrogate objective), or, for an algorithm whose runs
-        have none, by the algorithm's name."""
-        return setting_name(self.objective) if self.objective else self.algo
+        have none, by the algorithm's name; then its own algo settings, if any ('clip_eps0.2_lr0.001')."""
+        name = setting_name(self.objective) if self.objective else self.algo
+        return "_".join([name, *(f"{k}{v:g}" for k, v in sorted(self.algo_settings.items()))])
 
     @property
     def name(self) -> str:

@@ -16,6 +16,9 @@ Two class-level hooks run at validation, before anything is built: ``check(cfg)`
 beyond their types) and ``settings(cfg)`` (the settings its runs differ by inside one population: PPO's
 surrogate objectives; one empty setting for an algorithm without such an axis). ``Algorithm`` gives the
 defaults. The rollout length T, γ and λ are ``algo.num_steps``, ``algo.gamma``, ``algo.gae_lambda``.
+``member_settings`` names the ``algo.*`` settings that may differ between the members of one population
+(``RunSpec.algo_settings``): settings the algorithm reads per run, on which no tensor's shape and no code path
+depends (the engine reads γ and λ per run; PPO adds its step size and loss coefficients).
 
 Adding an algorithm = one module with a decorated class + one YAML file in a ``conf/algo/`` folder; from
 a package of one's own, name the module in ``extensions`` (docs: "Extending ppo-bench").
@@ -33,6 +36,7 @@ class Algorithm:
 
     standardize_advantages = True
     reset_each_iteration = False
+    member_settings: tuple[str, ...] = ("gamma", "gae_lambda")
 
     @staticmethod
     def check(cfg) -> None:

@@ -48,9 +48,10 @@ SCORE_EPISODES = 100  # a run's score: mean return of its last 100 episodes (pap
 
 def run_config(cfg: DictConfig, spec: RunSpec) -> dict:
     """The resolved config of one member: its own setting (PPO's surrogate objective; none for an algorithm
-    without such an axis) and seed, no population."""
+    without such an axis), its own algo settings and seed, no population."""
     d = OmegaConf.to_container(cfg, resolve=True)
     d["objective"], d["seed"] = (dict(spec.objective) if spec.objective else None), spec.seed
+    d["algo"].update(spec.algo_settings)
     d["population"] = {"seeds": None, "objectives": None}
     return d
 
@@ -112,7 +113,14 @@ class PopulationTrainer:
         self.cfg, self.specs = cfg, specs
         # the rollout's length and discounting are the algorithm's (conf/algo/)
         self.R, self.N, self.T = len(specs), cfg.env.num_envs, int(cfg.algo.num_steps)
-        self.gamma, self.gae_lambda = float(cfg.algo.gamma), float(cfg.algo.gae_lambda)
+        algorithm = get_algorithm(cfg.algo.name)
+        for s in specs:
+            if set(s.algo_settings) - set(algorithm.member_settings):
+                raise ConfigError(f"run {s.name}: algo={cfg.algo.name}'s members may differ by "
+                                  f"{', '.join(algorithm.member_settings)} only, not by "
+                                  f"{', '.join(sorted(set(s.algo_settings) - set(algorithm.member_settings)))}")
+        # per run, (R, 1): a member's own γ and λ broadcast over its actors like one shared value
+        self.gamma, self.gae_lambda = self.member_values("gamma")[:, None], self.member_values("gae_lambda")[:, None]
         self.n_iter = math.ceil(cfg.total_timesteps / (self.N * self.T))
         R, N = self.R, self.N
 
@@ -143,9 +151,10 @@ class PopulationTrainer:
         self.seeds = torch.tensor([s.seed for s in specs], dtype=torch.int64)
         self.iteration = torch.zeros(R, dtype=torch.int64)
         self.failed = torch.zeros(R, dtype=torch.bool)
+        self.pruned = torch.zeros(R, dtype=torch.bool)  # stopped early by a tuner (``prune``)
         self.wall_s = torch.zeros(R, dtype=torch.float64)  # training wall time, carried across resumes
         self.errors: dict[int, str] = {}
-        self.algo = get_algorithm(cfg.algo.name)(self)  # the update rule: its optimiser, state, hyperparameters
+        self.algo = algorithm(self)  # the update rule: its optimiser, state, hyperparameters
         compiled = lambda f: torch.compile(f, dynamic=False, fullgraph=True) if cfg.compile else None  # noqa: E731
         self.compiled_value = compiled(self.model.value)
 
@@ -165,7 +174,11 @@ class PopulationTrainer:
     # ------------------------------------------------------------------ state
     @property
     def active(self) -> Tensor:
-        return ~self.failed & (self.iteration < self.n_iter)
+        return ~self.failed & ~self.pruned & (self.iteration < self.n_iter)
+
+    def member_values(self, key: str) -> np.ndarray:
+        """algo.<key> of each run, (R,) float64: a member's own (``RunSpec.algo_settings``) or the config's."""
+        return np.array([float(s.algo_settings.get(key, self.cfg.algo[key])) for s in self.specs])
 
     def hparams_of(self, r: int) -> dict[str, float]:
         """Run r's per-run hyperparameters as they are now (adaptive ones included)."""
@@ -408,6 +421,16 @@ class PopulationTrainer:
             print(f"error: {msg}", file=sys.stderr, flush=True)
             self.write_status(r, "failed", why)
 
+    def prune(self, runs: list[int]) -> None:
+        """Stop runs that a tuner ends early (an Optuna pruner's verdict on their trial): like a finished or
+        failed run they take no further step, and their neighbours train on as they would have (a stopped run's
+        rows are never read); status "pruned", logs flushed, no checkpoint written."""
+        for r in runs:
+            if self.active[r]:
+                self.pruned[r] = True
+                self.write_status(r, "pruned")
+                self.loggers[r].flush()
+
     # ------------------------------------------------------------------ logging
     def log(self, stats: dict[str, Tensor], active_before: Tensor, sps: float) -> None:
         for r, step, ret, length in self.episodes:
@@ -469,7 +492,8 @@ class PopulationTrainer:
                                       int(stop.signal))
         bar.close()
         self.close()
-        return {s.name: {"status": "failed" if self.failed[r] else "finished", "score_last100": self.score(r),
+        status = lambda r: "failed" if self.failed[r] else "pruned" if self.pruned[r] else "finished"  # noqa: E731
+        return {s.name: {"status": status(r), "score_last100": self.score(r),
                          "global_step": int(self.iteration[r]) * per_iter, "dir": str(s.dir),
                          "wall_s": float(self.wall_s[r])}
                 for r, s in enumerate(self.specs)}

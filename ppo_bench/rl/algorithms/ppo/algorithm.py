@@ -4,7 +4,8 @@ Each run has its own objective (one of the paper's Table-1 surrogates, ``ppo_ben
 its own hyperparameters (adaptive β included), its own Adam moments and step-size schedule. Runs sharing
 a surrogate function are evaluated in one call. The settings are ``algo.*`` (conf/algo/ppo.yaml: the paper's
 Table 3) and the surrogate, the ``objective`` group; a population's runs may differ by their surrogate
-(``population.objectives``).
+(``population.objectives``) and, set per member (``RunSpec.algo_settings``: a tuner's trials), by the settings of
+``PPO.member_settings``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from ppo_bench.rl.engine.registry import Algorithm, register_algorithm
 
 @register_algorithm("ppo")
 class PPO(Algorithm):
+    # read per run: the step size (PerRunAdam steps runs with one rate together) and the loss's coefficients
+    member_settings = (*Algorithm.member_settings, "lr", "ent_coef", "vf_coef")
+
     @staticmethod
     def check(cfg) -> None:
         p = cfg.algo
@@ -83,7 +87,11 @@ class PPO(Algorithm):
 
         p = cfg.algo  # the loss's settings as plain Python values (what torch.compile specialises on)
         self.need_kl = any(obj.uses_kl for obj, _, _ in self.groups)
-        self.norm_adv, self.vf_coef, self.ent_coef = str(p.norm_adv), float(p.vf_coef), float(p.ent_coef)
+        self.norm_adv = str(p.norm_adv)
+        # per run (R,): the settings a member may have of its own (member_settings)
+        self.lr, self.vf_coef, self.ent_coef = (torch.tensor(trainer.member_values(k), dtype=torch.float32)
+                                                for k in ("lr", "vf_coef", "ent_coef"))
+        self.entropy_bonus = bool(self.ent_coef.any())  # else the entropy is not computed at all
         self.standardize_advantages = self.norm_adv == "batch"
         self.clip_value = None if p.clip_value is None else float(p.clip_value)
         self.max_grad_norm = None if p.max_grad_norm is None else float(p.max_grad_norm)
@@ -113,10 +121,11 @@ class PPO(Algorithm):
 
     # ------------------------------------------------------------------ update
     def learning_rate(self, lr: float | None = None) -> Tensor:
-        """Each run's step size this iteration: ``lr`` (default algo.lr), linearly annealed with algo.anneal_lr."""
-        lr = self.tr.cfg.algo.lr if lr is None else lr
+        """Each run's step size this iteration: ``lr`` (default each run's algo.lr), linearly annealed with
+        algo.anneal_lr."""
+        lr = self.lr if lr is None else torch.full((self.R,), lr)
         if not self.tr.cfg.algo.anneal_lr:
-            return torch.full((self.R,), lr)
+            return lr.clone()
         return linear_annealing(self.tr.iteration.float() / self.tr.n_iter, lr)
 
     def surrogate(self, ratio: Tensor, adv: Tensor, kl: Tensor | None) -> Tensor:
@@ -166,7 +175,7 @@ class PPO(Algorithm):
         value_loss = masked_mean(clipped_value_loss(value, mb["ret"], mb["values"], self.clip_value), w, dim=1)
         # paper eq. (9): maximise L^CLIP − c1 L^VF + c2 S  ⇔  minimise the negation
         loss = policy_loss + self.vf_coef * value_loss
-        if self.ent_coef:
+        if self.entropy_bonus:
             entropy = masked_mean(self.dist.entropy(params), w, dim=1)
             loss = loss - self.ent_coef * entropy
         return loss, policy_loss, value_loss

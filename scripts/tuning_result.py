@@ -1,0 +1,132 @@
+"""One honest tuning result: tune PPO-clip on one Table-1 task with ppo-bench-tune, then train the tuned preset and the
+paper's settings (Table 3, ε = 0.2) side by side at five seeds that no trial trained on, and report both.
+
+Three steps, each a ppo-bench command that resumes where a killed one stopped (the same command):
+
+1. tune: ``ppo-bench-tune <workdir>/study env=<env> total_timesteps=<budget> --trials <n> --batch <b> --seeds 0,1
+   --preset tuned_<env>`` (the space conf/tune/ppo.yaml: step size, ε, λ, γ, entropy);
+2. compare: ``ppo-bench env=<env> total_timesteps=<compare budget> population.seeds=[100,...,104]`` once with
+   ``preset=tuned_<env>``, once without (the paper's settings), each one population of five runs;
+3. report: each setting's final scores (mean return of the last 100 episodes) per seed, mean ± std, normalised as
+   Table 1 (random policy 0, baselines' PPO2 at 1M steps 1), and a bootstrap 95% interval of the difference of
+   means, to ``results/tuning_<env>.json`` and ``.md``.
+
+Sizing (this 2-core machine, one process: a population of Hopper-v5 trains about 9,500 steps/s,
+results/bench/throughput_Hopper-v5.json): the default plan, Hopper-v5, 64 trials × 2 seeds × 300k steps, is 38.4M
+steps if nothing is pruned, about 25M with the median pruner stopping a third of the work (rl-baselines3-zoo's
+setting), so 45-70 min; the comparison, 2 × 5 runs × 1M steps, about 25 min at a population of five's rate. About
+1.5 h in all. Tuning at 1M steps per trial instead (``--budget 1000000``) costs about 3.3× as much. ``--plan``
+prints the commands and this estimate for the options given, and runs nothing.
+
+On a quiet machine:
+
+    python scripts/tuning_result.py --env hopper --budget 300000 --trials 64 --batch 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+FRESH_SEEDS = [100, 101, 102, 103, 104]  # never a tuning seed (those are --tune-seeds)
+POPULATION_SPS = 9500.0  # Hopper-v5, one process, results/bench/throughput_Hopper-v5.json; the plan's yardstick
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--env", default="hopper", help="an env group option of a Table-1 task (default hopper)")
+    ap.add_argument("--budget", type=int, default=300_000, help="steps per tuning run (default 300000)")
+    ap.add_argument("--compare-budget", type=int, default=1_000_000, help="steps per comparison run (default 1M, the paper's)")
+    ap.add_argument("--trials", type=int, default=64, help="trials (default 64)")
+    ap.add_argument("--batch", type=int, default=16, help="trials per population (default 16)")
+    ap.add_argument("--tune-seeds", default="0,1", help="seeds of every trial (default 0,1)")
+    ap.add_argument("--workdir", default="runs/tuning_result", help="the study and the comparison's runs")
+    ap.add_argument("--plan", action="store_true", help="print the commands and the estimated time; run nothing")
+    return ap.parse_args(argv)
+
+
+def steps(a: argparse.Namespace) -> tuple[float, float]:
+    tune = a.trials * len(a.tune_seeds.split(",")) * a.budget * (2 / 3)  # the median pruner: about a third saved
+    return tune, 2 * len(FRESH_SEEDS) * a.compare_budget
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    work = Path(a.workdir)
+    preset = f"tuned_{a.env}"
+    py = sys.executable
+    seeds = "population.seeds=[" + ",".join(map(str, FRESH_SEEDS)) + "]"
+    tune = [py, "-m", "ppo_bench.tune", str(work / a.env / "study"), f"env={a.env}", f"total_timesteps={a.budget}",
+            "progress=never", "--trials", str(a.trials), "--batch", str(a.batch), "--seeds", a.tune_seeds,
+            "--preset", preset]
+    compare = {name: [py, "-m", "ppo_bench", f"env={a.env}", f"total_timesteps={a.compare_budget}", seeds,
+                      "progress=never", "resume=auto", f"run_root={work / a.env / name}", *extra]
+               for name, extra in (("tuned", [f"preset={preset}"]), ("paper", []))}
+    tune_steps, compare_steps = steps(a)
+    print(f"plan: tune {tune_steps / 1e6:.1f}M steps (~{tune_steps / POPULATION_SPS / 60:.0f} min), compare "
+          f"{compare_steps / 1e6:.1f}M steps (~{compare_steps / (POPULATION_SPS * 0.7) / 60:.0f} min) at "
+          f"{POPULATION_SPS:.0f} steps/s (a Hopper-v5 population on one core of this machine)")
+    for argv_ in (tune, *compare.values()):
+        print("  " + " ".join(shlex.quote(x) for x in argv_))
+    if a.plan:
+        return 0
+    for argv_ in (tune, *compare.values()):
+        if subprocess.run(argv_, cwd=REPO).returncode != 0:
+            print(f"error: {' '.join(argv_[:4])} ... failed", file=sys.stderr)
+            return 1
+    return report(a, work, preset)
+
+
+def final_scores(root: Path) -> dict[int, float]:
+    out = {}
+    for status in sorted(root.glob("*/*/seed*/status.json")):
+        d = json.loads(status.read_text())
+        out[int(status.parent.name[len("seed"):])] = float(d["score_last100"])
+    return out
+
+
+def report(a: argparse.Namespace, work: Path, preset: str) -> int:
+    sys.path.insert(0, str(REPO))
+    from ppo_bench.common.paths import CONF_DIR
+    from ppo_bench.tune.tuner import compose, normalisers
+
+    env_id = compose([f"env={a.env}", "run_root=."]).env.id
+    norm = normalisers([env_id], {})[env_id]
+    scores = {name: final_scores(work / a.env / name) for name in ("tuned", "paper")}
+    rng = np.random.default_rng(0)
+    t, p = (np.array(list(scores[k].values())) for k in ("tuned", "paper"))
+    boot = [rng.choice(t, len(t)).mean() - rng.choice(p, len(p)).mean() for _ in range(10_000)]
+    result = {"env": env_id, "tuning": {"budget": a.budget, "trials": a.trials, "batch": a.batch,
+                                        "seeds": a.tune_seeds, "preset": (CONF_DIR / "preset" / f"{preset}.yaml").read_text()},
+              "compare_budget": a.compare_budget, "fresh_seeds": FRESH_SEEDS, "normalisation": norm.describe(),
+              "settings": {k: {"scores": v, "mean": float(np.mean(list(v.values()))), "std": float(np.std(list(v.values()))),
+                               "normalised_mean": norm(float(np.mean(list(v.values()))))} for k, v in scores.items()},
+              "difference_of_means": float(t.mean() - p.mean()),
+              "difference_95ci": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}
+    out = REPO / "results" / f"tuning_{env_id}"
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    lines = [f"# Tuned PPO-clip against the paper's settings on {env_id}", "",
+             f"Tuned by `ppo-bench-tune`: {a.trials} trials × seeds {a.tune_seeds} × {a.budget} steps; compared at "
+             f"{a.compare_budget} steps on seeds {FRESH_SEEDS} (none tuned on).", "",
+             "| setting | " + " | ".join(f"seed {s}" for s in FRESH_SEEDS) + " | mean ± std | normalised |",
+             "|---" * (len(FRESH_SEEDS) + 3) + "|"]
+    for k, v in result["settings"].items():
+        lines.append(f"| {k} | " + " | ".join(f"{v['scores'].get(s, math.nan):.1f}" for s in FRESH_SEEDS)
+                     + f" | {v['mean']:.1f} ± {v['std']:.1f} | {v['normalised_mean']:.2f} |")
+    lo, hi = result["difference_95ci"]
+    lines += ["", f"Tuned − paper: {result['difference_of_means']:.1f} (bootstrap 95% interval [{lo:.1f}, {hi:.1f}])."]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
