@@ -9,7 +9,7 @@ import pytest
 
 from ppo_bench.common.errors import ConfigError
 from scripts.fault_drill import snapshot
-from ppo_bench.common.identity import IDENTITY
+from ppo_bench.common.identity import IDENTITY, fingerprint
 from ppo_bench.llm.harness.run import identity_keys
 from ppo_bench.llm.launch import build_trainer, train_from_config
 
@@ -48,12 +48,14 @@ def test_relaunches_skip_extend_or_refuse_by_the_runs_identity(llm_cfg, tmp_path
     same = train_from_config(llm_cfg(*TINY, "algo.steps=1", "eval.every=1", "checkpoint_every=5", "log_completions=0"))
     assert same["skipped"] and same["steps"] == 1
     # numbers by value: a stored 1 is the 1.0 asked for now; true is not 1; a key added later counts at its default only
+    # (the identities an older version wrote, each with the fingerprint of its own keys, as written)
     edited = {**stored, "config": {**stored["config"], "algo.temperature": 1, "task.rewards.correct": 1}}
     del edited["config"]["algo.adv_eps"]
-    (run / IDENTITY).write_text(json.dumps(edited))
+    (run / IDENTITY).write_text(json.dumps({**edited, "fingerprint": fingerprint(edited["config"])}))
     assert train_from_config(llm_cfg(*TINY, "algo.steps=1"))["skipped"]
     assert "algo.adv_eps: (absent) (the run) vs 0.001 (now)" in refused(llm_cfg(*TINY, "algo.steps=1", "algo.adv_eps=1e-3"))
-    (run / IDENTITY).write_text(json.dumps({**edited, "config": {**edited["config"], "task.chat": 1}}))
+    chat = {**edited["config"], "task.chat": 1}
+    (run / IDENTITY).write_text(json.dumps({**edited, "config": chat, "fingerprint": fingerprint(chat)}))
     assert "task.chat: 1 (the run) vs true (now)" in refused(llm_cfg(*TINY, "algo.steps=1"))
 
     # a run from before identity.json: its config.yaml is its identity; resumed, it gets an identity.json
