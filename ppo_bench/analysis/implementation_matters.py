@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from ppo_bench.analysis.runs import RETURN_TAG
-from ppo_bench.analysis.sweep import (SweepRun, find_sweep_runs, interval_estimates, load_sweep_run,
-                                      plot_sweep_curves)
+from ppo_bench.analysis.sweep import SweepRun, find_sweep_runs, load_sweep_run, plot_sweep_curves
+from ppo_bench.analysis.table1 import interval_estimates
 from ppo_bench.common.atomic import atomic_write_bytes, atomic_write_text
 
 AGENTS = {"ppo": "PPO", "ppom": "PPO-M", "noclip": "PPO-NoClip", "trpo": "TRPO", "trpo_plus": "TRPO+"}
@@ -91,9 +91,12 @@ def build_cells(runs: list[SweepRun], folder: Path, reps: int = 2000, seed: int 
         scores.append(score)
         last100.append(r.score)
     cells = {k: Cell(np.array(s), np.array(l)) for k, (s, l) in found.items()}
-    ci = interval_estimates({k: c.scores for k, c in cells.items()}, reps, seed)
-    for k, c in cells.items():
-        c.mean, c.lo, c.hi = float(c.scores.mean()), ci[k]["mean_lo"], ci[k]["mean_hi"]
+    enough = {f"{e}/{a}": c.scores.reshape(-1, 1) for (e, a), c in cells.items() if len(c.scores) >= 2}
+    ci = interval_estimates(enough, reps, seed)  # each cell its own bootstrap stream: order-free
+    for (e, a), c in cells.items():
+        c.mean = float(c.scores.mean())
+        if f"{e}/{a}" in ci:
+            c.lo, c.hi = ci[f"{e}/{a}"]["mean_lo"], ci[f"{e}/{a}"]["mean_hi"]
     return cells
 
 

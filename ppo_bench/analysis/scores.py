@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 from typing import Iterable, Mapping, Sequence
 
@@ -113,3 +115,23 @@ def setting_sort_key(objective: Mapping) -> tuple:
 def mean_finite(values: Iterable[float]) -> float:
     v = [x for x in values if math.isfinite(x)]
     return float(np.mean(v)) if v else float("nan")
+
+
+def stream_seed(seed: int, key: str) -> int:
+    """The bootstrap's random seed for one group: a function of the report's seed and the group's name only, so
+    that a group's CI does not depend on which other groups the report has, or in what order it reads them."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{key}".encode()).digest()[:4], "little")
+
+
+@contextlib.contextmanager
+def bootstrap_stream(seed: int):
+    """A RandomState of ``seed`` for rliable's bootstrap, and NumPy's global generator seeded with it meanwhile:
+    rliable 1.2's StratifiedBootstrap draws its resamples from ``np.random.choice`` (the global generator), not
+    from the random_state it is given, so without this a CI depends on whatever drew from NumPy's global
+    generator before the report. The global state is restored afterwards."""
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield np.random.RandomState(seed)
+    finally:
+        np.random.set_state(saved)

@@ -33,7 +33,7 @@ from ppo_bench.common.tblog import Scalars
 from ppo_bench.rl.engine.config import legacy_key, migrate_keys
 
 from ppo_bench.analysis.runs import RETURN_TAG, read_scalars
-from ppo_bench.analysis.scores import SCORE_EPISODES, TAG_TAIL, run_score
+from ppo_bench.analysis.scores import SCORE_EPISODES, TAG_TAIL, bootstrap_stream, run_score, stream_seed
 from ppo_bench.common.atomic import atomic_write_bytes, atomic_write_text, read_json
 from ppo_bench.common.paths import RANDOM_SCORES
 
@@ -129,10 +129,14 @@ def interval_estimates(scores: dict[tuple, np.ndarray], reps: int, seed: int) ->
     out: dict[tuple, dict[str, float]] = {}
     enough = {k: v.reshape(-1, 1) for k, v in scores.items() if len(v) >= 2}
     if enough:
+        points, intervals = {}, {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # arch's notice about RandomState, which rliable passes
-            points, intervals = rly.get_interval_estimates(enough, aggregates, reps=reps,
-                                                           random_state=np.random.RandomState(seed))
+            for k, v in enough.items():  # each group its own stream: its CI depends on its own runs only
+                with bootstrap_stream(stream_seed(seed, "/".join(map(str, k)))) as rs:
+                    p, i = rly.get_interval_estimates({k: v}, aggregates, reps=reps, random_state=rs)
+                points.update(p)
+                intervals.update(i)
         for k in enough:
             (_, iqm), ((m_lo, iqm_lo), (m_hi, iqm_hi)) = points[k], intervals[k]
             out[k] = dict(mean_lo=float(m_lo), mean_hi=float(m_hi), iqm=float(iqm), iqm_lo=float(iqm_lo),

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from ppo_bench.analysis.runs import Grid, Run, incomplete
-from ppo_bench.analysis.scores import (BASELINES_PPO2_CLIP, BEST_READINGS, SCORE_EPISODES, mean_finite,
-                                       normalized_score, paper_scores, run_score, setting_label,
-                                       setting_sort_key)
+from ppo_bench.analysis.scores import (BASELINES_PPO2_CLIP, BEST_READINGS, SCORE_EPISODES, bootstrap_stream,
+                                       mean_finite, normalized_score, paper_scores, run_score, setting_label,
+                                       setting_sort_key, stream_seed)
 from ppo_bench.common.atomic import atomic_write_text
 
 CSV_COLUMNS = ["env", "objective", "setting", "seeds", "timesteps", "score_mean", "score_std", "normalized_mean"]
@@ -88,7 +88,8 @@ def job_training_s(runs: list[Run]) -> dict[str, float]:
 
 
 def interval_estimates(matrices: dict[str, np.ndarray], reps: int, seed: int) -> dict[str, dict[str, float]]:
-    """rliable's stratified-bootstrap 95% CIs of mean, IQM and optimality gap; matrices are (seeds × envs)."""
+    """rliable's stratified-bootstrap 95% CIs of mean, IQM and optimality gap; matrices are (seeds × envs). Each
+    setting's bootstrap draws from its own random stream (``stream_seed``)."""
     from rliable import library as rly
     from rliable import metrics
 
@@ -97,10 +98,14 @@ def interval_estimates(matrices: dict[str, np.ndarray], reps: int, seed: int) ->
 
     if not matrices:
         return {}
+    points, intervals = {}, {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # arch's notice about RandomState, which rliable passes
-        points, intervals = rly.get_interval_estimates(matrices, aggregates, reps=reps,
-                                                       random_state=np.random.RandomState(seed))
+        for setting, m in matrices.items():  # each its own stream: a CI depends on its own runs only
+            with bootstrap_stream(stream_seed(seed, setting)) as rs:
+                p, i = rly.get_interval_estimates({setting: m}, aggregates, reps=reps, random_state=rs)
+            points.update(p)
+            intervals.update(i)
     out = {}
     for setting, point in points.items():
         out[setting] = {}

@@ -1,0 +1,24 @@
+"""A bootstrap CI depends on its own group's runs only: not on which other groups a report has, nor on the order
+it reads them in (a report regenerated from an archive equals the original)."""
+
+import numpy as np
+
+from ppo_bench.analysis.table1 import interval_estimates
+
+
+def test_a_settings_ci_ignores_the_other_settings_and_their_order():
+    """(rliable 1.2's bootstrap draws from NumPy's global generator whatever random_state it is given: before
+    bootstrap_stream, two identical calls gave two CIs.)"""
+    rng = np.random.default_rng(0)
+    m = {name: rng.normal(size=(3, 7)) for name in ("clip_eps0.1", "clip_eps0.2", "none")}
+    alone = interval_estimates({"clip_eps0.2": m["clip_eps0.2"]}, reps=300, seed=0)["clip_eps0.2"]
+    np.random.seed(123)
+    np.random.random(17)  # whatever drew from the global generator before the report
+    before = np.random.get_state()[1].copy()
+    assert interval_estimates({"clip_eps0.2": m["clip_eps0.2"]}, reps=300, seed=0)["clip_eps0.2"] == alone
+    assert (np.random.get_state()[1] == before).all()  # and the global generator is left as it was
+    for order in (["clip_eps0.1", "clip_eps0.2", "none"], ["none", "clip_eps0.2", "clip_eps0.1"]):
+        together = interval_estimates({k: m[k] for k in order}, reps=300, seed=0)
+        assert together["clip_eps0.2"] == alone
+    other_seed = interval_estimates({"clip_eps0.2": m["clip_eps0.2"]}, reps=300, seed=1)["clip_eps0.2"]
+    assert other_seed != alone and other_seed["mean"] == alone["mean"]  # the seed moves the CI, not the point
