@@ -219,7 +219,7 @@ def test_a_study_killed_mid_batch_resumes_with_the_same_command_to_the_same_tria
     (["--seeds", "0,x"], "error: --seeds 0,x: comma-separated integers"),
     (["--space", "nope"], "error: --space nope is not one of: ppo (or give a YAML file's path)"),
     (["--envs", "hopper,walker2d", "--reference", "Ant-v5=1"], "error: --reference Ant-v5: not an environment of this study (Hopper-v5, Walker2d-v5)"),
-    (["--envs", "cartpole,hopper"], "error: CartPole-v1 has no a random-policy score (scripts/random_scores.py): an objective "
+    (["--envs", "cartpole,hopper"], "error: CartPole-v1 has no random-policy score (scripts/random_scores.py): an objective "
                                     "over several environments normalises each (random 0, reference 1)"),
     (["objective=kl_fixed"], "error: search space "),
     (["population.seeds=[0,1]"], "error: population.* belongs to the tuner: a trial's seeds are --seeds, its setting the space's"),

@@ -124,7 +124,7 @@ def normalisers(env_ids: list[str], references: dict[str, float]) -> dict[str, N
         random = randoms.get(env_id)
         if random is None or reference is None:
             if len(env_ids) > 1:
-                missing = "a random-policy score (scripts/random_scores.py)" if random is None else "a reference score"
+                missing = "random-policy score (scripts/random_scores.py)" if random is None else "reference score"
                 raise ConfigError(f"{env_id} has no {missing}: an objective over several environments normalises each "
                                   f"(random 0, reference 1){'; pass --reference ' + env_id + '=SCORE' if random is not None else ''}")
             out[env_id] = Normaliser()
