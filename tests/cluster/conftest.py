@@ -15,9 +15,10 @@ MARK = "# written by ppo-bench scripts/local_slurm.sh"
 def why_no_slurm() -> str | None:
     """None where the cluster tests can run; else why not, in one line."""
     try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20)
+        # 5 s: a Slurm that answers does so at once; sinfo retries a controller that is down for 10 s
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired) as e:
-        return f"no Slurm answers here (sinfo: {e.strerror if isinstance(e, OSError) else 'no answer in 20 s'})"
+        return f"no Slurm answers here (sinfo: {e.strerror if isinstance(e, OSError) else 'no answer in 5 s'})"
     if out.returncode != 0:
         return f"no Slurm answers here (sinfo: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode})"
     if not {"idle", "mixed", "allocated", "completing"} & set(out.stdout.split()):
