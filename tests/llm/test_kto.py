@@ -102,7 +102,7 @@ def test_kto_config_composes_and_validates(llm_cfg):
     ("algo.desirable_weight=-1", r"algo.desirable_weight=-1.0 must be > 0"),
     ("algo.undesirable_weight=0", r"algo.undesirable_weight=0.0 must be > 0"),
     ("algo.batch_size=0", r"algo.batch_size=0 must be an integer >= 1"),
-    ("algo.lr_schedule=cosine", r"algo.lr_schedule='cosine' is not one of: constant, linear"),
+    ("algo.lr_schedule=step", r"algo.lr_schedule='step' is not one of: constant, linear, cosine"),
 ])
 def test_bad_kto_options_are_one_clear_line(llm_cfg, override, message):
     with pytest.raises(ConfigError, match=message) as e:
@@ -166,3 +166,26 @@ def test_task_pairs_run_and_resume_from_the_cache(llm_cfg):
     assert second.algorithm.partners == first.algorithm.partners
     torch.testing.assert_close(second.algorithm.ref_kl, first.algorithm.ref_kl)
     assert {e.source for e in second.algorithm.examples} <= {"on_policy", "fallback"}
+
+
+def test_beta_and_the_two_weights_are_config_keys_that_reach_the_step(llm_cfg, tmp_path):
+    # at the first step π = π_ref, so r = 0 and z0 = 0: each example's loss is λ (1 − σ(0)) = λ/2, and its gradient
+    # −λ β σ'(0) ∇log π = −λ β/4 ∇log π is linear in β and in λ (both sides scaled alike)
+    pairs = [PreferencePair(f"Q: What is {a} + {a + 3}?\nA: ", str(2 * a + 3), "abc"[a % 3] * (1 + a % 2)) for a in range(12)]
+    write_jsonl(tmp_path / "prefs.jsonl", pairs)
+
+    def first_step(*overrides):
+        run = build_trainer(llm_cfg(*TINY, f"algo.data_file={tmp_path}/prefs.jsonl", "algo.steps=1", "algo.batch_size=8",
+                                    "algo.micro_batch_size=8", "eval.before=false", *overrides,
+                                    f"run_name=w{len(list(tmp_path.glob('runs/*')))}"))
+        run.train()
+        return run.history[0]
+
+    h = first_step("algo.beta=0.2", "algo.desirable_weight=2.0", "algo.undesirable_weight=0.5")
+    n_d, n_u = h["count/chosen"], h["count/rejected"]
+    assert n_d + n_u == 8 and n_d > 0 and n_u > 0
+    assert h["losses/kto"] == pytest.approx((2.0 * n_d + 0.5 * n_u) / (2 * 8), abs=1e-5)
+    base = first_step("algo.beta=0.2")
+    assert first_step("algo.beta=0.4")["stats/grad_norm"] == pytest.approx(2 * base["stats/grad_norm"], rel=1e-4)
+    both = first_step("algo.beta=0.2", "algo.desirable_weight=3.0", "algo.undesirable_weight=3.0")
+    assert both["stats/grad_norm"] == pytest.approx(3 * base["stats/grad_norm"], rel=1e-4)

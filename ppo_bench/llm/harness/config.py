@@ -27,6 +27,7 @@ SCHEMA_NAME = "ppo_bench_llm_schema"
 
 DEVICES = ("cpu", "cuda", "auto")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+LR_SCHEDULES = ("constant", "linear", "cosine")  # run.LMRun.lr_factor
 
 
 @dataclass
@@ -154,7 +155,7 @@ def check_optimizer(a) -> None:
     non_negative("algo.weight_decay", a.weight_decay)
     if a.max_grad_norm is not None and not (math.isfinite(a.max_grad_norm) and a.max_grad_norm > 0):
         raise ConfigError(f"algo.max_grad_norm={a.max_grad_norm} must be > 0 or null")
-    choice("algo.lr_schedule", a.lr_schedule, ("constant", "linear"))
+    choice("algo.lr_schedule", a.lr_schedule, LR_SCHEDULES)
 
 
 def check_preference_data(a) -> None:

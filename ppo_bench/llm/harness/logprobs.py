@@ -59,12 +59,19 @@ def token_logprobs(
     return logprobs_from_logits(logits, input_ids[:, -n_completion:], temperature, with_entropy)
 
 
+def token_logprobs_and_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_completion: int,
+                              temperature: float = 1.0, with_entropy: bool = False):
+    """(log π(o_t), the last hidden state s_t [N, n, H] in float32, entropy) per completion token, one forward pass."""
+    logits, hidden = completion_forward(model, input_ids, attention_mask, n_completion, with_hidden=True)
+    logp, entropy = logprobs_from_logits(logits, input_ids[:, -n_completion:], temperature, with_entropy)
+    return logp, hidden.float(), entropy
+
+
 def token_logprobs_and_values(model, value_head: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                               n_completion: int, temperature: float = 1.0, with_entropy: bool = False):
     """(log π(o_t), V(s_t), entropy) per completion token from one forward pass of the shared trunk."""
-    logits, hidden = completion_forward(model, input_ids, attention_mask, n_completion, with_hidden=True)
-    logp, entropy = logprobs_from_logits(logits, input_ids[:, -n_completion:], temperature, with_entropy)
-    return logp, value_head(hidden.float()).squeeze(-1), entropy
+    logp, hidden, entropy = token_logprobs_and_hidden(model, input_ids, attention_mask, n_completion, temperature, with_entropy)
+    return logp, value_head(hidden).squeeze(-1), entropy
 
 
 def sequence_scores(model, head: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,

@@ -10,6 +10,8 @@ algorithm alike. ``LMAlgorithm`` below is the whole interface, with the defaults
     label                 the name the summary and the report give it ("GRPO", "DPO (sigmoid)", ...)
     phases                the ``perf/<phase>_s`` timings the summary's seconds per step splits into
     parameters()          what the optimizer trains (the policy's, plus any head)
+    param_groups()        optional: the same parameters as AdamW groups, a group's own learning rate as "base_lr"
+                          (PPO's value head with algo.vf_lr); the schedule scales every group alike
     prepare(resuming)     work before the first step (the preference methods: their pairs and reference log-probs)
     train_step()          one step: its metrics, ``stats/optimizer_steps`` among them
     evaluate_extra()      its own held-out figures, merged into each evaluation (or None)
@@ -56,6 +58,9 @@ class LMAlgorithm:
 
     def parameters(self) -> list[torch.nn.Parameter]:
         raise NotImplementedError
+
+    def param_groups(self) -> list[dict]:
+        return [{"params": list(self.parameters())}]
 
     def prepare(self, resuming: bool) -> None:
         pass

@@ -109,7 +109,12 @@ class LMRun:
         a = self.a
         self.algorithm = algorithm
         self.params = [p for p in algorithm.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(self.params, lr=a.lr, betas=tuple(a.adam_betas), weight_decay=a.weight_decay)
+        # parameter groups with a learning rate of their own (PPO's value head: algo.vf_lr) keep it as "base_lr";
+        # every group follows the same schedule
+        groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in algorithm.param_groups()] \
+            if hasattr(algorithm, "param_groups") else [{"params": self.params}]
+        self.opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=a.lr, betas=tuple(a.adam_betas),
+                                     weight_decay=a.weight_decay)
         self.times = dict.fromkeys(algorithm.phases, 0.0)
         return self
 
@@ -119,14 +124,18 @@ class LMRun:
         return torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype != torch.float32)
 
     def lr_factor(self, step: int) -> float:
+        """The schedule's multiple of the learning rate at ``step`` (0-based): a linear warm-up over
+        ``algo.warmup_steps``, then constant, a linear decay to 0 at ``algo.steps``, or a cosine one
+        (½(1 + cos(π·step/steps)), as Hugging Face's get_cosine_schedule_with_warmup but counted from step 0)."""
         a = self.a
         warm = min(1.0, (step + 1) / a.warmup_steps) if a.warmup_steps > 0 else 1.0
-        decay = 1.0 - step / a.steps if a.lr_schedule == "linear" else 1.0
+        progress = min(step / a.steps, 1.0)
+        decay = {"linear": 1.0 - progress, "cosine": 0.5 * (1.0 + math.cos(math.pi * progress))}.get(a.lr_schedule, 1.0)
         return warm * max(decay, 0.0)
 
     def set_learning_rate(self) -> None:
         for group in self.opt.param_groups:
-            group["lr"] = self.a.lr * self.lr_factor(self.step)
+            group["lr"] = group.get("base_lr", self.a.lr) * self.lr_factor(self.step)
 
     def optimizer_step(self) -> float:
         """Clip the gradients to ``algo.max_grad_norm`` (null: no clipping) and take one optimiser step; returns the

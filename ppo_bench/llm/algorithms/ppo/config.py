@@ -2,7 +2,10 @@
 
 Defaults follow TRL's ``PPOConfig`` and trlx where they have the option (ε = 0.2, value clip 0.2,
 γ = 1, λ = 0.95, KL coefficient 0.05, 4 PPO epochs, value coefficient 0.1); the adaptive KL
-controller is Ziegler et al. 2019's (target 6 nats per sequence, horizon 10,000 sequences).
+controller is Ziegler et al. 2019's (target 6 nats per sequence, horizon 10,000 sequences). The stabilisers
+(value-only warm-up as OpenRLHF's ``freezing_actor_steps``, the value head from the reward model's as InstructGPT's
+value model, running reward normalisation, the value head's own step size) are off by default: docs/llm.md,
+"Stabilising PPO", says what each does and how they are measured.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from typing import List, Optional
 
 from ppo_bench.common.errors import ConfigError
 from ppo_bench.llm.harness.config import check_optimizer, choice, int_at_least, non_negative, positive
+
+VALUE_INITS = ("zeros", "reward_model")
+REWARD_NORMS = ("none", "running", "scale")
 
 
 @dataclass
@@ -34,6 +40,11 @@ class PPOConfig:
     kl_target: float = 6.0  # adaptive: target KL per sequence (nats)
     kl_horizon: int = 10000  # adaptive: sequences over which β moves by at most ±20 %
     whiten_advantages: bool = True
+    # stabilisers (off by default until measured; docs/llm.md, "Stabilising PPO")
+    value_warmup_steps: int = 0  # first rollouts that train the value head alone: the policy (and trunk) do not move
+    vf_lr: Optional[float] = None  # the value head's own learning rate (same schedule); null = algo.lr
+    value_init: str = "zeros"  # zeros | reward_model: the value head starts as the reward model's head (RLHF)
+    reward_norm: str = "none"  # none | running: (r − mean)/std | scale: r/std, over every score seen so far
     temperature: float = 1.0
     max_completion_length: int = 32
     truncated: str = "score"  # a completion cut off without EOS: scored like any other, or "zero": rewarded 0
@@ -70,3 +81,10 @@ class PPOConfig:
         if a.adaptive_kl and a.kl_coef == 0:
             raise ConfigError("algo.adaptive_kl=true needs algo.kl_coef > 0 (the controller scales β)")
         choice("algo.truncated", a.truncated, ("score", "zero"))
+        int_at_least("algo.value_warmup_steps", a.value_warmup_steps, 0)
+        if a.vf_lr is not None:
+            positive("algo.vf_lr", a.vf_lr)
+        choice("algo.value_init", a.value_init, VALUE_INITS)
+        choice("algo.reward_norm", a.reward_norm, REWARD_NORMS)
+        if a.value_init == "reward_model" and not a.reward_model:
+            raise ConfigError("algo.value_init=reward_model needs algo.reward_model (the model/ folder of an algo=reward_model run)")

@@ -11,6 +11,8 @@ The ratio, the clipped surrogate, the k1 KL, GAE and the clipped value loss are 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ppo_bench.common.losses import clipped_surrogate, clipped_value_loss, gae, kl_k1, kl_k3, policy_ratio
@@ -50,6 +52,46 @@ def adaptive_kl_coef(kl_coef: float, kl: float, target: float, horizon: int, n_s
     # Ziegler et al. 2019 §2.2: e = clip(KL/KL_target − 1, −0.2, 0.2); β ← β (1 + K_β e), K_β = n / horizon
     error = min(max(kl / target - 1.0, -0.2), 0.2)
     return kl_coef * (1.0 + error * n_sequences / horizon)
+
+
+class RunningMoments:
+    """Mean and sample standard deviation of every sequence score seen so far (Chan et al.'s parallel update of
+    count, mean and the sum of squared deviations), for ``algo.reward_norm``; its state is three floats."""
+
+    def __init__(self, count: float = 0.0, mean: float = 0.0, m2: float = 0.0):
+        self.count, self.mean, self.m2 = count, mean, m2
+
+    def update(self, x: torch.Tensor) -> None:
+        x = x.double().flatten()
+        n = x.numel()
+        if n == 0:
+            return
+        b_mean = x.mean().item()
+        b_m2 = ((x - b_mean) ** 2).sum().item()
+        total = self.count + n
+        delta = b_mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += b_m2 + delta * delta * self.count * n / total
+        self.count = total
+
+    @property
+    def std(self) -> float:
+        """The sample standard deviation (n − 1); 1 until two scores were seen."""
+        return math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else 1.0
+
+    def state_dict(self) -> dict:
+        return {"count": self.count, "mean": self.mean, "m2": self.m2}
+
+
+def normalised_scores(scores: torch.Tensor, moments: RunningMoments, how: str, eps: float = 1e-8) -> torch.Tensor:
+    """The sequence rewards after ``algo.reward_norm``: the statistics first take in this rollout's scores, then
+    ``running`` gives (r − mean)/(std + eps) and ``scale`` r/(std + eps) (trlx's ``scale_reward="running"``);
+    ``none`` leaves them."""
+    if how == "none":
+        return scores
+    moments.update(scores)
+    centred = scores - moments.mean if how == "running" else scores
+    return (centred / (moments.std + eps)).to(scores.dtype)
 
 
 def ppo_token_loss(logp, old_logp, values, old_values, returns, adv, mask, *, eps_low: float, eps_high: float,

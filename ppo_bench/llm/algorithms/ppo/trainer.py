@@ -18,6 +18,11 @@ One step:
   update     ``algo.ppo_epochs`` passes over the rollout in minibatches of ``algo.minibatch_size``
              completions, one AdamW step each, on the clipped surrogate + c1 · clipped value loss
   β          fixed, or Ziegler et al. 2019's adaptive controller after each rollout
+Stabilisers (config switches, off by default; docs/llm.md, "Stabilising PPO"): ``value_warmup_steps`` rollouts that
+train the value head alone on the frozen trunk's hidden states before the policy moves (OpenRLHF's
+``freezing_actor_steps``); ``value_init=reward_model``, the value head starting as the reward model's head (InstructGPT
+initialises its value model from the reward model; here only the head, the trunk being the policy's); ``reward_norm``,
+sequence scores normalised by the running mean and std of every score seen; ``vf_lr``, the value head's own step size.
 Metrics use TRL's PPOTrainer names (objective/kl, objective/scores, objective/rlhf_reward,
 policy/approxkl_avg, policy/clipfrac_avg, loss/policy_avg, loss/value_avg, val/clipfrac_avg, ...).
 Evaluation, checkpoints and the rest of the run are the harness's (``harness.run.LMRun``). The class is
@@ -36,8 +41,9 @@ from omegaconf import DictConfig
 from ppo_bench.common.errors import NonFiniteLoss
 from ppo_bench.common.losses import kl_k1, masked_standardize
 from ppo_bench.llm.algorithms.ppo.config import PPOConfig
-from ppo_bench.llm.algorithms.ppo.loss import adaptive_kl_coef, kl_shaped_rewards, ppo_token_loss, response_gae
-from ppo_bench.llm.harness.logprobs import token_logprobs, token_logprobs_and_values
+from ppo_bench.llm.algorithms.ppo.loss import (RunningMoments, adaptive_kl_coef, kl_shaped_rewards, normalised_scores,
+                                               ppo_token_loss, response_gae)
+from ppo_bench.llm.harness.logprobs import token_logprobs, token_logprobs_and_hidden, token_logprobs_and_values
 from ppo_bench.llm.harness.models import load_model
 from ppo_bench.llm.harness.registry import LMAlgorithm, register_lm_algorithm
 from ppo_bench.llm.harness.reward_models import batch_scores, load_reward_model
@@ -66,7 +72,11 @@ class PPOTrainer(LMAlgorithm):
         self.ref = ref_model
         self.reward_model = reward_model  # (frozen LM, head) or None: the task's verifier
         self.value_head = value_head(run.model)
+        if self.a.value_init == "reward_model":  # V(s_t) = the reward model's w·h_t on the policy's own hidden states
+            with torch.no_grad():
+                self.value_head.weight.copy_(reward_model[1].weight)
         self.kl_coef = float(self.a.kl_coef)
+        self.score_moments = RunningMoments()
         self.reward_fns = dict(run.task.rewards)
         self.weights = {k: float(v) for k, v in run.cfg.task.rewards.items()}
         if reward_model is not None:
@@ -94,12 +104,20 @@ class PPOTrainer(LMAlgorithm):
     def parameters(self):
         return [*self.run.model.parameters(), *self.value_head.parameters()]
 
+    def param_groups(self) -> list[dict]:
+        if self.a.vf_lr is None:
+            return [{"params": self.parameters()}]
+        return [{"params": list(self.run.model.parameters())},
+                {"params": list(self.value_head.parameters()), "lr": self.a.vf_lr, "base_lr": self.a.vf_lr}]
+
     def state_dict(self) -> dict:
-        return {"value_head": self.value_head.state_dict(), "kl_coef": self.kl_coef}
+        return {"value_head": self.value_head.state_dict(), "kl_coef": self.kl_coef,
+                "score_moments": self.score_moments.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.value_head.load_state_dict(state["value_head"])
         self.kl_coef = state["kl_coef"]
+        self.score_moments = RunningMoments(**state.get("score_moments", {}))
 
     def save_extra(self, folder: Path) -> None:
         torch.save(self.value_head.state_dict(), folder / VALUE_HEAD_FILE)
@@ -110,6 +128,7 @@ class PPOTrainer(LMAlgorithm):
 
     def summary_extra(self, summary: dict) -> None:
         summary["kl_coef_final"] = self.kl_coef
+        summary["value_warmup_steps"] = min(self.a.value_warmup_steps, self.run.step)  # steps in which the policy did not move
         summary["reward"] = "reward model: " + str(self.a.reward_model) if self.a.reward_model else "verifier"
 
     @torch.no_grad()
@@ -123,19 +142,22 @@ class PPOTrainer(LMAlgorithm):
         return scores, {"reward_model": scores}
 
     @torch.no_grad()
-    def old_pass(self, ids, am, C) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """log π_θold, V_old and log π_ref of every completion token, micro-batched, no gradient."""
+    def old_pass(self, ids, am, C):
+        """log π_θold, V_old, log π_ref and the trunk's last hidden states (the value head's input: what a value-only
+        warm-up step trains the head on) of every completion token, micro-batched, no gradient."""
         run, a = self.run, self.a
         logp, values, ref = (torch.zeros(ids.shape[0], C, device=ids.device) for _ in range(3))
+        hidden = torch.zeros(ids.shape[0], C, self.value_head.in_features, device=ids.device)
         with run.autocast():
             for chunk in torch.arange(ids.shape[0], device=ids.device).split(a.micro_batch_size):
-                lp, v, _ = token_logprobs_and_values(run.model, self.value_head, ids[chunk], am[chunk], C, a.temperature)
-                logp[chunk], values[chunk] = lp.float(), v.float()
+                lp, h, _ = token_logprobs_and_hidden(run.model, ids[chunk], am[chunk], C, a.temperature)
+                logp[chunk], hidden[chunk] = lp.float(), h
+                values[chunk] = self.value_head(h).squeeze(-1).float()
                 if self.ref is not None:
                     ref[chunk] = token_logprobs(self.ref, ids[chunk], am[chunk], C, a.temperature)[0].float()
         if self.ref is None:
             ref = logp.clone()  # β = 0 and not adapted: no KL term
-        return logp, values, ref
+        return logp, values, ref, hidden
 
     def train_step(self) -> dict[str, float]:
         run, a = self.run, self.a
@@ -150,12 +172,18 @@ class PPOTrainer(LMAlgorithm):
         if a.truncated == "zero":  # a completion cut off before its EOS has given no final answer
             finished = (~comp.truncated).float().cpu()
             scores, per_fn = scores * finished, {k: v * finished for k, v in per_fn.items()}
+        raw_scores = scores
+        scores = normalised_scores(scores, self.score_moments, a.reward_norm)
         t2 = time.perf_counter()
 
         ids, am = comp.input_ids, comp.attention_mask
         mask = comp.completion_mask.float()
         N, C = ids.shape[0], mask.shape[1]
-        old_logp, old_values, ref_logp = self.old_pass(ids, am, C)
+        old_logp, old_values, ref_logp, hidden = self.old_pass(ids, am, C)
+        # value-only warm-up (OpenRLHF's freezing_actor_steps): the policy's log-probs are the old ones (ρ = 1, no
+        # gradient) and the value head reads the trunk's hidden states without gradient, so neither the policy nor the
+        # trunk it shares with the value head moves; only the head learns
+        warmup = run.step < a.value_warmup_steps
         rewards, non_score = kl_shaped_rewards(old_logp, ref_logp, scores.to(run.device), mask, self.kl_coef)
         adv, returns = response_gae(rewards, old_values, mask, a.gamma, a.lam)
         if a.whiten_advantages:
@@ -172,9 +200,12 @@ class PPOTrainer(LMAlgorithm):
                 run.opt.zero_grad(set_to_none=True)
                 n_tokens = mask[mb].sum().clamp(min=1.0)
                 for chunk in mb.split(a.micro_batch_size):
-                    with run.autocast():
-                        logp, values, entropy = token_logprobs_and_values(
-                            run.model, self.value_head, ids[chunk], am[chunk], C, a.temperature, with_entropy=(epoch == 0))
+                    if warmup:
+                        logp, values, entropy = old_logp[chunk], self.value_head(hidden[chunk]).squeeze(-1), None
+                    else:
+                        with run.autocast():
+                            logp, values, entropy = token_logprobs_and_values(
+                                run.model, self.value_head, ids[chunk], am[chunk], C, a.temperature, with_entropy=(epoch == 0))
                     loss, st = ppo_token_loss(
                         logp, old_logp[chunk], values.float(), old_values[chunk], returns[chunk], adv[chunk], mask[chunk],
                         eps_low=a.epsilon, eps_high=eps_high, value_clip=a.value_clip, vf_coef=a.vf_coef, n_tokens=n_tokens)
@@ -201,7 +232,7 @@ class PPOTrainer(LMAlgorithm):
         lengths = comp.lengths.float()
         non_score_per_sequence = non_score.sum(1).cpu()
         m = {
-            "objective/scores": scores.mean().item(),
+            "objective/scores": raw_scores.mean().item(),
             "objective/kl": kl_per_sequence.mean().item(),
             "objective/kl_coef": kl_coef,
             "objective/non_score_reward": non_score_per_sequence.mean().item(),
@@ -211,12 +242,13 @@ class PPOTrainer(LMAlgorithm):
             "loss/value_avg": sums["value"],
             "policy/approxkl_avg": sums["approxkl"] / tok,
             "policy/clipfrac_avg": sums["clipfrac"] / tok,
-            "policy/entropy_avg": sums["entropy"] / n_tok,
+            "policy/frozen": float(warmup),
             "val/clipfrac_avg": sums["value_clipfrac"] / tok,
             "val/ratio": sums["ratio"] / tok,
             "val/mean": ((old_values * mask).sum() / n_tok).item(),
             "returns/mean": ((returns * mask).sum() / n_tok).item(),
             "stats/grad_norm": grad_norm,
+            "charts/learning_rate_value": run.opt.param_groups[-1]["lr"],
             "stats/optimizer_steps": optimizer_steps,
             "stats/completion_length/mean": lengths.mean().item(),
             "stats/completion_truncated": comp.truncated.float().mean().item(),
@@ -226,7 +258,13 @@ class PPOTrainer(LMAlgorithm):
             "perf/logprobs_s": t3 - t2,
             "perf/update_s": t4 - t3,
         }
-        run.last_samples = [{"prompt": examples[i].question, "completion": comp.texts[i], "score": round(scores[i].item(), 3)}
+        if not warmup:
+            m["policy/entropy_avg"] = sums["entropy"] / n_tok
+        if a.reward_norm != "none":
+            m["objective/scores_normalised"] = scores.mean().item()
+            m["objective/scores_running_mean"] = self.score_moments.mean
+            m["objective/scores_running_std"] = self.score_moments.std
+        run.last_samples = [{"prompt": examples[i].question, "completion": comp.texts[i], "score": round(raw_scores[i].item(), 3)}
                             for i in range(min(N, run.cfg.log_completions))]
         return m
 
