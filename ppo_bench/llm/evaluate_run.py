@@ -52,8 +52,8 @@ from ppo_bench.common.run_folder import CHECKPOINT, read_checkpoint
 from ppo_bench.llm.harness.batches import collate_rows
 from ppo_bench.llm.harness.evaluate import greedy_eval, kl_to_reference, perplexity, preference_figures, win_rate
 from ppo_bench.llm.harness.logprobs import response_logps
-from ppo_bench.llm.harness.models import (MODEL_SOURCES, eos_token_ids, load_model, load_tokenizer, resolve_device,
-                                          resolve_dtype)
+from ppo_bench.llm.harness.models import (MODEL_SOURCES, eos_token_ids, is_lora, load_model, load_tokenizer,
+                                          resolve_device, resolve_dtype, with_lora)
 from ppo_bench.llm.harness.preferences import PreferencePair, read_jsonl, tokenize_pairs
 from ppo_bench.llm.harness.registry import LM_ALGORITHMS
 from ppo_bench.llm.harness.reward_models import HEAD_FILE, batch_scores, load_reward_model, score_head
@@ -110,11 +110,16 @@ def load_trained(folder: Path, weights: str, reference, tok, device):
     path = folder / CHECKPOINT
     state = read_checkpoint(path, check_lm_state)  # as data: a foreign file runs no code
     model = copy.deepcopy(reference)
+    mcfg = OmegaConf.create(state.get("config", {}).get("model", {}))
+    if mcfg.get("lora_r", 0) > 0:  # a LoRA run's checkpoint holds the base weights and the adapters: merge them
+        model = with_lora(model, mcfg)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:  # weights of another model
         raise ConfigError(f"{path} holds weights of another model than the run's config.yaml names "
                           f"({str(e).splitlines()[0][:160]})") from None
+    if is_lora(model):
+        model = model.merge_and_unload()
     head = None
     if isinstance(state.get("algorithm"), dict) and "head" in state["algorithm"]:
         head = score_head(model)

@@ -19,7 +19,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from ppo_bench.common.errors import ConfigError
 from ppo_bench.common.hydra_cli import check_declared_keys
 from ppo_bench.common.identity import flatten
-from ppo_bench.llm.harness.models import MODEL_SOURCES
+from ppo_bench.llm.harness.models import MODEL_SOURCES, require
 from ppo_bench.llm.harness.registry import LM_ALGORITHMS, lm_algorithm
 from ppo_bench.llm.harness.tasks import TASKS
 
@@ -41,6 +41,12 @@ class ModelConfig:
     tiny_layers: int = 2
     tiny_heads: int = 4
     tiny_context: int = 256
+    # LoRA (Hu et al. 2021) through peft (pip install -e '.[lora]'): r > 0 trains rank-r adapters on the target
+    # layers instead of the weights; the reference model, the saved model/ (merged) and the evaluation are plain
+    lora_r: int = 0
+    lora_alpha: float = 16.0  # the update is scaled by alpha / r
+    lora_dropout: float = 0.0
+    lora_targets: List[str] = field(default_factory=lambda: ["all-linear"])  # module names, or all-linear (peft's)
 
 
 @dataclass
@@ -205,6 +211,7 @@ def _validate_common(cfg: DictConfig) -> None:
     int_at_least("eval.max_new_tokens", cfg.eval.max_new_tokens, 1)
     int_at_least("task.n_eval", cfg.task.n_eval, 1)
     int_at_least("eval.periodic_n", cfg.eval.periodic_n, 0)
+    check_lora(cfg.model)
     if cfg.max_wall_s is not None:
         positive("max_wall_s", cfg.max_wall_s)
     if cfg.eval.every_s is not None:
@@ -217,6 +224,18 @@ def _validate_common(cfg: DictConfig) -> None:
         if weight is None or not math.isfinite(weight):
             raise ConfigError(f"task.rewards.{name}={weight} must be a finite weight")
     TASKS[cfg.task.name].validate(cfg.task)
+
+
+def check_lora(mcfg) -> None:
+    int_at_least("model.lora_r", mcfg.lora_r, 0)
+    if mcfg.lora_r == 0:
+        return
+    positive("model.lora_alpha", mcfg.lora_alpha)
+    if mcfg.lora_dropout is None or not (0 <= mcfg.lora_dropout < 1):
+        raise ConfigError(f"model.lora_dropout={mcfg.lora_dropout} must lie in [0, 1)")
+    if not mcfg.lora_targets:
+        raise ConfigError("model.lora_targets is empty: name the layers to adapt (e.g. [q_proj,v_proj]) or [all-linear]")
+    require("peft", hint="pip install -e '.[lora]'", what="model.lora_r > 0 (LoRA)")
 
 
 def run_name(cfg: DictConfig) -> str:

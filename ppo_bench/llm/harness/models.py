@@ -204,10 +204,30 @@ def load_model(mcfg, tokenizer, device: torch.device, dtype: torch.dtype, seed: 
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     if not trainable:
         model.eval().requires_grad_(False)
+    elif mcfg.get("lora_r", 0) > 0:
+        model = with_lora(model, mcfg, seed)  # only the adapters train; the embeddings stay as they are
     elif mcfg.freeze_embeddings:
         # with tied weights this also freezes the output layer
         model.get_input_embeddings().weight.requires_grad_(False)
     return model
+
+
+def with_lora(model, mcfg, seed: int = 0):
+    """The model with LoRA adapters (Hu et al. 2021: W + (α/r)·B·A, B = 0 at the start, so the model is unchanged)
+    on ``model.lora_targets``, through peft; every other weight frozen. Its A matrices are drawn from ``seed``."""
+    require("peft", hint="pip install -e '.[lora]'", what="model.lora_r > 0 (LoRA)")
+    from peft import LoraConfig, get_peft_model
+
+    targets = list(mcfg.lora_targets)
+    conf = LoraConfig(r=int(mcfg.lora_r), lora_alpha=float(mcfg.lora_alpha), lora_dropout=float(mcfg.lora_dropout),
+                      target_modules="all-linear" if targets == ["all-linear"] else targets, task_type="CAUSAL_LM")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return get_peft_model(model, conf)
+
+
+def is_lora(model) -> bool:
+    return hasattr(model, "merge_and_unload") and hasattr(model, "peft_config")
 
 
 def _save_converted(model, tokenizer, target: Path) -> None:

@@ -34,8 +34,8 @@ from ppo_bench.common.run_folder import (PREVIOUS, clear_run_files, has_checkpoi
                                          set_aside)
 from ppo_bench.llm.harness.config import NOT_IDENTITY, run_name, schema_defaults, validate
 from ppo_bench.llm.harness.evaluate import greedy_eval
-from ppo_bench.llm.harness.models import (context_length, eos_token_ids, load_model, load_tokenizer, resolve_device,
-                                          resolve_dtype)
+from ppo_bench.llm.harness.models import (context_length, eos_token_ids, is_lora, load_model, load_tokenizer,
+                                          resolve_device, resolve_dtype)
 from ppo_bench.llm.harness.registry import LMAlgorithm
 from ppo_bench.llm.harness.tasks import Task, make_task, render_prompt
 from ppo_bench.llm.harness.tblog import LLMRunLogger
@@ -235,6 +235,8 @@ class LMRun:
         what the algorithm adds to it (a value or reward head)."""
         final, tmp = self.run_dir / "model", self.run_dir / ".model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_lora(self.model):  # the adapters merged into the weights: model/ is a plain model (the run is over)
+            self.model = self.model.merge_and_unload()
         self.model.save_pretrained(tmp)
         self.tok.save_pretrained(tmp)
         self.algorithm.save_extra(tmp)

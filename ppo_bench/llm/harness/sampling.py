@@ -58,9 +58,12 @@ def generate(
     temperature: float = 1.0,
     greedy: bool = False,
     eos_ids: list[int] | None = None,
+    top_k: int = 0,
+    top_p: float = 1.0,
 ) -> Completions:
-    """n completions per prompt: plain ancestral sampling at ``temperature`` (no top-k/top-p, so the
-    sampling distribution is the policy whose log-probs GRPO uses), or greedy decoding."""
+    """n completions per prompt: ancestral sampling at ``temperature`` (by default without top-k/top-p, so the
+    sampling distribution is the policy whose log-probs GRPO uses; ``top_k`` > 0 keeps the k likeliest tokens,
+    ``top_p`` < 1 the smallest set whose probability reaches p, Holtzman et al. 2020), or greedy decoding."""
     from transformers import GenerationConfig
 
     device = next(model.parameters()).device
@@ -72,8 +75,8 @@ def generate(
         max_new_tokens=max_new_tokens,
         do_sample=not greedy,
         temperature=None if greedy else temperature,
-        top_k=None if greedy else 0,
-        top_p=None if greedy else 1.0,
+        top_k=None if greedy else top_k,
+        top_p=None if greedy else top_p,
         eos_token_id=eos_ids,
         pad_token_id=tokenizer.pad_token_id,
     )

@@ -29,6 +29,9 @@ class GRPOConfig:
     beta: float = 0.0  # KL coefficient; 0 loads no reference model (TRL's default since v0.19)
     num_iterations: int = 1  # μ, policy updates per generation (DeepSeekMath Alg. 1)
     temperature: float = 1.0
+    # sampling filters (off by default): the log-probs in the loss stay the full policy's at the temperature, as TRL's
+    top_k: int = 0  # > 0: sample among the k likeliest tokens only
+    top_p: float = 1.0  # < 1: nucleus sampling (Holtzman et al. 2020)
     max_completion_length: int = 32
     loss_type: str = "grpo"  # grpo (per-sequence mean) | dapo (token-level) | dr_grpo (constant)
     scale_rewards: str = "group"  # group | batch | none (Dr. GRPO)
@@ -64,6 +67,9 @@ class GRPOConfig:
         if not (math.isfinite(a.beta) and a.beta >= 0):
             raise ConfigError(f"algo.beta={a.beta} must be >= 0 (0 = no reference model)")
         positive("algo.temperature", a.temperature)
+        int_at_least("algo.top_k", a.top_k, 0)
+        if a.top_p is None or not (0 < a.top_p <= 1):
+            raise ConfigError(f"algo.top_p={a.top_p} must lie in (0, 1]")
         positive("algo.adv_eps", a.adv_eps)
         choice("algo.loss_type", a.loss_type, LOSS_TYPES)
         choice("algo.scale_rewards", a.scale_rewards, REWARD_SCALINGS)

@@ -76,7 +76,7 @@ class GRPOTrainer(LMAlgorithm):
         prompts = [run.prompt(e) for e in examples]
         with run.autocast():
             comp = generate(model, run.tok, prompts, n=G, max_new_tokens=a.max_completion_length,
-                            temperature=a.temperature, eos_ids=run.eos_ids)
+                            temperature=a.temperature, eos_ids=run.eos_ids, top_k=a.top_k, top_p=a.top_p)
         t1 = time.perf_counter()
 
         rep_prompts = [p for p in prompts for _ in range(G)]
