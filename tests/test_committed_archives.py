@@ -47,3 +47,29 @@ def test_a_committed_archive_is_skipped_by_todays_sweep(tmp_path, archive, exper
             check_run_identity(cfg, spec)  # today's keys, the run's migrated ones: the same run
             checked += 1
     assert checked == runs
+
+
+def without_paths(text: str, *paths: str) -> str:
+    """A report's text less the lines that name where it was read from or written to (its command line)."""
+    return "\n".join(line for line in text.splitlines() if not any(p in line for p in paths))
+
+
+@pytest.mark.parametrize("archive, experiment, outputs, extra", [
+    ("table1_runs", "table1", ["table1.md", "table1.csv"],
+     ["--variant", "annealed step size={results}/table1_annealed/table1.csv"]),
+    ("figure3_runs", "figure3", ["figure3.md"], []),
+])
+def test_a_committed_archive_regenerates_its_report(tmp_path, archive, experiment, outputs, extra):
+    """Unpacked, the archive gives the committed report again, identical but for the lines naming paths."""
+    from ppo_bench.analysis.report import main
+
+    runs = tmp_path / "runs"
+    unpack(REPO / "results" / archive, runs)
+    out = tmp_path / "out"
+    args = [str(runs), "--experiment", experiment, "--out-dir", str(out),
+            *(a.format(results=REPO / "results") for a in extra)]
+    assert main(args) == 0
+    for name in outputs:
+        committed, regenerated = (REPO / "results" / name).read_text(), (out / name).read_text()
+        assert without_paths(regenerated, str(tmp_path), str(REPO)) == without_paths(
+            committed, "runs/", "results/"), name
