@@ -153,8 +153,7 @@ def test_every_agent_of_the_experiment_composes_and_validates(agent, tmp_path):
 
 
 def test_the_ablation_grid_composes_every_cell(tmp_path):
-    """experiment=implementation_matters_ablation: 2 tasks × 2⁴ switches × 4 learning rates, each cell valid and in
-    a run folder of its own."""
+    """experiment=implementation_matters_ablation: 2 tasks × 2⁴ switches, each cell valid."""
     import itertools
 
     from hydra import compose, initialize_config_dir
@@ -167,8 +166,8 @@ def test_the_ablation_grid_composes_every_cell(tmp_path):
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         base = compose("config", overrides=["experiment=implementation_matters_ablation"], return_hydra_config=True)
         params = {k: str(v).split(",") for k, v in base.hydra.sweeper.params.items()}
-        assert np.prod([len(v) for v in params.values()]) == 128
-        for values in itertools.islice(itertools.product(*params.values()), 0, None, 17):  # a spread of cells
+        assert np.prod([len(v) for v in params.values()]) == 32
+        for values in itertools.islice(itertools.product(*params.values()), 0, None, 5):  # a spread of cells
             overrides = [f"{k}={v}" for k, v in zip(params, values)]
             cfg = compose("config", overrides=["experiment=implementation_matters_ablation", *overrides,
                                                f"run_root={tmp_path}", "compile=false"])

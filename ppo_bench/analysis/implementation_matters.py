@@ -12,7 +12,7 @@ PPO-M (no code-level optimisations), PPO-NoClip, TRPO and TRPO+. Written into ``
 - ``curves.png``: episode return over training, one panel per task, one line per agent (mean ± 1 std over seeds).
 - ``trust_region.png``: their Figure 2 and 3: per task, the largest probability ratio max_t π_θ(a_t|s_t)/π_old
   over each iteration's batch after the update (the clipped objective's 1 + ε drawn) and the mean KL[π_old‖π_θ]
-  (TRPO's δ drawn), for PPO, PPO-M and TRPO, the median over seeds per iteration.
+  (TRPO's δ drawn), for PPO, PPO-M, PPO-NoClip and TRPO, the median over seeds per iteration.
 
 A run's score is theirs (``final_results.5_rewards`` of their src/run.py): the mean over the last 5 iterations
 of each iteration's mean return of the episodes that ended in it. The Table-1 score of ppo-bench (the mean of
@@ -190,7 +190,8 @@ def write_csv(cells: dict[tuple[str, str], Cell], path: Path) -> None:
 
 
 def plot_trust_region(runs: list[SweepRun], folder: Path, path: Path) -> None:
-    """Their Figures 2-3: per task, max ratio and mean KL per iteration (median over seeds) for PPO, PPO-M, TRPO."""
+    """Their Figures 2-3: per task, max ratio and mean KL per iteration (median over seeds) for PPO, PPO-M,
+    PPO-NoClip and TRPO."""
     import io
 
     import matplotlib
@@ -201,7 +202,7 @@ def plot_trust_region(runs: list[SweepRun], folder: Path, path: Path) -> None:
     envs = [e for e in ENVS if any(r.env == e for r in runs)]
     fig, axes = plt.subplots(2, max(len(envs), 1), figsize=(4.5 * max(len(envs), 1), 6.5), squeeze=False)
     for j, env in enumerate(envs):
-        for a in ("ppo", "ppom", "trpo"):
+        for a in ("ppo", "ppom", "noclip", "trpo"):
             own = [r for r in runs if r.env == env and agent_of(r, folder) == a]
             for i, tag in enumerate(TRUST_REGION_TAGS):
                 series = [r.scalars.get(tag) for r in own if r.scalars.get(tag) is not None and len(r.scalars[tag].steps)]
