@@ -1,34 +1,47 @@
 """One comparison of the methods (docs/llm.md, "The comparison of the methods"): PPO with the verifier's reward, RLHF
 (a reward model, then PPO with it), GRPO, DPO and four of its variants, and KTO, on one task and model with the same
-wall-clock budget each, then evaluated alike (``ppo-bench-llm-eval``). A tool that exercises ppo-bench as a user does:
+wall-clock budget each, over several seeds, then evaluated alike (``ppo-bench-llm-eval``) and reported as means with
+95% confidence intervals (Student's t over the seeds, ``scripts/llm_intervals.py``). A tool that exercises ppo-bench
+as a user does. The next sitting's command and what it costs on the 2-core machine:
 
-    python scripts/llm_comparison.py                           SmolLM2-135M-Instruct on 2-digit addition, 10 minutes per method
-    python scripts/llm_comparison.py --budget-min 20 --jobs 1
-    python scripts/llm_comparison.py --methods grpo dpo kto    a subset
-    python scripts/llm_comparison.py --model tiny --budget-min 0.05 --in-process   seconds: the tiny model (tests)
-    python scripts/llm_comparison.py --report-only             only rewrite the results from what is there
+    python scripts/llm_comparison.py --plan        ~10 min: calibrates (3 steps of every method), prints the budget and hours
+    python scripts/llm_comparison.py               ~4 h: 9 methods x 3 seeds, budget sized for >= 20 updates each, 2 at a time
+    python scripts/llm_comparison.py --methods grpo ppo rlhf --seeds 0 1 2 3 4    a subset, five seeds
+    python scripts/llm_comparison.py --budget-min 15                       a fixed budget instead of the sized one
+    python scripts/llm_comparison.py --report-only                         only rewrite the results from what is there
+    python scripts/llm_comparison.py --model tiny --in-process --budget-min 0.05 --seeds 0 1   seconds: the tiny model (tests)
 
-Stages, each resumable (a relaunch skips what is finished and continues an interrupted run from its checkpoint):
-  pairs        the preference pairs of every preference method (the DPO family, KTO, RLHF's reward model), sampled
-               once from the starting model as ``algo=dpo`` builds them (``pairs.jsonl``); the time this took is
-               charged to each of those methods
-  training     one run per method, two for RLHF (the reward model, then PPO scoring with it), each bounded by what is
-               left of the budget: ``max_wall_s`` = budget − the time charged before the run (the pairs; RLHF's
-               reward-model run, which gets ``--rm-share`` of the budget); ``setup_in_wall=true`` charges a run's
-               own setup (its reference pass); the periodic held-out evaluations are not charged
-               (``eval.in_wall=false``) and come every quarter of the budget (``eval.every_s``)
+Killed, it is relaunched with the same command and continues: the pairs, the calibration, finished runs and evaluations
+are kept, an interrupted run resumes from its last checkpoint.
+
+Stages, each resumable:
+  pairs        per seed, the preference pairs of every preference method (the DPO family, KTO, RLHF's reward model),
+               sampled from the starting model as ``algo=dpo`` builds them (``pairs_seed<k>.jsonl``); the time this took
+               is charged to each of those methods
+  sizing       without ``--budget-min``: a calibration run of every method (``scripts/llm_sizing.py``) measures its step
+               time, and the budget is the time the slowest needs for ``--min-updates`` updates, times ``--margin``;
+               the plan (``sizing.json``) is kept, and a comparison longer than ``--max-hours`` is refused in one line
+  training     one run per method and seed, two for RLHF (the reward model, then PPO scoring with it), each bounded by what
+               is left of the budget: ``max_wall_s`` = budget − the time charged before the run (the pairs; RLHF's
+               reward-model run, which gets ``--rm-share`` of the budget, by default its measured share of RLHF's need);
+               ``setup_in_wall=true`` charges a run's own setup (its reference pass); the periodic held-out evaluations
+               are not charged (``eval.in_wall=false``) and come every quarter of the budget
   evaluation   ``ppo-bench-llm-eval`` of each final policy against the starting model, every method's greedy answers
-               also scored by RLHF's reward model; what depends on the reference alone is computed once
-  report       ``comparison.md`` (a row per method, the command on top), ``comparison.json`` and ``comparison.png``
-               (held-out accuracy against the wall-clock time charged, one line per method)
+               also scored by the same seed's RLHF reward model; what depends on the reference alone is computed once
+  report       ``comparison.md`` (mean and 95% CI of every column over the seeds, the command on top, readings worked
+               out from the intervals: a difference whose interval holds 0 is said to be within the noise),
+               ``comparison.json`` (the same, and every seed's row) and ``comparison.png``
 Each run and evaluation is a process of its own (``--jobs`` at a time), so that the peak memory of a method is its
-own; ``--in-process`` runs everything in this process (then the peak is the whole process's). Hydra overrides for every
-run may follow the options (e.g. device=cuda).
+own; ``--in-process`` runs everything in this process. Hydra overrides for every run may follow the options (e.g.
+device=cuda). ``scripts/llm_stabilisers.py`` and ``scripts/llm_grpo_fast.py`` run other sets of methods through the
+same stages.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import io
 import json
 import math
 import subprocess
@@ -38,9 +51,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import gc
-import io
+from typing import Callable
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
@@ -59,6 +70,12 @@ from ppo_bench.llm.harness.registry import lm_algorithm
 from ppo_bench.llm.harness.run import LMRun, load_run_parts
 from ppo_bench.llm.launch import train_from_config, validate
 
+if __package__ in (None, ""):  # run as a file (python scripts/...): the repository root makes `scripts` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts.llm_intervals import difference, fmt_difference, fmt_interval, interval, verdict  # noqa: E402
+from scripts.llm_sizing import plan_line, size_budget  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -71,18 +88,22 @@ class Method:
 
 
 DPO_EXPERIMENT = "+experiment=dpo_addition"
+RM_OVERRIDES = ("algo=reward_model", "model.freeze_embeddings=true", "algo.batch_size=16", "algo.micro_batch_size=8",
+                "algo.lr=1e-5", "algo.eval_fraction=0.2")
+# the reference experiments' settings, with cheaper steps where the settings allow (issue 33: every method >= 20
+# updates in a budget that keeps 9 methods x 3 seeds near 4 hours): PPO 8 prompts per rollout (16 in its reference run),
+# GRPO 8 completions per prompt (12), KTO 16 examples per step (32: DPO's 16 pairs are 32 sequences too)
+PPO_CHEAP = ("+experiment=ppo_addition", "algo.prompts_per_step=8")
 METHODS: dict[str, Method] = {
-    "ppo": Method("PPO (verifier)", ("+experiment=ppo_addition",)),
-    "rlhf": Method("RLHF (reward model + PPO)", ("+experiment=ppo_addition",), pairs=True,
-                   reward_model=("algo=reward_model", "model.freeze_embeddings=true", "algo.batch_size=16",
-                                 "algo.micro_batch_size=8", "algo.lr=1e-5", "algo.eval_fraction=0.2")),
-    "grpo": Method("GRPO", ("+experiment=grpo_addition",)),
+    "ppo": Method("PPO (verifier)", PPO_CHEAP),
+    "rlhf": Method("RLHF (reward model + PPO)", PPO_CHEAP, pairs=True, reward_model=RM_OVERRIDES),
+    "grpo": Method("GRPO", ("+experiment=grpo_addition", "algo.num_generations=8")),
     "dpo": Method("DPO (sigmoid)", (DPO_EXPERIMENT, "algo.loss=sigmoid"), pairs=True),
     "ipo": Method("IPO", (DPO_EXPERIMENT, "algo.loss=ipo"), pairs=True),
     "dpo_sft": Method("DPO + SFT", (DPO_EXPERIMENT, "algo.loss=dpo_sft"), pairs=True),
     "dpop": Method("DPO-P", (DPO_EXPERIMENT, "algo.loss=dpop"), pairs=True),
     "asymmetric": Method("asymmetric β⁺/β⁻", (DPO_EXPERIMENT, "algo.loss=asymmetric"), pairs=True),
-    "kto": Method("KTO", ("+experiment=kto_addition",), pairs=True),
+    "kto": Method("KTO", ("+experiment=kto_addition", "algo.batch_size=16"), pairs=True),
 }
 
 # --model tiny: the random tiny model and small batches, so that the whole comparison takes seconds
@@ -94,6 +115,7 @@ TINY_ALGO = {
     "kto": ("algo.batch_size=8", "algo.micro_batch_size=8"),
     "reward_model": ("algo.batch_size=4", "algo.micro_batch_size=4", "algo.eval_fraction=0.25"),
 }
+CALIBRATION_N_EVAL = 16  # held-out problems of a calibration run (its final evaluation measures the greedy cost)
 
 
 def algo_of(overrides) -> str:
@@ -162,11 +184,11 @@ PAIR_KEYS = ("num_prompts", "num_samples", "pairs_per_prompt", "temperature", "m
 @dataclass
 class Comparison:
     methods: list[str]
-    budget_s: float
-    rm_share: float
+    budget_s: float | None  # None: sized from a calibration run (sizing.json)
+    rm_share: float | None  # None: RLHF's measured share (or 1/2 with a fixed budget)
     model: str
-    seed: int
-    runs: Path  # run_root: the runs are <runs>/comparison/<method>/seed<k>
+    seeds: list[int]
+    runs: Path  # run_root: the runs are <runs>/<name>/<method>/seed<k>
     out: Path
     jobs: int = 2
     in_process: bool = False
@@ -174,120 +196,158 @@ class Comparison:
     pair_prompts: int = 128
     pair_samples: int = 4
     extra: list[str] = field(default_factory=list)  # Hydra overrides for every run
-    pairs: dict | None = None  # pairs.json once built
+    pairs: dict = field(default_factory=dict)  # seed -> pairs_seed<k>.json once built
+    catalogue: dict[str, Method] = field(default_factory=lambda: METHODS)
+    name: str = "comparison"  # the folder under run_root, and the results' file stem
+    title: str = "PPO, RLHF, GRPO, DPO's variants and KTO on 2-digit addition"
+    readings: Callable | None = None  # (comparison, aggregated methods, reference) -> markdown; None: the comparison's
+    min_updates: int = 20
+    margin: float = 1.15
+    max_hours: float = 4.0
+    rm_min_steps: int = 5
+    calibration_steps: int = 3
+    periodic_evals: int = 3
+    sizing: dict | None = None
+    own_schedule: bool = False  # the methods keep their algo.steps and learning-rate schedule (else: constant, bounded by the budget)
 
     @property
     def work(self) -> Path:
-        return self.runs / "comparison"
+        return self.runs / self.name
 
-    @property
-    def pairs_file(self) -> Path:
-        return self.work / "pairs.jsonl"
+    def pairs_file(self, seed: int) -> Path:
+        return self.work / f"pairs_seed{seed}.jsonl"
 
     @property
     def stem(self) -> str:
-        return "comparison" if self.model == "smollm2" else f"comparison_{self.model}"
+        return self.name if self.model == "smollm2" else f"{self.name}_{self.model}"
 
-    def run_overrides(self, key: str, algo: str, remaining_s: float) -> list[str]:
-        """The comparison's overrides of one run: its folder, what is left of the budget, the evaluations, the model."""
-        o = [f"run_root={self.runs}", f"run_name=comparison/{key}/seed{self.seed}", f"seed={self.seed}",
-             f"max_wall_s={max(remaining_s, 1e-3):.3f}",  # a budget spent before the run starts leaves it no step
-             "setup_in_wall=true", "eval.in_wall=false", "eval.before=false", "eval.every=0",
-             f"eval.every_s={self.budget_s / 4:.3f}", "eval.periodic_n=50", "torch_threads=1", "checkpoint_every=5",
-             "save_model=false", "progress=never", "algo.steps=100000", "algo.lr_schedule=constant"]
+    @property
+    def uses_pairs(self) -> bool:
+        return any(self.catalogue[k].pairs for k in self.methods)
+
+    def run_overrides(self, key: str, algo: str, remaining_s: float | None, seed: int, calibration: bool = False) -> list[str]:
+        """The comparison's overrides of one run: its folder, what is left of the budget, the evaluations, the model.
+        A calibration run (``calibration``) has a step count instead of a budget and evaluates only at its end."""
+        o = [f"run_root={self.runs}", f"seed={seed}", "setup_in_wall=true", "eval.in_wall=false", "eval.before=false",
+             "eval.every=0", "eval.periodic_n=50", "torch_threads=1", "checkpoint_every=5", "save_model=false",
+             "progress=never"] + ([] if self.own_schedule else ["algo.lr_schedule=constant"])
+        if calibration:
+            o += [f"run_name={self.name}/calibration/{key}", f"algo.steps={self.calibration_steps}", "resume=false",
+                  f"task.n_eval={CALIBRATION_N_EVAL}"]
+        else:
+            every = (self.budget_s or 60.0) / (self.periodic_evals + 1)
+            o += [f"run_name={self.name}/{key}/seed{seed}", *([] if self.own_schedule else ["algo.steps=100000"]),
+                  f"max_wall_s={max(remaining_s or 0.0, 1e-3):.3f}",  # a budget spent before the run starts leaves it no step
+                  f"eval.every_s={every:.3f}"]
         if self.model == "tiny":
             o += [*TINY, *TINY_ALGO[algo]]
+            if calibration:
+                o += [f"task.n_eval={CALIBRATION_N_EVAL}"]
         return o + self.extra
 
-    def pair_overrides(self) -> list[str]:
-        o = [DPO_EXPERIMENT, f"seed={self.seed}", f"algo.num_prompts={self.pair_prompts}", f"algo.num_samples={self.pair_samples}",
+    def pair_overrides(self, seed: int) -> list[str]:
+        o = [DPO_EXPERIMENT, f"seed={seed}", f"algo.num_prompts={self.pair_prompts}", f"algo.num_samples={self.pair_samples}",
              "torch_threads=1", "progress=never"]
         if self.model == "tiny":
             o += [*TINY, "algo.max_completion_length=8"]
         return o + self.extra
 
 
-def build_pairs(c: Comparison) -> dict:
-    """The shared preference pairs (``pairs.jsonl``) and the seconds their sampling took (``pairs.json``), as
-    ``algo=dpo`` builds them from the task (``preferences.pairs_for_run``); reused when built under the same settings."""
-    cfg = compose_cfg(c.pair_overrides())
+def build_pairs(c: Comparison, seed: int) -> dict:
+    """One seed's preference pairs (``pairs_seed<k>.jsonl``) and the seconds their sampling took (``pairs_seed<k>.json``),
+    as ``algo=dpo`` builds them from the task (``preferences.pairs_for_run``); reused when built under the same settings."""
+    cfg = compose_cfg(c.pair_overrides(seed))
     settings = json.loads(json.dumps({"model": OmegaConf.to_container(cfg.model, resolve=True),
                                       "task": OmegaConf.to_container(cfg.task, resolve=True), "seed": cfg.seed,
                                       **{k: cfg.algo[k] for k in PAIR_KEYS}}))
-    meta = read_json(c.work / "pairs.json")
-    if c.read_only and (meta is None or not c.pairs_file.is_file()):
-        raise ConfigError(f"{c.pairs_file}: the preference pairs were not sampled yet (run without --report-only)")
-    if meta is not None and c.pairs_file.is_file():
+    meta_file, pairs_file = c.work / f"pairs_seed{seed}.json", c.pairs_file(seed)
+    meta = read_json(meta_file)
+    if c.read_only and (meta is None or not pairs_file.is_file()):
+        raise ConfigError(f"{pairs_file}: the preference pairs were not sampled yet (run without --report-only)")
+    if meta is not None and pairs_file.is_file():
         if meta["settings"] != settings:
             differ = sorted(k for k in settings if settings[k] != meta["settings"].get(k))
-            raise ConfigError(f"{c.pairs_file} was sampled with other settings ({', '.join(differ)}); "
+            raise ConfigError(f"{pairs_file} was sampled with other settings ({', '.join(differ)}); "
                               "use another --run-root, or delete it to sample the pairs again")
         return meta
     _, dtype, task, tok, model = load_run_parts(cfg)
-    run = LMRun(cfg, c.work / "pairs", model, tok, task, compute_dtype=dtype)
+    run = LMRun(cfg, c.work / "pairs" / f"seed{seed}", model, tok, task, compute_dtype=dtype)
     t = time.perf_counter()
     pairs, stats = pairs_for_run(run)
     seconds = time.perf_counter() - t
-    write_jsonl(c.pairs_file, pairs)
+    write_jsonl(pairs_file, pairs)
     meta = {"seconds": round(seconds, 1), "stats": stats, "settings": settings, "peak_rss_mb": peak_rss_mb()}
-    atomic_write_text(c.work / "pairs.json", json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(meta_file, json.dumps(meta, indent=2) + "\n")
     del run, model
     gc.collect()
     return meta
 
 
-def train_method(c: Comparison, key: str) -> dict:
-    """Train, resume or skip one method's run(s); what the report reads of them."""
-    m = METHODS[key]
-    log = c.work / "logs" / f"{key}.log"
-    charged = c.pairs["seconds"] if m.pairs else 0.0
-    data = [f"algo.data_file={c.pairs_file}"] if m.pairs else []
+def method_stages(c: Comparison, key: str, seed: int, budget_s: float | None, calibration: bool = False) -> dict:
+    """Train, resume or skip one method's run(s) for one seed (a calibration run with ``calibration``); what the
+    report reads of them."""
+    m = c.catalogue[key]
+    tag = f"calibration_{key}" if calibration else f"{key}_seed{seed}"
+    log = c.work / "logs" / f"{tag}.log"
+    pairs_meta = c.pairs.get(seed if not calibration else c.seeds[0])
+    charged = pairs_meta["seconds"] if m.pairs else 0.0
+    data = [f"algo.data_file={c.pairs_file(seed if not calibration else c.seeds[0])}"] if m.pairs else []
     stages, extra, rm_run = [], [], None
     if m.reward_model is not None:
-        rm_over = [*m.reward_model, *data, *c.run_overrides(f"{key}_reward_model", "reward_model", c.budget_s * c.rm_share - charged),
+        share = c.rm_share if c.rm_share is not None else 0.5
+        rm_budget = None if calibration else (budget_s or 0.0) * share - charged
+        rm_over = [*m.reward_model, *data, *c.run_overrides(f"{key}_reward_model", "reward_model", rm_budget, seed, calibration),
                    "save_model=true"]
-        rm_run = train_stage(rm_over, log, c.in_process, c.read_only)
+        rm_run = train_stage(rm_over, log, c.in_process, c.read_only and not calibration)
         charged += rm_run["wall_s"] + rm_run["eval_s"]
         stages.append(rm_run)
         extra = [f"algo.reward_model={Path(rm_run['run_dir']) / 'model'}"]
     algo = algo_of(m.overrides)
     own_data = [] if m.reward_model is not None else data  # RLHF's PPO reads no pairs: its reward model did
-    run = train_stage([*m.overrides, *own_data, *extra, *c.run_overrides(key, algo, c.budget_s - charged)], log, c.in_process,
-                      c.read_only)
+    remaining = None if calibration else (budget_s or 0.0) - charged
+    run = train_stage([*m.overrides, *own_data, *extra, *c.run_overrides(key, algo, remaining, seed, calibration)], log,
+                      c.in_process, c.read_only and not calibration)
     stages.append(run)
     n_models, held = lm_algorithm(run["config"]["algo"]["name"]).models_held(run["config"]["algo"])
     peaks = [s.get("peak_rss_mb") for s in stages]
+    setup = run.get("setup_s")
     return {
-        "method": key, "label": m.label, "run_dir": run["run_dir"], "steps": run["steps"], "updates": run.get("updates"),
-        "stopped_by": run.get("stopped_by"), "charged_before_s": round(charged, 1), "run_wall_s": run["wall_s"],
-        "wall_s": round(charged + run["wall_s"], 1), "peak_rss_mb": max((p for p in peaks if p is not None), default=None),
+        "method": key, "seed": seed, "label": m.label, "run_dir": run["run_dir"], "steps": run["steps"],
+        "updates": run.get("updates"), "stopped_by": run.get("stopped_by"), "charged_before_s": round(charged, 1),
+        "run_wall_s": run["wall_s"], "wall_s": round(charged + run["wall_s"], 1), "eval_s": run.get("eval_s"),
+        "setup_s": round(sum(setup.values()), 1) if isinstance(setup, dict) else 0.0,
+        "warmup_steps": run.get("value_warmup_steps", 0) or 0,
+        "peak_rss_mb": max((p for p in peaks if p is not None), default=None),
         "periodic_n": min(run["config"]["eval"]["periodic_n"] or run["n_eval"], run["n_eval"]),
         "models_held": n_models, "models": held + (" (the reward model trained first: 1 LM)" if rm_run else ""),
         "curve": [{"wall_s": round(charged + e["wall_s"], 1), "accuracy": e["accuracy"], "n": e["n"]}
                   for e in run["evals"] if e.get("wall_s") is not None and e.get("accuracy") is not None],
         "reward_model_run": None if rm_run is None else {"run_dir": rm_run["run_dir"], "steps": rm_run["steps"], "wall_s": rm_run["wall_s"],
                                                          "pair_accuracy": rm_run.get("acc_after"), "pairs": rm_run.get("pairs")},
-        "pairs_s": c.pairs["seconds"] if m.pairs else None,
+        "pairs_s": pairs_meta["seconds"] if m.pairs and pairs_meta else None,
         "train_pairs_after": run.get("train_pairs_after") or run.get("train_examples_after"),
     }
 
 
-def evaluate_method(c: Comparison, row: dict, reward_model: str | None) -> dict:
+def evaluate_method(c: Comparison, row: dict, reward_model: str | None, n: int | None = None, tag: str | None = None) -> dict:
     """``ppo-bench-llm-eval`` of a method's final policy (skipped when its file matches the run and reward model)."""
-    path = c.work / "evaluations" / f"{row['method']}.json"
+    tag = tag or f"{row['method']}_seed{row['seed']}"
+    path = c.work / "evaluations" / f"{tag}.json"
     old = read_json(path)
     if old and old.get("steps") == row["steps"] and old.get("wall_s") == row["run_wall_s"] and \
             (old.get("reward_model") or {}).get("path") == reward_model:
         return old
     if c.read_only:
         raise StageFailed(f"{path}: no evaluation of the run as it stands (not evaluated yet)")
-    args = {"reference_cache": c.work / "reference", "reward_model": reward_model, "threads": 1}
+    cache = c.work / ("reference" if n is None else "calibration/reference")
+    args = {"reference_cache": cache, "reward_model": reward_model, "threads": 1, "n": n}
     if c.in_process:
         atomic_write_text(path, json.dumps(evaluate_run(row["run_dir"], **args), indent=2) + "\n")
     else:
-        argv = [row["run_dir"], "--json", str(path), "--reference-cache", str(args["reference_cache"]), "--threads", "1"]
+        argv = [row["run_dir"], "--json", str(path), "--reference-cache", str(cache), "--threads", "1"]
         argv += ["--reward-model", reward_model] if reward_model else []
-        run_process([sys.executable, "-m", "ppo_bench.llm.evaluate_run", *argv], c.work / "logs" / f"{row['method']}.log")
+        argv += ["--n", str(n)] if n else []
+        run_process([sys.executable, "-m", "ppo_bench.llm.evaluate_run", *argv], c.work / "logs" / f"{tag}.log")
     res = read_json(path)
     if res is None:
         raise StageFailed(f"{path} was not written")
@@ -309,6 +369,59 @@ def in_pool(c: Comparison, fn, items: list) -> list:
         return list(pool.map(guarded, items))
 
 
+# ---- sizing the budget from a calibration run ------------------------------------------------------------------
+
+
+def sizing_settings(c: Comparison) -> dict:
+    """What a calibration measured under: the methods' settings, the machine's share per run, the sizing's knobs."""
+    return {"methods": {k: list(c.catalogue[k].overrides) + list(c.catalogue[k].reward_model or ()) for k in c.methods},
+            "model": c.model, "extra": c.extra, "jobs": c.jobs, "min_updates": c.min_updates, "margin": c.margin,
+            "rm_min_steps": c.rm_min_steps, "calibration_steps": c.calibration_steps, "seeds": len(c.seeds),
+            "pair_prompts": c.pair_prompts, "pair_samples": c.pair_samples}
+
+
+def calibrate_and_size(c: Comparison) -> dict:
+    """The plan (``sizing.json``, reused while its settings hold): every method's calibration run, ``c.jobs`` at a time,
+    one evaluation of a calibration run, then ``llm_sizing.size_budget``."""
+    settings = json.loads(json.dumps(sizing_settings(c)))
+    stored = read_json(c.work / "sizing.json")
+    if stored is not None and stored.get("settings") == settings:
+        return stored
+    if c.read_only:
+        raise ConfigError(f"{c.work / 'sizing.json'}: no budget sized yet (run without --report-only, or give --budget-min)")
+    t = time.perf_counter()
+    done = in_pool(c, lambda k: method_stages(c, k, c.seeds[0], None, calibration=True), c.methods)
+    failed = [f"{k}: {e}" for k, (_, e) in zip(c.methods, done) if e]
+    if failed:
+        raise ConfigError(f"the calibration run failed: {failed[0]}")
+    rows = {k: r for k, (r, _) in zip(c.methods, done)}
+    first = next(k for k in c.methods if c.catalogue[k].reward_model is None) if any(
+        c.catalogue[k].reward_model is None for k in c.methods) else c.methods[0]
+    t_eval = time.perf_counter()
+    evaluate_method(c, rows[first], None, n=CALIBRATION_N_EVAL, tag=f"calibration_{first}")
+    eval_pp = (time.perf_counter() - t_eval) / CALIBRATION_N_EVAL
+    calibration = {}
+    for k, r in rows.items():
+        own = r["run_wall_s"] - r["setup_s"]
+        cal = {"step_s": own / max(r["steps"], 1), "update_rate": max(r["updates"] or 0, 1) / max(r["steps"], 1),
+               "setup_s": r["setup_s"], "warmup_steps": r["warmup_steps"], "pairs_s": r["pairs_s"] or 0.0}
+        if r["reward_model_run"]:
+            cal["rm_step_s"] = r["reward_model_run"]["wall_s"] / max(r["reward_model_run"]["steps"], 1)
+        calibration[k] = cal
+    greedy = sorted(r["eval_s"] / CALIBRATION_N_EVAL for r in rows.values() if r.get("eval_s"))
+    greedy_pp = greedy[len(greedy) // 2] if greedy else eval_pp
+    n_eval = compose_cfg(c.run_overrides(first, algo_of(c.catalogue[first].overrides), 1.0, c.seeds[0])).task.n_eval
+    pairs_s = max((m["seconds"] for m in c.pairs.values()), default=0.0) if c.uses_pairs else 0.0
+    plan = size_budget(calibration, min_updates=c.min_updates, margin=c.margin, rm_min_steps=c.rm_min_steps,
+                       seeds=len(c.seeds), jobs=c.jobs, periodic_evals=c.periodic_evals, periodic_n=50, n_eval=n_eval,
+                       greedy_s_per_problem=greedy_pp, eval_s_per_problem=eval_pp,
+                       calibration_s=time.perf_counter() - t, pairs_s=pairs_s)
+    plan.update({"settings": settings, "calibration": calibration, "greedy_s_per_problem": greedy_pp,
+                 "eval_s_per_problem": eval_pp, "calibration_s": round(time.perf_counter() - t, 1)})
+    atomic_write_text(c.work / "sizing.json", json.dumps(plan, indent=2) + "\n")
+    return plan
+
+
 # ---- the report --------------------------------------------------------------------------------------
 
 
@@ -320,36 +433,70 @@ def subset_accuracy(correct: list | None, n: int) -> float | None:
     return None if not correct else sum(v > 0 for v in correct[:n]) / min(n, len(correct))
 
 
-def table(rows: list[dict], reference: dict | None) -> str:
-    head = ("| method | held-out accuracy | win rate vs reference | preference accuracy | reward-model score | "
-            "perplexity of the answers | KL to reference | completion length | steps | wall time (s) | peak RSS (MB) | LMs held |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+def ev(r: dict) -> dict:
+    return r.get("evaluation") or {}
+
+
+def per_step(r: dict) -> float | None:
+    return r["run_wall_s"] / r["steps"] if r.get("steps") else None
+
+
+# every column of the table: its key, its header, how a seed's row gives its value, the digits shown
+COLUMNS = (
+    ("accuracy", "held-out accuracy", lambda r: ev(r)["accuracy"]["policy"], 3),
+    ("win_rate", "win rate vs reference", lambda r: (ev(r).get("win_rate") or {}).get("win_rate"), 3),
+    ("preference_accuracy", "preference accuracy", lambda r: (ev(r).get("preferences") or {}).get("accuracy"), 3),
+    ("rm_score", "reward-model score", lambda r: (ev(r).get("reward_model") or {}).get("policy_score"), 2),
+    ("perplexity", "perplexity of the answers", lambda r: ev(r)["perplexity"]["policy"], 2),
+    ("kl", "KL to reference", lambda r: (ev(r).get("kl_to_reference") or {}).get("exact"), 2),
+    ("length", "completion length", lambda r: ev(r)["completion_length"]["policy"], 1),
+    ("steps", "steps", lambda r: r["steps"], 1),
+    ("updates", "updates", lambda r: r.get("updates"), 1),
+    ("step_s", "s per step", per_step, 1),
+    ("wall_s", "wall time (s)", lambda r: r["wall_s"], 0),
+    ("peak_rss_mb", "peak RSS (MB)", lambda r: r.get("peak_rss_mb"), 0),
+)
+PAIR_COLUMNS = (
+    ("chosen_change", "Δ log π(y⁺)", lambda r: (ev(r).get("preferences") or {}).get("chosen_change"), 2),
+    ("rejected_change", "Δ log π(y⁻)", lambda r: (ev(r).get("preferences") or {}).get("rejected_change"), 2),
+    ("margin", "margin (nats)", lambda r: (ev(r).get("preferences") or {}).get("margin"), 2),
+)
+
+
+def aggregate(c: Comparison, rows: list[dict]) -> dict[str, dict]:
+    """Per method, over its evaluated seeds: mean and 95% CI of every column, every seed's value kept."""
+    out = {}
+    for key in c.methods:
+        mine = [r for r in rows if r["method"] == key]
+        done = [r for r in mine if r.get("evaluation") and not r.get("error")]
+        cols = {k: interval([get(r) for r in done]) for k, _, get, _ in COLUMNS + PAIR_COLUMNS}
+        out[key] = {"method": key, "label": c.catalogue[key].label, "seeds": [r["seed"] for r in done], "columns": cols,
+                    "models_held": done[0]["models_held"] if done else None, "models": done[0]["models"] if done else None,
+                    "errors": [f"seed {r['seed']}: {r['error']}" for r in mine if r.get("error")]}
+    return out
+
+
+def table(agg: dict[str, dict], reference: dict | None) -> str:
+    head = ("| method | seeds | " + " | ".join(h for _, h, _, _ in COLUMNS) + " | LMs held |\n"
+            "|---|---:|" + "---:|" * len(COLUMNS) + "---|\n")
     lines = []
     if reference:
-        lines.append(f"| starting model (the reference) | {fmt(reference['accuracy'])} | — | — | {fmt(reference['rm_score'], 2)} | "
-                     f"{fmt(reference['perplexity'], 2)} | 0 | {fmt(reference['length'], 1)} | — | — | — | — |")
-    for r in rows:
-        e = r.get("evaluation")
-        if r.get("error") or e is None:
-            lines.append(f"| {r['label']} | failed: {r.get('error', 'no evaluation')} |" + " |" * 10)
+        lines.append(f"| starting model (the reference) | — | {fmt(reference['accuracy'])} | — | — | {fmt(reference['rm_score'], 2)} | "
+                     f"{fmt(reference['perplexity'], 2)} | 0 | {fmt(reference['length'], 1)} |" + " — |" * 6)
+    for a in agg.values():
+        if not a["seeds"]:
+            lines.append(f"| {a['label']} | 0 | failed: {'; '.join(a['errors']) or 'no evaluation'} |" + " |" * len(COLUMNS))
             continue
-        win, pref, kl, rm = e["win_rate"] or {}, e["preferences"] or {}, e["kl_to_reference"] or {}, e["reward_model"] or {}
-        lines.append(f"| {r['label']} | {fmt(e['accuracy']['policy'])} | {fmt(win.get('win_rate'))} | {fmt(pref.get('accuracy'))} | "
-                     f"{fmt(rm.get('policy_score'), 2)} | {fmt(e['perplexity']['policy'], 2)} | {fmt(kl.get('exact'), 2)} | "
-                     f"{fmt(e['completion_length']['policy'], 1)} | {r['steps']} | {r['wall_s']:.0f} | {fmt(r['peak_rss_mb'], 0)} | "
-                     f"{r['models_held']}: {r['models']} |")
+        cells = [fmt_interval(a["columns"][k], d) for k, _, _, d in COLUMNS]
+        failed = f" ({len(a['errors'])} failed)" if a["errors"] else ""
+        lines.append(f"| {a['label']} | {len(a['seeds'])}{failed} | " + " | ".join(cells) + f" | {a['models_held']}: {a['models']} |")
     return head + "\n".join(lines) + "\n"
 
 
-def pairs_table(rows: list[dict]) -> str:
-    head = ("| method | Δ log π(y⁺) | Δ log π(y⁻) | margin (nats) | preference accuracy |\n"
-            "|---|---:|---:|---:|---:|\n")
-    lines = []
-    for r in rows:
-        pref = (r.get("evaluation") or {}).get("preferences") or {}
-        if pref:
-            lines.append(f"| {r['label']} | {fmt(pref.get('chosen_change'), 2)} | {fmt(pref.get('rejected_change'), 2)} | "
-                         f"{fmt(pref.get('margin'), 2)} | {fmt(pref.get('accuracy'))} |")
+def pairs_table(agg: dict[str, dict]) -> str:
+    head = "| method | " + " | ".join(h for _, h, _, _ in PAIR_COLUMNS) + " | preference accuracy |\n|---|" + "---:|" * (len(PAIR_COLUMNS) + 1) + "\n"
+    lines = [f"| {a['label']} | " + " | ".join(fmt_interval(a["columns"][k], d) for k, _, _, d in PAIR_COLUMNS)
+             + f" | {fmt_interval(a['columns']['preference_accuracy'])} |" for a in agg.values() if a["columns"]["chosen_change"].n]
     return head + "\n".join(lines) + "\n"
 
 
@@ -357,49 +504,93 @@ def pairs_intro(evaluated: list[dict]) -> str:
     pref = next((x["preferences"] for x in evaluated if x.get("preferences")), None)
     if pref is None:
         return "No held-out pairs: the starting model got every held-out problem right."
-    rm = next((x["reward_model"] for x in evaluated if x.get("reward_model")), None)
     return (f"{pref['pairs']} pairs: {pref['source']}. Δ log π = log π − log π_ref summed over the response (nats), mean over "
-            "the pairs; the margin is the mean of Δ log π(y⁺) − Δ log π(y⁻)."
-            + (f" RLHF's reward model ranks y⁺ first on {fmt(rm.get('pair_accuracy'))} of them." if rm else ""))
+            "the pairs; the margin is the mean of Δ log π(y⁺) − Δ log π(y⁻); each cell the mean over the seeds and its 95% CI.")
 
 
-def readings(rows: list[dict], reference: dict | None = None) -> str:
-    """Sentences on the comparison's three questions (docs/llm.md: is GRPO cheaper than PPO, what DPO does to the
-    chosen and rejected log-probs, how a preference-trained model scores), each figure read off the rows above."""
-    by = {r["method"]: r for r in rows if r.get("evaluation")}
-    out = []
-    if "grpo" in by and ("ppo" in by or "rlhf" in by):
-        parts = []
-        for k in ("grpo", "ppo", "rlhf"):
-            if k in by:
-                r = by[k]
-                parts.append(f"{r['label']} held {r['models_held']} LM(s) ({r['models']}), peaked at {fmt(r['peak_rss_mb'], 0)} MB, "
-                             f"took {r['steps']} steps in {r['wall_s']:.0f} s and reached {fmt(r['evaluation']['accuracy']['policy'])}")
-        text = "**Is GRPO cheaper than PPO?** " + "; ".join(parts) + "."
-        if "ppo" in by:
-            g, p = by["grpo"], by["ppo"]
-            gs, ps = g["wall_s"] / max(g["steps"], 1), p["wall_s"] / max(p["steps"], 1)
-            dm = (g["peak_rss_mb"] or 0) - (p["peak_rss_mb"] or 0)
-            text += (f" Per step GRPO took {gs:.0f} s against PPO's {ps:.0f} s ({gs / ps:.2f}×) and held "
-                     f"{p['models_held'] - g['models_held']} LM(s) fewer; its peak memory was {abs(dm):.0f} MB "
-                     f"{'higher' if dm > 0 else 'lower'}: fewer models "
-                     + ("and less memory" if dm <= 0 else "but not less memory (at this size the peak is set by the "
-                        "activations and logits of a step, not by the models held)") + ".")
-        out.append(text)
-    moved, pushed_down = [], 0
-    for r in by.values():
-        pref = r["evaluation"].get("preferences") or {}
-        c, j = pref.get("chosen_change"), pref.get("rejected_change")
-        if c is None or r["method"] in ("ppo", "rlhf", "grpo"):
+def mean_rows(agg: dict[str, dict]) -> dict[str, dict]:
+    """Each method as one row of its means, in a seed row's shape (what ``evaluation_reading`` reads)."""
+    out = {}
+    for k, a in agg.items():
+        if not a["seeds"]:
             continue
-        how = ("both fell" if c < 0 and j < 0 else "y⁺ rose and y⁻ fell" if c >= 0 > j else "both rose" if c >= 0 and j >= 0 else "y⁺ fell and y⁻ rose")
-        moved.append(f"{r['label']}: {how} (Δ log π(y⁺) {c:+.2f}, Δ log π(y⁻) {j:+.2f} nats)")
-        pushed_down += j < 0 and -j > max(c, 0)  # y⁻ fell by more than y⁺ rose
+        m = {key: a["columns"][key].mean for key in a["columns"]}
+        out[k] = {"label": a["label"], "evaluation": {
+            "accuracy": {"policy": m["accuracy"]}, "preferences": {"accuracy": m["preference_accuracy"]},
+            "reward_model": {"policy_score": m["rm_score"]}, "win_rate": {"win_rate": m["win_rate"]},
+            "perplexity": {"policy": m["perplexity"]}, "kl_to_reference": {"exact": m["kl"]}}}
+    return out
+
+
+def against_start(agg: dict[str, dict], reference: dict | None) -> str:
+    """Which methods end above, within the noise of, or below the starting model's held-out accuracy; beside each one
+    below it, what was measured of it (its KL to the start, its answers' length, its steps)."""
+    if not reference or reference.get("accuracy") is None:
+        return ""
+    start = reference["accuracy"]
+    groups: dict[str, list[str]] = {"higher": [], "within the noise": [], "lower": [], "unknown": []}
+    for a in agg.values():
+        if not a["seeds"]:
+            continue
+        d = difference(a["columns"]["accuracy"].values, start)
+        text = f"{a['label']} ({fmt_difference(d)})"
+        if verdict(d) == "lower":
+            col = a["columns"]
+            text += (f": measured beside it, KL to the start {fmt_interval(col['kl'], 2)} nats, completion length "
+                     f"{fmt_interval(col['length'], 1)} tokens (the start's {fmt(reference.get('length'), 1)}), "
+                     f"{fmt_interval(col['updates'], 1)} updates")
+        groups[verdict(d)].append(text)
+    names = {"higher": "above it", "within the noise": "within the noise of it", "lower": "below it",
+             "unknown": "one seed, no interval"}
+    parts = [f"{names[g]}: " + "; ".join(v) for g, v in groups.items() if v]
+    return (f"**Against the starting model** (held-out accuracy {fmt(start)}; each method's difference from it, mean and 95% CI "
+            "over the seeds) — " + " — ".join(parts) + ".")
+
+
+def comparison_readings(c: Comparison, agg: dict[str, dict], reference: dict | None) -> str:
+    """Sentences on the comparison's questions (docs/llm.md: is GRPO cheaper than PPO, what DPO does to the chosen and
+    rejected log-probs, how a preference-trained model scores), every difference read from its 95% CI."""
+    by = {k: a for k, a in agg.items() if a["seeds"]}
+    out = [s for s in [against_start(agg, reference)] if s]
+    if "grpo" in by and ("ppo" in by or "rlhf" in by):
+        g = by["grpo"]["columns"]
+        parts = []
+        for k in ("ppo", "rlhf"):
+            if k not in by:
+                continue
+            o = by[k]["columns"]
+            acc, step, peak = (difference(g[col].values, o[col].values) for col in ("accuracy", "step_s", "peak_rss_mb"))
+            acc_word = {"higher": "higher than", "lower": "lower than", "within the noise": "within the noise of",
+                        "unknown": "compared on one seed with"}[verdict(acc)]
+            step_word = {"higher": "longer", "lower": "shorter", "within the noise": "as long within the noise",
+                         "unknown": "compared on one seed"}[verdict(step)]
+            peak_word = {"higher": "higher", "lower": "lower", "within the noise": "the same within the noise",
+                         "unknown": "compared on one seed"}[verdict(peak)]
+            parts.append(f"GRPO's accuracy is {acc_word} {by[k]['label']}'s ({fmt_difference(acc)}), its step {step_word} "
+                         f"({fmt_difference(step, 1)} s), its peak memory {peak_word} ({fmt_difference(peak, 0)} MB), "
+                         f"holding {by[k]['models_held'] - by['grpo']['models_held']} LM(s) fewer")
+        out.append("**Is GRPO cheaper than PPO?** At equal wall-clock budget, " + "; ".join(parts) + ".")
+    moved, pushed = [], []
+    words = {"higher": "rose", "lower": "fell", "within the noise": "did not move beyond the noise", "unknown": "moved (one seed)"}
+    for k, a in by.items():
+        col = a["columns"]
+        if k in ("ppo", "rlhf", "grpo") or not col["chosen_change"].n:
+            continue
+        ch, rj = difference(col["chosen_change"].values, 0.0), difference(col["rejected_change"].values, 0.0)
+        moved.append(f"{a['label']}: y⁺ {words[verdict(ch)]} ({fmt_difference(ch, 2)}), y⁻ {words[verdict(rj)]} ({fmt_difference(rj, 2)})")
+        # per seed: how far y⁻ fell beyond what y⁺ rose
+        excess = [-j - max(cv, 0.0) for cv, j in zip(col["chosen_change"].values, col["rejected_change"].values)]
+        if verdict(difference(excess, 0.0)) == "higher":
+            pushed.append(a["label"])
     if moved:
-        out.append("**What does preference training do to the chosen and rejected log-probabilities?** On the held-out pairs, "
-                   + "; ".join(moved) + f". In {pushed_down} of {len(moved)} the rejected answer fell by more than the chosen "
-                   "one rose: the margin grows mostly by pushing y⁻ down.")
-    out.append("**How should a preference-trained model be evaluated?** " + evaluation_reading(by, reference))
+        out.append("**What does preference training do to the chosen and rejected log-probabilities?** On the held-out pairs "
+                   "(change from the starting model, nats, mean and 95% CI over the seeds): " + "; ".join(moved)
+                   + f". The rejected answer fell by more than the chosen one rose, beyond the noise, in {len(pushed)} of "
+                   f"{len(moved)}" + (f" ({', '.join(pushed)})" if pushed else "") + ": there the margin grows mostly by pushing y⁻ down.")
+    means = mean_rows(agg)
+    if means:
+        out.append("**How should a preference-trained model be evaluated?** Over the means of the seeds: "
+                   + evaluation_reading(means, reference))
     return "\n\n".join(out) + "\n"
 
 
@@ -475,9 +666,9 @@ def evaluation_reading(by: dict[str, dict], reference: dict | None) -> str:
     return " ".join(sentences)
 
 
-def plot(rows: list[dict], reference_correct: list | None, budget_s: float, png: Path) -> None:
-    """Held-out accuracy (the first ``eval.periodic_n`` problems) against the wall-clock time charged, one line per
-    method; a cross at the end marks the accuracy on all held-out problems."""
+def plot(c: Comparison, rows: list[dict], agg: dict[str, dict], reference_correct: list | None, png: Path) -> None:
+    """Held-out accuracy (the first ``eval.periodic_n`` problems) against the wall-clock time charged, one thin line per
+    seed and a colour per method; at the end, the mean accuracy on all held-out problems with its 95% CI."""
     require("matplotlib", hint="pip install -e '.[analysis]'", what="plotting")
     import matplotlib
 
@@ -485,21 +676,24 @@ def plot(rows: list[dict], reference_correct: list | None, budget_s: float, png:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    for i, r in enumerate(rows):
-        e = r.get("evaluation")
-        if not e or not r.get("curve"):
-            continue
-        n_sub = r["periodic_n"]
+    for i, key in enumerate(c.methods):
         colour = plt.cm.tab10(i % 10)
-        points = [(0.0, subset_accuracy(reference_correct, n_sub))] if reference_correct else []
-        points += [(p["wall_s"] / 60, p["accuracy"]) for p in r["curve"] if p["n"] == n_sub]
-        points.append((r["wall_s"] / 60, subset_accuracy(e["correct"]["policy"], n_sub)))
-        ax.plot(*zip(*points), marker="o", ms=3.5, lw=1.6, color=colour, label=r["label"])
-        ax.scatter([r["wall_s"] / 60], [e["accuracy"]["policy"]], marker="x", s=60, color=colour, zorder=3)
-    ax.axvline(budget_s / 60, color="grey", ls="--", lw=1)
-    ax.annotate("budget", (budget_s / 60, 0.97), textcoords="offset points", xytext=(4, 0), fontsize=8, color="grey")
+        mine = [r for r in rows if r["method"] == key and r.get("evaluation") and r.get("curve")]
+        for j, r in enumerate(mine):
+            n_sub = r["periodic_n"]
+            points = [(0.0, subset_accuracy(reference_correct, n_sub))] if reference_correct else []
+            points += [(p["wall_s"] / 60, p["accuracy"]) for p in r["curve"] if p["n"] == n_sub]
+            points.append((r["wall_s"] / 60, subset_accuracy(r["evaluation"]["correct"]["policy"], n_sub)))
+            ax.plot(*zip(*points), lw=1.0, alpha=0.45, color=colour, label=agg[key]["label"] if j == 0 else None)
+        acc, wall = agg[key]["columns"]["accuracy"], agg[key]["columns"]["wall_s"]
+        if acc.mean is not None:
+            err = None if acc.lo is None else [[acc.mean - acc.lo], [acc.hi - acc.mean]]
+            ax.errorbar([wall.mean / 60], [acc.mean], yerr=err, fmt="o", ms=5, capsize=3, color=colour, zorder=3)
+    if c.budget_s:
+        ax.axvline(c.budget_s / 60, color="grey", ls="--", lw=1)
+        ax.annotate("budget", (c.budget_s / 60, 0.97), textcoords="offset points", xytext=(4, 0), fontsize=8, color="grey")
     ax.set(xlabel="wall-clock time charged to the method (minutes)", ylabel="greedy exact-match accuracy, held out",
-           ylim=(0, 1), title="Held-out accuracy against time (lines: the periodic subset; ×: all held-out problems at the end)")
+           ylim=(0, 1), title="Held-out accuracy against time (lines: each seed on the periodic subset; dots: mean and 95% CI, all)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
@@ -517,36 +711,48 @@ def write_report(c: Comparison, rows: list[dict], command: str) -> None:
         rm_ref = next((x["reward_model"]["reference_score"] for x in evaluated if x.get("reward_model")), None)
         reference = {"accuracy": e["accuracy"]["reference"], "perplexity": e["perplexity"]["reference"], "rm_score": rm_ref,
                      "length": e["completion_length"]["reference"], "correct": e["correct"]["reference"], "n_eval": e["n_eval"]}
+    agg = aggregate(c, rows)
     model = "SmolLM2-135M-Instruct" if c.model == "smollm2" else f"the {c.model} model"
-    pairs = (c.pairs or {}).get("stats", {})
-    rm = next((r["reward_model_run"] for r in rows if r.get("reward_model_run")), None)
-    md = [f"# PPO, RLHF, GRPO, DPO's variants and KTO on 2-digit addition ({model}), {c.budget_s / 60:g} minutes each", "",
+    budget = f"{c.budget_s / 60:.3g} minutes each" if c.budget_s else "no budget yet"
+    sized = ""
+    if c.sizing:
+        sized = (f" The budget was sized from a calibration run on this machine (`scripts/llm_sizing.py`): "
+                 + plan_line(c.sizing, {k: c.catalogue[k].label for k in c.catalogue}, c.jobs) + ".")
+    pairs = [m["stats"] for m in c.pairs.values()]
+    md = [f"# {c.title} ({model}), {budget}, seeds {', '.join(map(str, c.seeds))}", "",
           f"Command: `{command}`", "",
-          f"Every method trained with the same wall-clock budget of {c.budget_s:.0f} s, one torch thread, the reference experiments' "
-          "settings (conf_llm/experiment/*_addition.yaml) with a constant learning rate, and was then evaluated by `ppo-bench-llm-eval` "
-          f"on {reference['n_eval'] if reference else '—'} held-out problems against the starting model. Wall time is what the method "
-          "was charged: its training loop and setup, plus"
-          + (f" the preference pairs for the methods that train on them ({fmt(c.pairs['seconds'], 0)} s to sample "
-             f"{pairs.get('pairs')} pairs: {pairs.get('on_policy')} on-policy, {pairs.get('fallback')} with the reference answer as y⁺)"
-             if c.pairs else "") + (f" and, for RLHF, its reward model ({rm['steps']} steps, held-out pair accuracy "
-                                    f"{fmt(rm['pair_accuracy'])})" if rm else "") + "; periodic evaluations are not charged.", "",
-          table(rows, reference), "",
+          f"Every method trained with the same wall-clock budget of {fmt(c.budget_s, 0)} s per seed, one torch thread, the "
+          "settings of its row in the script (the reference experiments, conf_llm/experiment/*_addition.yaml"
+          + (", with their own learning-rate schedules" if c.own_schedule else ", with a constant learning rate")
+          + f"), and was then evaluated by `ppo-bench-llm-eval` on {reference['n_eval'] if reference else '—'} "
+          "held-out problems against the starting model. Each cell is the mean over the seeds and its 95% confidence interval "
+          "(Student's t with n − 1 degrees of freedom: with 3–5 seeds a bootstrap has too few distinct resamples); a "
+          "difference is read from Welch's interval, and one whose interval holds 0 is said to be within the noise. Wall "
+          "time is what the method was charged: its training loop and setup"
+          + (f", plus the preference pairs for the methods that train on them (sampled per seed: "
+             f"{', '.join(str(p.get('pairs')) for p in pairs)} pairs, of which {', '.join(str(p.get('on_policy')) for p in pairs)} "
+             "on-policy)" if pairs else "") + " and, for RLHF, its reward model; periodic evaluations are not charged." + sized, "",
+          table(agg, reference), "",
           "Columns: held-out accuracy is greedy exact match; the win rate counts a problem won when only the method is right, "
           "lost when only the starting model is, half otherwise; preference accuracy is the share of held-out pairs (the reference "
           "answer against the starting model's wrong greedy answer) whose implied reward log π − log π_ref ranks y⁺ first; the "
-          "reward-model score is RLHF's reward model on the method's greedy answers; perplexity is of the held-out reference "
-          "answers; KL is Σ_t KL(π‖π_ref) over completions sampled at temperature 1 (nats per sequence); completion length in "
-          "tokens; peak RSS is the training process's (the largest of a method's processes)"
+          "reward-model score is the same seed's RLHF reward model on the method's greedy answers; perplexity is of the held-out "
+          "reference answers; KL is Σ_t KL(π‖π_ref) over completions sampled at temperature 1 (nats per sequence); completion "
+          "length in tokens; an update is a step that changed the policy; peak RSS is the training process's"
           + (" — here all in one process (--in-process), so it is not per method" if c.in_process else "") + ".", "",
-          "## Held-out pairs: what each method did to log π(y⁺) and log π(y⁻)", "", pairs_intro(evaluated), "", pairs_table(rows), "",
-          "## Readings", "", readings(rows, reference), "", f"Figure: {c.stem}.png (held-out accuracy against the wall-clock time charged).", ""]
+          "## Held-out pairs: what each method did to log π(y⁺) and log π(y⁻)", "", pairs_intro(evaluated), "", pairs_table(agg), "",
+          "## Readings", "", (c.readings or comparison_readings)(c, agg, reference), "",
+          f"Figure: {c.stem}.png (held-out accuracy against the wall-clock time charged).", ""]
     c.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(c.out / f"{c.stem}.md", "\n".join(md))
     keep = [{k: v for k, v in r.items() if k != "evaluation"} | {"evaluation": {k: v for k, v in (r.get("evaluation") or {}).items() if k != "correct"}}
             for r in rows]
-    atomic_write_text(c.out / f"{c.stem}.json", json.dumps({"command": command, "budget_s": c.budget_s, "model": c.model,
-                                                             "pairs": c.pairs, "reference": reference, "rows": keep}, indent=2) + "\n")
-    plot(rows, reference["correct"] if reference else None, c.budget_s, c.out / f"{c.stem}.png")
+    methods = {k: {**a, "columns": {col: i.as_dict() for col, i in a["columns"].items()}} for k, a in agg.items()}
+    atomic_write_text(c.out / f"{c.stem}.json", json.dumps({
+        "command": command, "budget_s": c.budget_s, "model": c.model, "seeds": c.seeds, "interval": "95% Student's t over seeds",
+        "sizing": c.sizing, "pairs": {str(k): v for k, v in c.pairs.items()},
+        "reference": reference, "methods": methods, "rows": keep}, indent=2) + "\n")
+    plot(c, rows, agg, reference["correct"] if reference else None, c.out / f"{c.stem}.png")
 
 
 # ---- the command -------------------------------------------------------------------------------------
@@ -554,39 +760,122 @@ def write_report(c: Comparison, rows: list[dict], command: str) -> None:
 
 def check_configs(c: Comparison) -> None:
     """Every run's config composed and validated before anything starts: a bad override fails in one line at once."""
-    data = [f"algo.data_file={c.pairs_file}"]
+    seed = c.seeds[0]
+    data = [f"algo.data_file={c.pairs_file(seed)}"]
     for key in c.methods:
-        m = METHODS[key]
+        m = c.catalogue[key]
         if m.reward_model is not None:
-            validate(compose_cfg([*m.reward_model, *data, *c.run_overrides(f"{key}_reward_model", "reward_model", c.budget_s)]))
+            validate(compose_cfg([*m.reward_model, *data, *c.run_overrides(f"{key}_reward_model", "reward_model", 60.0, seed)]))
         own = data if m.pairs and m.reward_model is None else []
-        validate(compose_cfg([*m.overrides, *own, *c.run_overrides(key, algo_of(m.overrides), c.budget_s)]))
+        # RLHF's PPO names the reward model its first run will save (validate checks the name, not the folder)
+        rm = [f"algo.reward_model={c.work / f'{key}_reward_model' / f'seed{seed}' / 'model'}"] if m.reward_model else []
+        validate(compose_cfg([*m.overrides, *own, *rm, *c.run_overrides(key, algo_of(m.overrides), 60.0, seed)]))
 
 
-def run(c: Comparison, command: str) -> int:
-    """Pairs, training, evaluation, report; a method that fails is reported in its row and in one line on stderr."""
+def prepare(c: Comparison) -> None:
+    """The first seed's pairs, then the budget (sized from a calibration run unless given), then the other seeds' pairs;
+    a sized comparison longer than ``c.max_hours`` is refused (ConfigError) before any of its runs starts."""
     check_configs(c)
-    if any(METHODS[k].pairs for k in c.methods):
-        c.pairs = build_pairs(c)
-    trained = dict(zip(c.methods, in_pool(c, lambda k: train_method(c, k), c.methods)))
+    if c.uses_pairs:
+        c.pairs[c.seeds[0]] = build_pairs(c, c.seeds[0])
+    if c.budget_s is None:
+        c.sizing = calibrate_and_size(c)
+        c.budget_s = c.sizing["budget_s"]
+        if c.rm_share is None:
+            c.rm_share = c.sizing["rm_share"]
+        labels = {k: c.catalogue[k].label for k in c.catalogue}
+        if c.sizing["total_s"] > c.max_hours * 3600 and not c.read_only:
+            raise ConfigError(f"the comparison would take about {c.sizing['total_s'] / 3600:.2f} h of the machine, more than "
+                              f"--max-hours {c.max_hours:g}: {plan_line(c.sizing, labels, c.jobs)}; run fewer --methods or "
+                              "--seeds, more --jobs, or raise --max-hours")
+    if c.uses_pairs:
+        for seed in c.seeds[1:]:
+            c.pairs[seed] = build_pairs(c, seed)
+
+
+def run(c: Comparison, command: str, plan_only: bool = False) -> int:
+    """Pairs, sizing, training, evaluation, report; a run that fails is reported in its row and in one line on stderr."""
+    prepare(c)
+    if plan_only:
+        labels = {k: c.catalogue[k].label for k in c.catalogue}
+        print(plan_line(c.sizing, labels, c.jobs) if c.sizing else f"budget {c.budget_s / 60:.1f} min per method (given)")
+        return 0
+    items = [(key, seed) for seed in c.seeds for key in c.methods]
+    trained = in_pool(c, lambda item: method_stages(c, item[0], item[1], c.budget_s), items)
     rows = []
-    for key in c.methods:
-        row, error = trained[key]
-        rows.append(row if row is not None else {"method": key, "label": METHODS[key].label, "error": error})
-    rm_row = next((r for r in rows if r.get("reward_model_run")), None)
-    reward_model = str(Path(rm_row["reward_model_run"]["run_dir"]) / "model") if rm_row else None
+    for (key, seed), (row, error) in zip(items, trained):
+        rows.append(row if row is not None else {"method": key, "seed": seed, "label": c.catalogue[key].label, "error": error})
+    reward_models = {r["seed"]: str(Path(r["reward_model_run"]["run_dir"]) / "model") for r in rows if r.get("reward_model_run")}
     todo = [r for r in rows if not r.get("error")]
     # the first evaluation alone: it computes what depends on the reference, which the others then read
-    done = in_pool(c, lambda r: evaluate_method(c, r, reward_model), todo[:1]) + \
-        in_pool(c, lambda r: evaluate_method(c, r, reward_model), todo[1:])
+    done = in_pool(c, lambda r: evaluate_method(c, r, reward_models.get(r["seed"])), todo[:1]) + \
+        in_pool(c, lambda r: evaluate_method(c, r, reward_models.get(r["seed"])), todo[1:])
     for r, (res, error) in zip(todo, done):
         r["evaluation"], r["error"] = res, error
     write_report(c, rows, command)
     failed = [r for r in rows if r.get("error")]
     for r in failed:
-        print(f"error: {r['label']}: {r['error']}", file=sys.stderr, flush=True)
+        print(f"error: {r['label']} (seed {r['seed']}): {r['error']}", file=sys.stderr, flush=True)
     print(f"wrote {c.out / (c.stem + '.md')}, {c.stem}.json and {c.stem}.png")
     return 1 if failed else 0
+
+
+def common_arguments(ap: argparse.ArgumentParser, seeds: list[int], budget_help: str) -> None:
+    """The options every comparison-like script shares (this one, llm_stabilisers.py, llm_grpo_fast.py)."""
+    ap.add_argument("--seeds", nargs="+", type=int, default=seeds, metavar="K", help=f"training seeds (default {' '.join(map(str, seeds))})")
+    ap.add_argument("--budget-min", type=float, default=None, help=budget_help)
+    ap.add_argument("--min-updates", type=int, default=20, help="sized budget: updates the slowest method must take (default 20)")
+    ap.add_argument("--margin", type=float, default=1.15, help="sized budget: the slowest method's need times this (default 1.15)")
+    ap.add_argument("--max-hours", type=float, default=4.0, help="refuse a sized comparison longer than this (default 4)")
+    ap.add_argument("--calibration-steps", type=int, default=3, help="steps of each method's calibration run (default 3)")
+    ap.add_argument("--rm-share", type=float, default=None,
+                    help="RLHF: share of its budget for the pairs and the reward model (default: its measured share, 1/2 with --budget-min)")
+    ap.add_argument("--jobs", type=int, default=2, help="runs and evaluations at a time, one process and one thread each (default 2)")
+    ap.add_argument("--model", choices=("smollm2", "tiny"), default="smollm2", help="tiny: the random test model, a check in seconds")
+    ap.add_argument("--pair-prompts", type=int, default=128, help="training prompts the preference pairs are sampled on (default 128)")
+    ap.add_argument("--pair-samples", type=int, default=4, help="completions sampled per prompt for the pairs (default 4)")
+    ap.add_argument("--run-root", default="runs/llm", help="runs go to RUN_ROOT/<name>/<method>/seed<k> (default runs/llm)")
+    ap.add_argument("--out", default=str(ROOT / "results" / "llm"), help="where the .md, .json and .png go (default results/llm)")
+    ap.add_argument("--in-process", action="store_true", help="run and evaluate in this process, one at a time (peak memory then not per method)")
+    ap.add_argument("--report-only", action="store_true", help="only rewrite the results from the finished runs and evaluations")
+    ap.add_argument("--plan", action="store_true", help="only size the budget (calibrating when needed) and print the plan")
+
+
+def parse(ap: OneLineArgumentParser, argv: list[str], catalogue: dict[str, Method]):
+    """(args, Hydra overrides) with every option checked: ap.error (one line, exit code 2) otherwise."""
+    args, extra = ap.parse_known_args(argv)
+    # nargs="+" also swallows Hydra overrides written after --methods (`--methods grpo algo.lr=1e-5`)
+    extra += [x for x in args.methods if "=" in x]
+    args.methods = [x for x in args.methods if "=" not in x]
+    unknown = [m for m in args.methods if m not in catalogue]
+    bad_extra = [x for x in extra if "=" not in x or x.startswith("-")]
+    if unknown or not args.methods:
+        ap.error(f"--methods: unknown {', '.join(unknown) or '(none given)'} (allowed: {', '.join(catalogue)})")
+    if bad_extra:
+        ap.error(f"unrecognised arguments: {' '.join(bad_extra)} (Hydra overrides for every run look like key=value)")
+    if args.budget_min is not None and not (math.isfinite(args.budget_min) and args.budget_min > 0):
+        ap.error(f"--budget-min={args.budget_min} must be > 0")
+    if args.rm_share is not None and not 0 < args.rm_share < 1:
+        ap.error(f"--rm-share={args.rm_share} must lie in (0, 1)")
+    if not (math.isfinite(args.margin) and args.margin >= 1):
+        ap.error(f"--margin={args.margin} must be >= 1")
+    if not (math.isfinite(args.max_hours) and args.max_hours > 0):
+        ap.error(f"--max-hours={args.max_hours} must be > 0")
+    if len(set(args.seeds)) != len(args.seeds) or any(s < 0 for s in args.seeds):
+        ap.error(f"--seeds {' '.join(map(str, args.seeds))}: distinct integers >= 0")
+    for name, low in (("jobs", 1), ("pair_prompts", 1), ("pair_samples", 2), ("min_updates", 1), ("calibration_steps", 1)):
+        if getattr(args, name) < low:
+            ap.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= {low}")
+    return args, extra
+
+
+def comparison_from(args, extra: list[str], catalogue: dict[str, Method], **kw) -> Comparison:
+    return Comparison(methods=list(dict.fromkeys(args.methods)), budget_s=None if args.budget_min is None else args.budget_min * 60,
+                      rm_share=args.rm_share, model=args.model, seeds=list(args.seeds), runs=Path(args.run_root).resolve(),
+                      out=Path(args.out), jobs=args.jobs, in_process=args.in_process, pair_prompts=args.pair_prompts,
+                      pair_samples=args.pair_samples, extra=extra, read_only=args.report_only, catalogue=catalogue,
+                      min_updates=args.min_updates, margin=args.margin, max_hours=args.max_hours,
+                      calibration_steps=args.calibration_steps, **kw)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -594,40 +883,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = OneLineArgumentParser(prog="llm_comparison.py", description=__doc__.split("\n\n")[0],
                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), metavar="M", help=f"a subset of: {', '.join(METHODS)}")
-    ap.add_argument("--budget-min", type=float, default=10.0, help="wall-clock minutes per method (default 10)")
-    ap.add_argument("--rm-share", type=float, default=0.5, help="RLHF: share of its budget for the pairs and the reward model (default 0.5)")
-    ap.add_argument("--jobs", type=int, default=2, help="runs and evaluations at a time, one process and one thread each (default 2)")
-    ap.add_argument("--model", choices=("smollm2", "tiny"), default="smollm2", help="tiny: the random test model, a check in seconds")
-    ap.add_argument("--pair-prompts", type=int, default=128, help="training prompts the preference pairs are sampled on (default 128)")
-    ap.add_argument("--pair-samples", type=int, default=4, help="completions sampled per prompt for the pairs (default 4)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--run-root", default="runs/llm", help="runs go to RUN_ROOT/comparison/<method>/seed<k> (default runs/llm)")
-    ap.add_argument("--out", default=str(ROOT / "results" / "llm"), help="where comparison.md, .json and .png go (default results/llm)")
-    ap.add_argument("--in-process", action="store_true", help="run and evaluate in this process, one at a time (peak memory then not per method)")
-    ap.add_argument("--report-only", action="store_true", help="only rewrite the results from the finished runs and evaluations")
+    common_arguments(ap, [0, 1, 2], "wall-clock minutes per method and seed (default: sized from a calibration run)")
     try:
-        args, extra = ap.parse_known_args(argv)
-        # nargs="+" also swallows Hydra overrides written after --methods (`--methods grpo algo.lr=1e-5`)
-        extra += [x for x in args.methods if "=" in x]
-        args.methods = [x for x in args.methods if "=" not in x]
-        unknown = [m for m in args.methods if m not in METHODS]
-        bad_extra = [x for x in extra if "=" not in x or x.startswith("-")]
-        if unknown or not args.methods:
-            ap.error(f"--methods: unknown {', '.join(unknown) or '(none given)'} (allowed: {', '.join(METHODS)})")
-        if bad_extra:
-            ap.error(f"unrecognised arguments: {' '.join(bad_extra)} (Hydra overrides for every run look like key=value)")
-        if not (math.isfinite(args.budget_min) and args.budget_min > 0):
-            ap.error(f"--budget-min={args.budget_min} must be > 0")
-        if not 0 < args.rm_share < 1:
-            ap.error(f"--rm-share={args.rm_share} must lie in (0, 1)")
-        for name, low in (("jobs", 1), ("pair_prompts", 1), ("pair_samples", 2)):
-            if getattr(args, name) < low:
-                ap.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be >= {low}")
-        c = Comparison(methods=list(dict.fromkeys(args.methods)), budget_s=args.budget_min * 60, rm_share=args.rm_share,
-                       model=args.model, seed=args.seed, runs=Path(args.run_root).resolve(), out=Path(args.out), jobs=args.jobs,
-                       in_process=args.in_process, pair_prompts=args.pair_prompts, pair_samples=args.pair_samples, extra=extra,
-                       read_only=args.report_only)
-        return run(c, " ".join(["python scripts/llm_comparison.py", *argv]))
+        args, extra = parse(ap, argv, METHODS)
+        c = comparison_from(args, extra, METHODS)
+        return run(c, " ".join(["python scripts/llm_comparison.py", *argv]), plan_only=args.plan)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2

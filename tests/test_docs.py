@@ -160,6 +160,9 @@ def test_script_commands_name_scripts_and_flags_that_exist():
             if not m:
                 continue
             source = (REPO / m.group(1)).read_text()
+            # options a script shares through a module of scripts/ it imports (llm_comparison's common_arguments)
+            for module in re.findall(r"^from scripts\.(\w+) import", source, flags=re.M):
+                source += (REPO / "scripts" / f"{module}.py").read_text()
             for flag in re.findall(r"(--[\w-]+)", m.group(2)):
                 assert f'"{flag}"' in source, f"{page.name}: {line}: {flag} is not an option of {m.group(1)}"
             seen += 1
