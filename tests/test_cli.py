@@ -61,7 +61,7 @@ RENAMED = "PPO's settings ppo.* are algo.* since ppo-bench 0.2 (algo.lr"
     ("++env.learning_rate=1", "env.learning_rate is not an option; env's options: id, num_envs, kwargs"),
     ("ppo.lr=1", f"ppo is not an option; {RENAMED}"),  # a command line of ppo-bench 0.1
     ("+foo=1", "foo is not an option; top-level options: env, objective, algo, model, population, total_timesteps"),
-    ("+algo.foo=1", "algo.foo is not an option of algo=ppo; its options: adam_eps, anneal_lr, clip_value"),
+    ("+algo.foo=1", "algo.foo is not an option of algo=ppo; its options: adam_eps, anneal_lr, clip_grad_of, clip_value"),
     ("objective.beta=3", "objective.beta is not an option; objective's options: name, eps"),  # clip has no β
     ("algo.epochs=abc", "algo.epochs='abc' must be a number"),
     ("algo.anneal_lr=3", "algo.anneal_lr=3 must be true or false"),
