@@ -41,7 +41,7 @@ class ModelConfig:
     tiny_layers: int = 2
     tiny_heads: int = 4
     tiny_context: int = 256
-    # LoRA (Hu et al. 2021) through peft (pip install -e '.[lora]'): r > 0 trains rank-r adapters on the target
+    # LoRA (Hu et al. 2021) through peft (pip install 'ppo-bench[lora]'): r > 0 trains rank-r adapters on the target
     # layers instead of the weights; the reference model, the saved model/ (merged) and the evaluation are plain
     lora_r: int = 0
     lora_alpha: float = 16.0  # the update is scaled by alpha / r
@@ -235,7 +235,7 @@ def check_lora(mcfg) -> None:
         raise ConfigError(f"model.lora_dropout={mcfg.lora_dropout} must lie in [0, 1)")
     if not mcfg.lora_targets:
         raise ConfigError("model.lora_targets is empty: name the layers to adapt (e.g. [q_proj,v_proj]) or [all-linear]")
-    require("peft", hint="pip install -e '.[lora]'", what="model.lora_r > 0 (LoRA)")
+    require("peft", hint="pip install 'ppo-bench[lora]'", what="model.lora_r > 0 (LoRA)")
 
 
 def run_name(cfg: DictConfig) -> str:

