@@ -99,11 +99,16 @@ def test_other_errors_are_not_launch_failures():
     assert launch_failure_line(ValueError("Job 1 (task: 0) with path x_result.pkl")) is None
 
 
-def test_submitit_slurm_launch_with_resume_false_is_refused_before_submitting(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "ppo_bench", "-m", "hydra/launcher=submitit_slurm", "env=cartpole"],
+@pytest.mark.parametrize("command", [["ppo_bench", "env=cartpole", "resume=false"],
+                                     ["ppo_bench.llm.cli", "model=tiny", "resume=false"]], ids=["ppo-bench", "ppo-bench-llm"])
+def test_submitit_slurm_launch_with_resume_false_is_refused_before_submitting(tmp_path, command):
+    """Both training commands carry the callback (their conf/ and conf_llm/ config.yaml)."""
+    module, *overrides = command
+    r = subprocess.run([sys.executable, "-m", module, "-m", "hydra/launcher=submitit_slurm", *overrides,
+                        f"run_root={tmp_path}/runs", f"hydra.sweep.dir={tmp_path}/multirun"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "error: hydra/launcher=submitit_slurm needs resume=auto (or true): a job that Slurm or submitit requeues "
         "(time limit, preemption) must continue its runs from their checkpoints"]
-    assert not (tmp_path / "multirun").exists()
+    assert not (tmp_path / "multirun").exists() and not (tmp_path / "runs").exists()
