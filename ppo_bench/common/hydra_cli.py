@@ -17,17 +17,13 @@ misspelt ``+ppo.learning_rat`` is an error instead of an option silently ignored
 from __future__ import annotations
 
 import dataclasses
-import errno
 import os
 import re
 import sys
 from typing import Callable
 
-from ppo_bench.common.errors import ConfigError, RunsFailed
+from ppo_bench.common.errors import ConfigError, RunsFailed, as_line, user_error_line
 from ppo_bench.common.slurm import launch_failure_line
-
-# a folder or file the user named that cannot be written or read: their doing, not a bug
-USER_OS_ERRORS = {errno.ENOENT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR}
 
 
 def _first_line(text: str) -> str:
@@ -71,7 +67,7 @@ def hydra_error_line(ex: BaseException) -> str | None:
     from omegaconf.errors import OmegaConfBaseException
 
     if isinstance(ex, ConfigError):
-        return str(ex)
+        return user_error_line(ex)
     if isinstance(ex, MissingConfigException) and ex.missing_cfg_file and ex.options is not None:
         group, _, choice = str(ex.missing_cfg_file).rpartition("/")
         if group:  # the structured schemas a group's files extend (``<name>_schema``) are not choices
@@ -96,8 +92,10 @@ def hydra_error_line(ex: BaseException) -> str | None:
         return _first_line(ex)
     if isinstance(ex, ValueError) and str(ex).startswith("Only one of --run, --multirun"):
         return str(ex)
-    if isinstance(ex, OSError) and ex.errno in USER_OS_ERRORS:
-        return f"cannot write {ex.filename}: {ex.strerror}" if ex.filename else f"{ex.strerror or ex}"
+    if isinstance(ex, OSError) and not isinstance(ex, HydraException):  # the one path every command shares
+        line = user_error_line(ex, default_action="write")  # Hydra's own: its output folder and log file
+        if line is not None:
+            return line
     if ex.__cause__ is not None and ex.__cause__ is not ex:
         # a wrapped one: Hydra's logging set-up re-raises an unwritable log file's OSError as ValueError
         return hydra_error_line(ex.__cause__)
@@ -110,7 +108,7 @@ def exit_on_user_error(ex: BaseException) -> None:
     anything else returns, for the caller to re-raise."""
     line = hydra_error_line(ex)
     if line is not None:
-        print(f"error: {line}", file=sys.stderr, flush=True)
+        print(f"error: {as_line(line)}", file=sys.stderr, flush=True)
         sys.exit(2)
 
 
@@ -155,7 +153,7 @@ def run_hydra_app(app: Callable[[], None], argv: list[str] | None = None) -> Non
         line = None if full_error else hydra_error_line(ex)
         if line is None:
             raise
-        print(f"error: {line}", file=sys.stderr, flush=True)
+        print(f"error: {as_line(line)}", file=sys.stderr, flush=True)
         sys.exit(2)
     finally:
         if not full_error:
