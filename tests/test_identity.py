@@ -104,7 +104,8 @@ def as_written_by_0_1(run: Path) -> None:
                 "algo.gae_lambda": keys["algo.gae_lambda"]})
     if not is_ppo:  # every algorithm's identity held PPO's settings, at their defaults
         old.update({"ppo.lr": 3e-4, "ppo.epochs": 10})
-    (run / IDENTITY).write_text(json.dumps({**stored, "config": dict(sorted(old.items()))}))
+    # with the fingerprint of its keys, as every identity.json was written
+    (run / IDENTITY).write_text(json.dumps({**stored, "fingerprint": fingerprint(old), "config": dict(sorted(old.items()))}))
     config = yaml.safe_load((run / "config.yaml").read_text())
     config["ppo"] = {**({k: v for k, v in config["algo"].items() if k != "name"} if is_ppo else {}),
                      "total_timesteps": config.pop("total_timesteps")}
@@ -145,6 +146,7 @@ def test_a_key_added_later_at_its_default_keeps_old_runs_and_old_runs_without_id
     assert stored["config"]["algo.anneal_lr"] == schema_defaults("ppo")["algo.anneal_lr"]
     # a run written by a version without algo.anneal_lr: continuing at its default is the same run
     del stored["config"]["algo.anneal_lr"]
+    stored["fingerprint"] = fingerprint(stored["config"])  # as that version wrote it
     (run / IDENTITY).write_text(json.dumps(stored))
     assert train_from_config(make_cfg(*TINY, "resume=true"))["InvertedPendulum-v5/clip_eps0.2/seed0"]["status"] == "finished"
     (run / IDENTITY).write_text(json.dumps(stored))

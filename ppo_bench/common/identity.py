@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from ppo_bench.common.atomic import atomic_write_text
-from ppo_bench.common.errors import ConfigError
+from ppo_bench.common.errors import ConfigError, file_action
 
 IDENTITY = "identity.json"
 LEGACY = "config.yaml"  # the resolved config every run folder holds: the identity of runs older than IDENTITY
@@ -98,6 +98,12 @@ def fingerprint(keys: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical(_by_value(dict(keys))).encode()).hexdigest()[:16]
 
 
+def fingerprints(keys: Mapping[str, Any]) -> tuple[str, str]:
+    """The fingerprints a run's identity.json may carry for these keys: today's, and the one ppo-bench wrote before
+    numbers were compared by value (sha256 of the keys' canonical JSON as written, 16 hex digits)."""
+    return fingerprint(keys), hashlib.sha256(_canonical(dict(keys)).encode()).hexdigest()[:16]
+
+
 def _same(a: Any, b: Any) -> bool:
     return _canonical(_by_value(a)) == _canonical(_by_value(b))
 
@@ -137,18 +143,56 @@ def write_identity(run_dir: str | Path, keys: Mapping[str, Any], **extra: Any) -
 
 def read_identity(run_dir: str | Path) -> dict | None:
     """The stored identity of the run in run_dir ({'fingerprint', 'config', ...}), or None if it has none.
-    An unreadable identity file is a ConfigError naming it."""
+    The file is verified: its fingerprint must be that of its keys, so a damaged or hand-edited identity is not
+    taken for a run's settings. An unreadable or damaged identity file is a ConfigError naming it."""
     path = Path(run_dir) / IDENTITY
     if not path.exists():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data.get("config"), dict):
+        with file_action("read", path):
+            data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
             raise ValueError("no 'config' mapping")
+        if data.get("fingerprint") not in fingerprints(data["config"]):
+            raise ValueError("its fingerprint is not that of its keys: changed or damaged since it was written")
         return data
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path} is unreadable ({type(e).__name__}: {e}); move that run folder away or "
-                          "choose another run folder") from None
+    except (OSError, ValueError) as e:  # ValueError: JSONDecodeError and UnicodeDecodeError
+        raise ConfigError(f"{path} is unreadable ({type(e).__name__}: {_one_line(e)}); move that run folder away "
+                          "or choose another run folder") from None
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else ""
+
+
+def read_config(run_dir: str | Path, ignore: Iterable[str] = (),
+                migrate: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None) -> dict:
+    """The run's resolved config (its config.yaml, nested), verified against its identity.json where it has one:
+    the training keys of the one (all but ``ignore``, through ``migrate``) must be those of the other. A missing,
+    unreadable or disagreeing config.yaml (or a damaged identity.json) is a ConfigError naming the file."""
+    migrate = migrate or dict
+    path = Path(run_dir) / LEGACY
+    try:
+        from omegaconf import OmegaConf
+
+        with file_action("read", path):
+            text = path.read_text(encoding="utf-8")
+        config = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
+        if not isinstance(config, dict):
+            raise ValueError(f"holds a YAML {type(config).__name__}, not a mapping")
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing: {Path(run_dir)} holds no run's settings") from None
+    except Exception as e:  # OSError, UnicodeDecodeError, YAML's and OmegaConf's errors: a damaged or foreign file
+        raise ConfigError(f"{path} is unreadable ({type(e).__name__}: {_one_line(e)})") from None
+    stored = read_identity(run_dir)
+    if stored is not None:
+        diffs = differences(migrate(stored["config"]), training_keys(migrate(flatten(config)), ignore))
+        if diffs:
+            shown = ", ".join(f"{k}: {_show(b)} here, {_show(a)} in {IDENTITY}" for k, a, b in diffs[:3])
+            raise ConfigError(f"{path} disagrees with the run's {IDENTITY} ({shown}): one of them was changed or "
+                              "damaged since the run wrote them")
+    return config
 
 
 def stored_keys(run_dir: str | Path, ignore: Iterable[str] = (),
@@ -160,17 +204,9 @@ def stored_keys(run_dir: str | Path, ignore: Iterable[str] = (),
     stored = read_identity(run_dir)
     if stored is not None:
         return migrate(stored["config"])
-    legacy = Path(run_dir) / LEGACY
-    if not legacy.exists():
+    if not (Path(run_dir) / LEGACY).exists():
         return None
-    from omegaconf import OmegaConf
-
-    try:
-        config = OmegaConf.to_container(OmegaConf.load(legacy))
-    except Exception as e:  # a truncated or foreign file: name it
-        raise ConfigError(f"{legacy} is unreadable ({type(e).__name__}); move that run folder away or "
-                          "choose another run folder") from None
-    return training_keys(migrate(flatten(config)), ignore)
+    return training_keys(migrate(flatten(read_config(run_dir))), ignore)
 
 
 def refuse_if_different(run_dir: str | Path, stored: Mapping[str, Any], keys: Mapping[str, Any],

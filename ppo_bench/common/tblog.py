@@ -3,11 +3,11 @@ HParams plugin; and reading a run's scalars back as TensorBoard shows them (``re
 
 from __future__ import annotations
 
+import os
 import struct
-import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 
@@ -80,16 +80,35 @@ def interpolated_keys(cfg) -> list[str]:
     return out
 
 
-def wait_to_sort_last(run_dir: Path) -> None:
-    """Return once a new event file of ``run_dir`` will sort after its existing ones. TensorBoard reads a run's
-    event files in name order, and a name begins with its creation second: a resumed run's file created in the
-    same second as the killed process's would be ordered by the names' counters ('…10' before '…9'), and the
-    killed process's events past the checkpoint would be read after the purge marker, not hidden. Waits at
-    most until the next second, and only then."""
-    fields = [p.name.split(".") for p in Path(run_dir).glob("events.out.tfevents.*")]
-    stamps = [int(f[3]) for f in fields if len(f) > 3 and f[3].isdigit()]
-    while stamps and int(time.time()) <= max(stamps):
-        time.sleep(0.02)
+def _stamp(name: str) -> int | None:
+    """The creation second an event file's name begins with (``events.out.tfevents.<second>.<host>.<pid>.<n>``)."""
+    fields = name.split(".")
+    return int(fields[3]) if len(fields) > 3 and fields[3].isdigit() else None
+
+
+def sort_last(writer) -> Path:
+    """Make the event file a new SummaryWriter just opened sort after every other event file of its folder, without
+    waiting: TensorBoard reads a run's files in name order, a name begins with its creation second, and a resumed
+    run's file must come after the killed process's so that its purge hides their events past the checkpoint. A
+    file of the same second (or bearing a later time: another machine's clock ahead) gets the next stamp instead of
+    a wait for the clock. Returns the file's path.
+
+    tensorboard's writer appends every record by reopening its file by name (``GFile``), so the file is renamed
+    once its queue is empty and the writer is told the new name."""
+    events = writer.file_writer.event_writer
+    path = Path(events._file_name)
+    stamps = [t for p in path.parent.glob("events.out.tfevents.*") if p != path and (t := _stamp(p.name)) is not None]
+    own = _stamp(path.name)
+    if own is None or not stamps or own > max(stamps):
+        return path
+    writer.flush()  # nothing in flight while the file changes its name
+    fields = path.name.split(".")
+    fields[3] = f"{max(stamps) + 1:010d}"
+    target = path.with_name(".".join(fields))
+    os.replace(path, target)
+    events._file_name = str(target)
+    events._general_file_writer.filename = os.fsencode(target)
+    return target
 
 
 class RunLogger:
@@ -110,8 +129,8 @@ class RunLogger:
         from torch.utils.tensorboard import SummaryWriter  # here: the readers below need no torch
 
         purge = None if purge_after is None else purge_after + 1
-        wait_to_sort_last(run_dir)
         self.writer = SummaryWriter(log_dir=str(run_dir), flush_secs=30, purge_step=purge)
+        self.path = sort_last(self.writer)
         if hparams is not None:
             self.writer.file_writer.add_summary(hparams_pb(hparams, trial_id=name or str(run_dir)))
 
@@ -158,34 +177,106 @@ def event_files(path: str | Path) -> list[Path]:
     return sorted(f for f in p.iterdir() if "tfevents" in f.name and not f.name.endswith(".profile-empty"))
 
 
-def _events(path: Path) -> Iterator[Any]:
-    """The Event records of one file (TFRecord framing: length, its CRC, the record, its CRC). A record cut short
-    (a writer still writing, or killed mid-record) ends the file, as it does for TensorBoard's reader."""
+class Damage(NamedTuple):
+    """Where an event file stops being what its writer wrote: ``kind`` is 'cut' (it ends inside a record: a writer
+    killed mid-record, or a file cut short), 'checksum' (a record's length or payload fails its CRC: flipped bits,
+    garbage) or 'undecodable' (the checksums hold, but the record is no TensorBoard event: not an event file)."""
+
+    path: Path
+    offset: int  # the byte where the first bad record begins
+    kind: str
+    records: int  # records read whole before it
+
+    def __str__(self) -> str:
+        what = {"cut": "ends inside a record (cut short)", "checksum": "has a record whose checksum does not match "
+                "(damaged)", "undecodable": "has a record that is no TensorBoard event"}[self.kind]
+        return f"{self.path} {what} at byte {self.offset}, after {self.records} whole records"
+
+
+# the TFRecord framing every event file is written in: length (uint64), its masked CRC32C, payload, its masked CRC32C
+_HEADER, _CRC = 8, 4
+_BATCHED_CRC_BYTES = 512  # payloads up to this long are checksummed together; longer ones (rare) one by one
+
+
+def masked_crc32c(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The masked CRC32C (the Castagnoli CRC TFRecord stores, rotated and offset) of ``buf[s:s + n]`` for every
+    (s, n) of ``starts``, ``lengths``, all records stepped together a byte at a time with the table of
+    tensorboard's own writer (``pywrap_tensorflow.CRC_TABLE``); a record longer than ``_BATCHED_CRC_BYTES`` goes
+    through that module's ``masked_crc32c``. Tested against it."""
+    from tensorboard.compat.tensorflow_stub import pywrap_tensorflow as tf_crc
+
+    table = np.array(tf_crc.CRC_TABLE, dtype=np.uint32)
+    out = np.zeros(len(starts), dtype=np.uint32)
+    long = lengths > _BATCHED_CRC_BYTES
+    for k in np.flatnonzero(long):
+        out[k] = tf_crc.masked_crc32c(buf[starts[k]:starts[k] + lengths[k]].tobytes())
+    short = np.flatnonzero(~long)
+    order = short[np.argsort(-lengths[short], kind="stable")]  # longest first: the records still going are a prefix
+    s, n = starts[order], lengths[order]
+    crc = np.full(len(order), 0xFFFFFFFF, dtype=np.uint32)
+    going = len(order)
+    for j in range(int(n.max(initial=0))):
+        while going and n[going - 1] <= j:
+            going -= 1
+        c = crc[:going]
+        crc[:going] = table[(c ^ buf[s[:going] + j]) & 0xFF] ^ (c >> np.uint32(8))
+    crc ^= np.uint32(0xFFFFFFFF)
+    masked = ((crc >> np.uint32(15)) | (crc << np.uint32(17))) + np.uint32(0xA282EAD8)  # uint32: wraps mod 2^32
+    out[order] = masked
+    return out
+
+
+def read_event_file(path: Path) -> tuple[list[Any], Damage | None]:
+    """The Event records of one file, every one verified against the CRCs of its framing, and where the file stops
+    being whole (None: it is). Nothing from a bad record on is returned: a length that fails its checksum leaves no
+    way to find the next record, and the events after damage are not the writer's."""
     from google.protobuf.message import DecodeError
     from tensorboard.compat.proto.event_pb2 import Event
 
     data = path.read_bytes()
-    i = 0
-    while i + 12 <= len(data):
+    buf = np.frombuffer(data, dtype=np.uint8)
+    starts, lengths = [], []
+    i, end = 0, len(data)
+    while i + _HEADER + _CRC <= end:
         (length,) = struct.unpack_from("<Q", data, i)
-        start, end = i + 12, i + 12 + length
-        if end + 4 > len(data):
-            return
+        if i + _HEADER + _CRC + length + _CRC > end:
+            break
+        starts.append(i)
+        lengths.append(length)
+        i += _HEADER + _CRC + length + _CRC
+    damage_at, kind = (i, "cut") if i < end else (None, None)
+    if damage_at is not None and i + _HEADER + _CRC <= end:  # a length beyond the file: garbage, if it fails its CRC
+        head = masked_crc32c(buf, np.array([i]), np.array([_HEADER]))[0]
+        if head != struct.unpack_from("<I", data, i + _HEADER)[0]:
+            kind = "checksum"
+    st, ln = np.array(starts, dtype=np.int64), np.array(lengths, dtype=np.int64)
+    stored = lambda at: np.array([struct.unpack_from("<I", data, a)[0] for a in at.tolist()], dtype=np.uint32)  # noqa: E731
+    bad = (masked_crc32c(buf, st, np.full(len(st), _HEADER)) != stored(st + _HEADER)) | \
+          (masked_crc32c(buf, st + _HEADER + _CRC, ln) != stored(st + _HEADER + _CRC + ln))
+    good = len(st) if not bad.any() else int(np.argmax(bad))
+    if good < len(st):
+        damage_at, kind = int(st[good]), "checksum"
+    events = []
+    for k in range(good):
         try:
-            yield Event.FromString(data[start:end])
+            events.append(Event.FromString(data[st[k] + _HEADER + _CRC:st[k] + _HEADER + _CRC + ln[k]]))
         except DecodeError:
-            warnings.warn(f"{path}: an unreadable record at byte {i}; the rest of the file is skipped", stacklevel=2)
-            return
-        i = end + 4
+            return events, Damage(path, int(st[k]), "undecodable", k)
+    return events, (Damage(path, damage_at, kind, good) if damage_at is not None else None)
 
 
-def read_scalars(path: str | Path, tags: Iterable[str] | None = None) -> dict[str, Scalars]:
+def read_scalars(path: str | Path, tags: Iterable[str] | None = None,
+                 damage: list[Damage] | None = None) -> dict[str, Scalars]:
     """tag → every point of that scalar (all tags, or only ``tags``), from a run folder's event files or one file,
     as TensorBoard's EventAccumulator keeps them with no sampling: files in name order, and the purges it makes
     (a session-start record at step s, which a resumed run writes, drops every point at step ≥ s; in files
     older than event format 2, a summary whose step goes back drops its own tags' points at that step and
     after). About 20 times faster than the accumulator, which converts every event for all its plugins: reports
-    read every run of a sweep. Tested against the accumulator, purges included."""
+    read every run of a sweep. Tested against the accumulator, purges included.
+
+    Every record is verified against its CRCs (``read_event_file``): a file is read up to its first bad record,
+    and where one stops early the ``Damage`` is appended to ``damage`` — or, without that list, warned about in
+    one line — so that a reader of numbers can refuse to score a damaged run instead of scoring what is left."""
     from tensorboard.compat.proto.event_pb2 import SessionLog
 
     wanted = None if tags is None else set(tags)
@@ -193,7 +284,13 @@ def read_scalars(path: str | Path, tags: Iterable[str] | None = None) -> dict[st
     file_version: float | None = None
     most_recent_step = -1
     for f in event_files(path):
-        for event in _events(f):
+        events, bad = read_event_file(f)
+        if bad is not None:
+            if damage is None:
+                warnings.warn(f"{bad}; the rest of the file is skipped", stacklevel=2)
+            else:
+                damage.append(bad)
+        for event in events:
             if event.HasField("file_version"):
                 try:
                     file_version = float(event.file_version.split("brain.Event:")[-1])
