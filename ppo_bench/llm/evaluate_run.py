@@ -46,7 +46,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import ppo_bench.llm.algorithms  # noqa: F401 — registers the built-in algorithms (a run names one)
 from ppo_bench.common.atomic import atomic_write_text, read_json
-from ppo_bench.common.errors import ConfigError, OneLineArgumentParser
+from ppo_bench.common.errors import ConfigError, OneLineArgumentParser, check_writable, run_command
 from ppo_bench.common.extensions import import_extensions
 from ppo_bench.common.run_folder import CHECKPOINT, read_checkpoint
 from ppo_bench.llm.harness.batches import collate_rows
@@ -319,19 +319,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", choices=("cpu", "cuda", "auto"), help="default: the run's")
     ap.add_argument("--threads", type=int, help="torch threads (default: the run's torch_threads)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the KL samples (default 0)")
-    try:
+    def command() -> int:  # every error a user can cause in one line, exit code 2 (ppo_bench.common.errors)
         args = ap.parse_args(argv)
+        folder, _, _ = locate_run(args.run_dir)  # a folder that is no run: said before anything is created
+        path = Path(args.json) if args.json else folder / EVAL_FILE
+        check_writable(path)  # before the evaluation, whose result would otherwise be lost
         res = evaluate_run(args.run_dir, n=args.n, pairs_file=args.pairs, reward_model=args.reward_model, kl_samples=args.kl_samples,
                            reference_cache=args.reference_cache, device=args.device, threads=args.threads, seed=args.seed,
                            answer_template=args.answer_template)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return 2
-    path = Path(args.json) if args.json else Path(res["run_dir"]) / EVAL_FILE
-    atomic_write_text(path, json.dumps(res, indent=2) + "\n")
-    print(report_line(res))
-    print(f"wrote {path}")
-    return 0
+        atomic_write_text(path, json.dumps(res, indent=2) + "\n")
+        print(report_line(res))
+        print(f"wrote {path}")
+        return 0
+
+    return run_command(command)
 
 
 if __name__ == "__main__":

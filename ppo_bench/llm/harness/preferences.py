@@ -61,10 +61,26 @@ def read_jsonl(path: str | Path, option: str = "algo.data_file") -> list[Prefere
                 raise ConfigError(f"{path}:{n}: missing field {k!r} (need {', '.join(FIELDS)})")
             if not isinstance(rec[k], str) or not rec[k]:
                 raise ConfigError(f"{path}:{n}: field {k!r} must be a non-empty string (conversational lists are not supported)")
+            if not rec[k].isascii() and any(0xD800 <= ord(c) <= 0xDFFF for c in rec[k]):  # JSON's "\ud800" escapes
+                raise ConfigError(f"{path}:{n}: field {k!r} holds invalid Unicode (a lone surrogate, "
+                                  f"\\u{next(ord(c) for c in rec[k] if 0xD800 <= ord(c) <= 0xDFFF):04x}), which no "
+                                  "text is made of; fix the file")
         pairs.append(PreferencePair(rec["prompt"], rec["chosen"], rec["rejected"], rec.get("source", "file")))
     if not pairs:
         raise ConfigError(f"{path}: no preference records")
     return pairs
+
+
+def data_file_pairs(cfg, run_dir: Path, cached: str) -> list[PreferencePair] | None:
+    """``algo.data_file``'s pairs, read before any weights load (a malformed file fails first); None without a data
+    file, or where the file is gone but the run resumes from its own folder's copy of the pairs it trained on
+    (``cached``, a file of the run folder), which its ``prepare`` reads."""
+    f = cfg.algo.data_file
+    if not f:
+        return None
+    if cfg.resume and not Path(f).expanduser().exists() and (Path(run_dir) / cached).is_file():
+        return None
+    return read_jsonl(f)
 
 
 def write_jsonl(path: str | Path, pairs: Sequence[PreferencePair]) -> None:

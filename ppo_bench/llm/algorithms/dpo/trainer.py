@@ -28,7 +28,7 @@ from ppo_bench.llm.algorithms.dpo.loss import DPO_LOSSES, REFERENCE_FREE, LossOp
 from ppo_bench.llm.harness.batches import collate
 from ppo_bench.llm.harness.logprobs import sequence_logprob, token_logprobs
 from ppo_bench.llm.harness.models import context_length
-from ppo_bench.llm.harness.preferences import (PreferencePair, epoch_batch, pairs_for_run, read_jsonl, tokenize_pairs,
+from ppo_bench.llm.harness.preferences import (PreferencePair, data_file_pairs, epoch_batch, pairs_for_run, tokenize_pairs,
                                                write_jsonl)
 from ppo_bench.llm.harness.registry import LMAlgorithm, register_lm_algorithm
 from ppo_bench.llm.harness.run import LMRun, load_run_parts
@@ -62,7 +62,7 @@ class DPOTrainer(LMAlgorithm):
     @classmethod
     def build(cls, cfg: DictConfig, run_dir: Path) -> LMRun:
         """The preference file first (a malformed one fails before any weights load), then the run."""
-        pairs = read_jsonl(cfg.algo.data_file) if cfg.algo.data_file else None
+        pairs = data_file_pairs(cfg, run_dir, "preferences.pt")
         _, dtype, task, tokenizer, model = load_run_parts(cfg)
         run = LMRun(cfg, run_dir, model, tokenizer, task, compute_dtype=dtype)
         return run.attach(cls(run, pairs=pairs))

@@ -23,7 +23,8 @@ from ppo_bench.llm.algorithms.reward_model.config import RewardModelConfig
 from ppo_bench.llm.algorithms.reward_model.loss import bradley_terry_loss
 from ppo_bench.llm.harness.batches import collate
 from ppo_bench.llm.harness.models import context_length
-from ppo_bench.llm.harness.preferences import epoch_batch, pairs_for_run, read_jsonl, tokenize_pairs, write_jsonl
+from ppo_bench.llm.harness.preferences import (data_file_pairs, epoch_batch, pairs_for_run, read_jsonl, tokenize_pairs,
+                                               write_jsonl)
 from ppo_bench.llm.harness.registry import LMAlgorithm, register_lm_algorithm
 from ppo_bench.llm.harness.reward_models import HEAD_FILE, pair_scores, score_head
 from ppo_bench.llm.harness.run import LMRun, load_run_parts
@@ -44,7 +45,7 @@ class RewardTrainer(LMAlgorithm):
     @classmethod
     def build(cls, cfg: DictConfig, run_dir: Path) -> LMRun:
         """The preference file first (a malformed one fails before any weights load), then the run."""
-        pairs = read_jsonl(cfg.algo.data_file) if cfg.algo.data_file else None
+        pairs = data_file_pairs(cfg, run_dir, "pairs.jsonl")
         _, dtype, task, tokenizer, model = load_run_parts(cfg)
         run = LMRun(cfg, run_dir, model, tokenizer, task, compute_dtype=dtype)
         return run.attach(cls(run, pairs=pairs))
