@@ -126,3 +126,25 @@ def test_copies_are_left_out():
     row = hparams_row(OmegaConf.to_container(cfg, resolve=True), leave_out=["run_root", *interpolated_keys(cfg)],
                       settings=["objective.eps"])
     assert row == {"algo.gamma": 0.99, "algo.num_steps": "2048", "name": "0.99_x", "seed": "3", "objective.eps": ""}
+
+
+def test_lm_runs_read_like_the_run_selector_too(tmp_path):
+    # ppo-bench-llm's rows: named below the sweep, the operational keys left out, integers as text, the budget kept
+    tiny = ["model=tiny", "task=reverse", "task.n_eval=4", "eval.every=0", "eval.before=false", "eval.batch_size=4",
+            "eval.max_new_tokens=4", "algo.max_completion_length=4", "algo.prompts_per_step=2",
+            "algo.num_generations=4", "save_model=false", "torch_threads=1", "algo.steps=1"]
+    cmd = [sys.executable, "-m", "ppo_bench.llm.cli", "-m", *tiny, "seed=0,1", "run_root=runs"]
+    p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    logdir = tmp_path / "runs"
+    exp = hparams_experiment(logdir)
+    cols = {h.name: h for h in exp.hparam_infos}
+    rows = session_groups(logdir, exp)
+    (tag,) = {name.split("/")[1] for name in rows}
+    assert sorted(rows) == [f"reverse-tiny/{tag}/seed0", f"reverse-tiny/{tag}/seed1"]
+    for key in ("run_root", "run_name", "resume", "progress", "torch_threads", "checkpoint_every", "save_model",
+                "algo.run_tag", "model.gguf_cache", "eval.every", "extensions"):
+        assert not any(c == key or c.startswith(key + ".") for c in cols), key
+    assert cols["seed"].differs and rows[f"reverse-tiny/{tag}/seed1"]["seed"] == "1"
+    assert rows[f"reverse-tiny/{tag}/seed0"]["algo.steps"] == "1" and "algo.lr" in cols
+    assert "task.rewards" in cols  # the reward functions' weights: one column

@@ -13,11 +13,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ppo_bench.common.tblog import RunLogger, flat_hparams
+from ppo_bench.common.hparams import trial_name
+from ppo_bench.common.tblog import RunLogger, flat_hparams, hparams_row
+from ppo_bench.llm.harness.config import NOT_IDENTITY
+
+# what changes nothing about what is trained: not a hyperparameter (the budgets are ones, though)
+OPERATIONAL = tuple(k for k in NOT_IDENTITY if k not in ("algo.steps", "max_wall_s"))
 
 
 class LLMRunLogger(RunLogger):
     def __init__(self, run_dir: Path, hparams: dict[str, Any] | None = None, purge_after: int | None = None):
-        # the reward functions' weights stay one readable string rather than one column each
-        flat = None if hparams is None else flat_hparams(hparams, keep=("rewards",))
-        super().__init__(run_dir, flat, purge_after=purge_after)
+        """hparams: the run's resolved config. Its HParams row is named like the run selector names the run
+        (``common.hparams.trial_name``), without the operational keys, integers as text, and the reward functions'
+        weights one readable string rather than one column each."""
+        row = name = None
+        if hparams is not None:
+            row = hparams_row(flat_hparams(hparams, keep=("rewards",)), leave_out=OPERATIONAL)
+            name = trial_name(run_dir, hparams["run_root"])
+        super().__init__(run_dir, row, purge_after=purge_after, name=name)

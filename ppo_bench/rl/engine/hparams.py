@@ -13,11 +13,11 @@ selector names it, with the settings that define the run.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
+from ppo_bench.common.hparams import trial_name  # noqa: F401 — the trainer names its runs' rows with it
 from ppo_bench.common.paths import CONF_DIR
 from ppo_bench.common.tblog import hparams_row, interpolated_keys
 from ppo_bench.rl.engine.config import NOT_IDENTITY
@@ -38,18 +38,3 @@ def run_hparams(cfg: DictConfig, config: dict, specs: Iterable[RunSpec]) -> dict
     """The HParams row of a run whose resolved config (``trainer.run_config``) is ``config``, launched by ``cfg``
     with the population ``specs``."""
     return hparams_row(config, leave_out=(*OPERATIONAL, *interpolated_keys(cfg)), settings=objective_settings(specs))
-
-
-def trial_name(run_dir: Path, run_root: str | Path) -> str:
-    """The run's folder below the sweep folder of a Hydra multirun whose ``run_root`` lies inside it, else below
-    ``run_root``; its absolute path if it is below neither."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    root = Path(run_root).resolve()
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        sweep = Path(HydraConfig.get().sweep.dir).resolve()
-        if root.is_relative_to(sweep):
-            root = sweep
-    run = Path(run_dir).resolve()
-    return run.relative_to(root).as_posix() if run.is_relative_to(root) else str(run)
