@@ -88,3 +88,29 @@ def test_a_damaged_record_warns_and_keeps_what_came_before(tmp_path):
     with pytest.warns(UserWarning, match="checksum does not match"):
         got = read_scalars(tmp_path)["a"]
     assert got.steps.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("n", [0, 1, 500])
+def test_scalars_written_in_one_go_are_the_records_tensorboards_writer_makes(tmp_path, n):
+    from ppo_bench.common.tblog import write_scalar_events
+
+    rng = np.random.default_rng(n)
+    steps = np.sort(rng.integers(0, 2**40, n))  # steps past 32 bits: a 6-byte varint
+    values = rng.normal(size=n) * 10.0 ** rng.integers(-3, 6, n)
+    (tmp_path / "fast").mkdir()
+    path = write_scalar_events(tmp_path / "fast", "charts/episodic_return", steps, values, wall_time=1.5e9)
+    # the reference: the same Events through tensorboard's own record writer, one record at a time
+    events = [Event(wall_time=1.5e9, file_version="brain.Event:2")] + [
+        Event(wall_time=1.5e9, step=int(s), summary=Summary(value=[Summary.Value(tag="charts/episodic_return",
+                                                                                 simple_value=float(v))]))
+        for s, v in zip(steps, values)]
+    ref = tmp_path / "ref.tfevents"
+    with open(ref, "wb") as f:
+        writer = RecordWriter(f)
+        for e in events:
+            writer.write(e.SerializeToString())
+        writer.flush()
+    assert path.read_bytes() == ref.read_bytes()
+    expected = [(int(s), float(np.float32(v)), 1.5e9) for s, v in zip(steps, values)]
+    assert ours(tmp_path / "fast").get("charts/episodic_return", []) == expected
+    assert accumulator(tmp_path / "fast").get("charts/episodic_return", []) == expected

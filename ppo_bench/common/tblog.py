@@ -226,6 +226,44 @@ def masked_crc32c(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> n
     return out
 
 
+def write_scalar_events(run_dir: Path, tag: str, steps: Iterable[int], values: Iterable[float],
+                        wall_time: float | None = None) -> Path:
+    """Write one scalar's points as a new event file of ``run_dir`` in one go, the records TensorBoard's own writer
+    would make (``SummaryWriter.add_scalar``: a ``file_version`` event, then an Event with ``simple_value`` per
+    point, framed with the masked CRC32Cs of ``masked_crc32c``), at every point the same ``wall_time`` (default:
+    now). A writer that makes each record in Python and reopens its file per flush takes minutes for the 1.6 M
+    points of an archived sweep; this takes seconds. Returns the file's path. Tested: ``read_scalars`` and
+    TensorBoard's EventAccumulator read back the points, and its bytes equal a record-by-record encoding."""
+    import socket
+    import time
+
+    from tensorboard.compat.proto.event_pb2 import Event
+
+    wall = time.time() if wall_time is None else float(wall_time)
+    payloads = [Event(wall_time=wall, file_version="brain.Event:2").SerializeToString()]
+    for step, value in zip(steps, values):
+        payloads.append(Event(wall_time=wall, step=int(step),
+                              summary=Summary(value=[Summary.Value(tag=tag, simple_value=float(value))]))
+                        .SerializeToString())
+    lengths = np.array([len(b) for b in payloads], dtype=np.int64)
+    size = _HEADER + _CRC + lengths + _CRC
+    starts = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
+    buf = np.zeros(int(size.sum()), dtype=np.uint8)
+    header = np.frombuffer(lengths.astype("<u8").tobytes(), dtype=np.uint8).reshape(-1, _HEADER)
+    buf[(starts[:, None] + np.arange(_HEADER)).ravel()] = header.ravel()
+    body = np.frombuffer(b"".join(payloads), dtype=np.uint8)
+    body_at = np.repeat(starts + _HEADER + _CRC - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    buf[body_at + np.arange(len(body))] = body
+    for at, crc in ((starts + _HEADER, masked_crc32c(buf, starts, np.full(len(starts), _HEADER))),
+                    (starts + _HEADER + _CRC + lengths, masked_crc32c(buf, starts + _HEADER + _CRC, lengths))):
+        buf[(at[:, None] + np.arange(_CRC)).ravel()] = np.frombuffer(crc.astype("<u4").tobytes(), dtype=np.uint8)
+    path = Path(run_dir) / f"events.out.tfevents.{int(wall):010d}.{socket.gethostname()}.{os.getpid()}.0"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(buf.tobytes())
+    os.replace(tmp, path)
+    return path
+
+
 def read_event_file(path: Path) -> tuple[list[Any], Damage | None]:
     """The Event records of one file, every one verified against the CRCs of its framing, and where the file stops
     being whole (None: it is). Nothing from a bad record on is returned: a length that fails its checksum leaves no
