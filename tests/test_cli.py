@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import ppo_bench.rl.algorithms  # noqa: F401 — registers the built-in algorithms validate() looks up
 from ppo_bench.rl.engine import envs as envs_mod
 from ppo_bench.rl.engine.config import validate
 from ppo_bench.common.errors import ConfigError
@@ -88,7 +89,7 @@ def run_cli(tmp_path, *argv):
     (["--bogus"], "unrecognized arguments: --bogus"),
     (["-m", "seed=0,1", "--cfg", "job"], "Only one of --run, --multirun, --cfg"),
     (["hydra.run.dir={file}/out"], "cannot write {file}/out: Not a directory"),  # Hydra's own log file
-    (["run_root={file}/runs", "hydra.run.dir={tmp}/out"], "cannot write {file}/runs/"),
+    (["run_root={file}/runs", "hydra.run.dir={tmp}/out"], "cannot write {file}/runs: Not a directory"),
     (["+env.kwargs.foo=1", *TINY, "run_root={tmp}/runs", "hydra.run.dir={tmp}/out"],
      "env.kwargs={'foo': 1} is not accepted by HalfCheetah-v5"),
     (["env.id=CarRacing-v3", *TINY, "run_root={tmp}/runs", "hydra.run.dir={tmp}/out"],

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
+from ppo_bench.common.errors import file_action
+
 
 def _umask() -> int:
     """The process's umask (os.umask sets it and returns the old one: set it back at once)."""
@@ -19,23 +21,37 @@ def _umask() -> int:
     return mask
 
 
+TEMPORARY = ".{name}.*.tmp"  # the names of the temporary files (``remove_temporaries``)
+
+
 def _atomic_write(path: str | os.PathLike, fill: Callable[[BinaryIO], Any]) -> Path:
-    """``fill(f)`` writes the content into a temporary file beside ``path``, which then replaces it."""
+    """``fill(f)`` writes the content into a temporary file beside ``path``, which then replaces it. An OSError
+    names ``path`` (``file_action``): a full disk fails a write on a descriptor, which names no file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from the user's group
-        with os.fdopen(fd, "wb") as f:
-            fill(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with file_action("write", path, temporary=f".{path.name}."):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from the user's group
+            with os.fdopen(fd, "wb") as f:
+                fill(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
     return path
+
+
+def remove_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that writers killed mid-write (``kill -9``) left in ``folder``; returns them.
+    Only for a folder no other process writes (a run folder, under its lock)."""
+    left = sorted(Path(folder).glob(TEMPORARY.format(name="*")))
+    for p in left:
+        p.unlink(missing_ok=True)
+    return left
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -62,6 +78,27 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return _atomic_write(path, fill)
 
 
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:200] if lines else ""
+
+
+_WARNED: set[tuple] = set()
+
+
+def warn_damaged(path: str | os.PathLike, message: str) -> None:
+    """``warning: <message>`` on stderr, once per file as it is now (its path, size and modification time): a
+    launch reads a run's files more than once (before and after it locks the folder), and says so once."""
+    try:
+        st = os.stat(path)
+        key = (os.path.abspath(path), st.st_size, st.st_mtime_ns, message)
+    except OSError:
+        key = (os.path.abspath(path), message)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def read_json(path: str | os.PathLike) -> dict | None:
     """The JSON object in a file written by ``atomic_write_text``, or None when there is none: the file is missing,
     or it is unreadable or not a JSON object. The writers never leave a partial file, so the second case is damage
@@ -73,9 +110,9 @@ def read_json(path: str | os.PathLike) -> dict | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:  # ValueError: JSONDecodeError and UnicodeDecodeError
-        print(f"warning: {path} is unreadable ({type(e).__name__}: {e}); ignored", file=sys.stderr, flush=True)
+        warn_damaged(path, f"{path} is unreadable ({type(e).__name__}: {_first_line(e)}); ignored")
         return None
     if not isinstance(data, dict):
-        print(f"warning: {path} holds a JSON {type(data).__name__}, not an object; ignored", file=sys.stderr, flush=True)
+        warn_damaged(path, f"{path} holds a JSON {type(data).__name__}, not an object; ignored")
         return None
     return data

@@ -116,16 +116,22 @@ def run_command(main: Callable[[], int | None]) -> int:
 
 def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
     """Before the work whose result it will hold: make sure ``path`` (a file, or with ``folder`` a folder) can be
-    written — its folder created and a file made and removed there — so that the work is not done in vain; an
-    ``OSError`` naming the path otherwise (``os_error_line``)."""
+    written — its missing folders made, a file made and removed there, and the folders it made removed again, so
+    that a launch refused later leaves no trace — so that the work is not done in vain; an ``OSError`` naming the
+    path otherwise (``os_error_line``)."""
     import tempfile
     from pathlib import Path
 
     path = Path(path)
     where = path if folder else path.parent
+    missing = []  # the folders this check makes, deepest first
     try:
         if not folder and path.is_dir():
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        up = where.absolute()
+        while not os.path.lexists(up) and up != up.parent:
+            missing.append(up)
+            up = up.parent
         try:
             where.mkdir(parents=True, exist_ok=True)
         except FileExistsError:  # a file where a folder of the path goes
@@ -136,3 +142,9 @@ def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
     except OSError as e:  # named by the path the user gave, whatever part of it failed
         e.filename, e.filename2, e.action = str(path), None, "write"
         raise
+    finally:
+        for d in missing:
+            try:
+                d.rmdir()
+            except OSError:  # not made after all, or another process wrote there meanwhile: left as it is
+                break

@@ -17,7 +17,7 @@ import threading
 
 
 class Interrupted(Exception):
-    """Training stopped on request (SIGTERM/SIGINT) with every run checkpointed."""
+    """Training stopped on request (SIGTERM/SIGINT/SIGHUP) with every run checkpointed."""
 
     def __init__(self, message: str, signum: int):
         super().__init__(message)
@@ -25,7 +25,8 @@ class Interrupted(Exception):
 
 
 class StopRequest:
-    """While active, SIGTERM and SIGINT (a cluster's preemption or time limit, Ctrl-C) only set
+    """While active, SIGTERM, SIGINT and SIGHUP (a cluster's preemption or time limit, Ctrl-C, a dropped ssh
+    session) only set
     ``signal``: the trainer finishes its iteration and checkpoints every run instead of dying
     mid-iteration and losing what it did since the last checkpoint. A second signal acts at once
     (the previous handler), except while the final checkpoints are written (``deferred``).
@@ -35,7 +36,7 @@ class StopRequest:
     and that handler is called with the signal when the block ends, after the checkpoints (``handed_over``).
     Outside the main thread signals cannot be caught; nothing is installed."""
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # SIGHUP: the terminal's ssh session dropped
     LAUNCHER_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 
     def __init__(self):

@@ -22,13 +22,17 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ppo_bench.common.atomic import atomic_torch_save
-from ppo_bench.common.errors import ConfigError
+from ppo_bench.common.atomic import atomic_torch_save, read_json, remove_temporaries, warn_damaged
+from ppo_bench.common.errors import ConfigError, file_action
 
 LOCK = ".lock"
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
+CORRUPT = "checkpoint.corrupt.pt"
+NEW = f".{CHECKPOINT}.new"  # a checkpoint written whole, before it is renamed into place
 EVENTS = "events.out.tfevents.*"
+STATUS = "status.json"
+STATUSES = ("running", "finished", "failed")
 
 
 class RunLocks:
@@ -39,21 +43,24 @@ class RunLocks:
         self.fds: list[int] = []
 
     def acquire(self) -> "RunLocks":
+        twice = sorted({str(d) for d in self.dirs if self.dirs.count(d) > 1})
+        if twice:  # a second lock of this process's own would wait for itself
+            raise ConfigError(f"run folder {twice[0]} is named twice in one launch (two runs with one name); "
+                              "give each run its own setting or seed")
         try:
             for d in self.dirs:
-                d.mkdir(parents=True, exist_ok=True)
+                with file_action("write", d):
+                    d.mkdir(parents=True, exist_ok=True)
                 fd = os.open(d / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-                    os.close(fd)
-                    raise ConfigError(f"run folder {d} is in use by {holder}; wait for it to end or stop it "
-                                      "(one process per run folder)") from None
+                    refuse_in_use(d, fd)
                 os.ftruncate(fd, 0)
                 stamp = datetime.datetime.now().isoformat(timespec="seconds")
                 os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()} (since {stamp})\n".encode(), 0)
                 self.fds.append(fd)
+                finish_interrupted_writes(d)  # no other process writes here now
         except BaseException:
             self.release()
             raise
@@ -71,16 +78,123 @@ class RunLocks:
         self.release()
 
 
+def refuse_in_use(run_dir: Path, fd: int) -> None:
+    """The one line for a run folder whose lock another process holds (``fd``: its lock file, closed here)."""
+    holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+    os.close(fd)
+    raise ConfigError(f"run folder {run_dir} is in use by {holder}; wait for it to end or stop it "
+                      "(one process per run folder)") from None
+
+
+def check_not_in_use(run_dirs: Iterable[str | os.PathLike]) -> None:
+    """Refuse (``refuse_in_use``) a run folder another process holds, creating and writing nothing: what a launch
+    checks before it reads a folder that a live process is changing (its checkpoint, its status)."""
+    for d in run_dirs:
+        try:
+            fd = os.open(Path(d) / LOCK, os.O_RDONLY)
+        except OSError:  # no lock file (no process ever held it), or one this process cannot open: RunLocks says
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            refuse_in_use(Path(d), fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def finish_interrupted_writes(run_dir: str | os.PathLike) -> None:
+    """What a process killed mid-write (``kill -9``) left, put right by the next process to lock the folder: the
+    temporary files of atomic writes removed, and a checkpoint written whole but not yet renamed into place
+    (``save_checkpoint``) renamed when it is the newest (no ``checkpoint.pt``), removed when it is not."""
+    run_dir = Path(run_dir)
+    remove_temporaries(run_dir)
+    new = run_dir / NEW
+    if new.exists():
+        if (run_dir / CHECKPOINT).exists():
+            new.unlink()
+        else:
+            os.replace(new, run_dir / CHECKPOINT)
+
+
 def has_checkpoint(run_dir: str | os.PathLike) -> bool:
     """Whether the run folder holds a checkpoint to resume from (the last one or the previous one)."""
     return (Path(run_dir) / CHECKPOINT).exists() or (Path(run_dir) / PREVIOUS).exists()
 
 
-def clear_run_files(run_dir: str | os.PathLike, names: Iterable[str] = ()) -> None:
-    """Remove what a dead process left in a run folder that starts afresh: TensorBoard event files,
-    checkpoints and the given files (status, identity)."""
+def event_files_in(run_dir: str | os.PathLike) -> list[Path]:
+    return sorted(Path(run_dir).glob(EVENTS))
+
+
+def read_status(run_dir: str | os.PathLike) -> dict | None:
+    """The run's status.json, checked: ``status`` one of running, finished, failed; the counts it holds
+    (``global_step``, ``iteration``, ``step``, ``episodes_scored``) non-negative integers; ``score_last100`` and
+    ``wall_s`` numbers. None when there is none, or — with a one-line warning naming the file and what is wrong —
+    when it is damaged (``read_json``)."""
+    path = Path(run_dir) / STATUS
+    st = read_json(path)
+    if st is None:
+        return None
+    problem = status_problem(st)
+    if problem:
+        warn_damaged(path, f"{path} is damaged ({problem}); ignored")
+        return None
+    return st
+
+
+def status_problem(st: dict) -> str | None:
+    if st.get("status") not in STATUSES:
+        return f"status {st.get('status')!r} is not one of {', '.join(STATUSES)}"
+    for key in ("global_step", "iteration", "step", "episodes_scored"):
+        v = st.get(key, 0)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            return f"{key} {v!r} is not a non-negative integer"
+    for key in ("score_last100", "wall_s"):
+        v = st.get(key, 0.0)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)):
+            return f"{key} {v!r} is not a number"
+    return None
+
+
+def fresh_start_problem(run_dir: str | os.PathLike, status_means_checkpointed: bool = False) -> str | None:
+    """Why a fresh start may not clear ``run_dir``, or None when it may: clearing is only for what a process that
+    died before its first checkpoint left (its event files, beside the identity it wrote first), never for what a
+    checkpointed or finished run holds. Refused: a checkpoint; a status.json of a finished or failed run (or, with
+    ``status_means_checkpointed``, any status.json: a command that writes one only with a checkpoint); a run's
+    files without the identity.json or config.yaml that say whose they are."""
     run_dir = Path(run_dir)
-    for path in [*run_dir.glob(EVENTS), run_dir / CHECKPOINT, run_dir / PREVIOUS, *(run_dir / n for n in names)]:
+    if not run_dir.exists():
+        return None
+    checkpoints = [n for n in (CHECKPOINT, PREVIOUS, CORRUPT, NEW) if (run_dir / n).exists()]
+    if checkpoints:
+        return f"{run_dir} holds a run's checkpoint ({checkpoints[0]}); resume=true continues it"
+    status = read_json(run_dir / STATUS) if (run_dir / STATUS).is_file() else None
+    if (run_dir / STATUS).exists():
+        state = status.get("status") if isinstance(status, dict) else None
+        if state in ("finished", "failed"):
+            return (f"{run_dir} holds a {state} run (its {STATUS}) without checkpoints; it is not replaced: "
+                    "resume=true skips a finished run of the same settings")
+        if status_means_checkpointed or state is None:
+            return (f"{run_dir} holds a run that wrote checkpoints (its {STATUS}), which are gone; it is not "
+                    "replaced")
+    data = [p.name for p in event_files_in(run_dir)] + ([STATUS] if (run_dir / STATUS).exists() else [])
+    if data and not ((run_dir / "identity.json").exists() or (run_dir / "config.yaml").exists()):
+        return (f"{run_dir} holds a run's files ({', '.join(data[:2])}{', …' if len(data) > 2 else ''}) but no "
+                "identity.json or config.yaml to say whose; it is not adopted")
+    return None
+
+
+REFUSED_REMEDY = "move that folder away, or choose another run_root"
+
+
+def clear_run_files(run_dir: str | os.PathLike, names: Iterable[str] = (), status_means_checkpointed: bool = False) -> None:
+    """Remove what a dead process left in a run folder that starts afresh: TensorBoard event files and the given
+    files (status, identity). Refused (ConfigError, nothing removed) where ``fresh_start_problem`` finds a run that
+    must not be deleted. Callers check the identity of what is left (the same settings) first."""
+    problem = fresh_start_problem(run_dir, status_means_checkpointed)
+    if problem:
+        raise ConfigError(f"{problem}; {REFUSED_REMEDY}")
+    run_dir = Path(run_dir)
+    for path in [*run_dir.glob(EVENTS), *(run_dir / n for n in names)]:
         path.unlink(missing_ok=True)
 
 
@@ -106,7 +220,7 @@ def set_aside(run_dir: str | os.PathLike) -> None:
     so the next save does not rotate it over the good previous one."""
     last = Path(run_dir) / CHECKPOINT
     if last.exists():
-        os.replace(last, last.with_suffix(".corrupt.pt"))
+        os.replace(last, Path(run_dir) / CORRUPT)
 
 
 def save_checkpoint(state: dict, run_dir: str | os.PathLike) -> Path:
@@ -114,7 +228,7 @@ def save_checkpoint(state: dict, run_dir: str | os.PathLike) -> Path:
     checkpoint.prev.pt. Each step is a rename, so a crash leaves a readable last or previous checkpoint."""
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINT
-    tmp = run_dir / f".{CHECKPOINT}.new"
+    tmp = run_dir / NEW
     atomic_torch_save(state, tmp)
     if path.exists():
         os.replace(path, run_dir / PREVIOUS)

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ppo_bench import __version__
+from ppo_bench.common.errors import ConfigError, OneLineArgumentParser, check_writable, run_command
+from ppo_bench.common.run_folder import CHECKPOINT, PREVIOUS, has_checkpoint
 
 
 @dataclass
@@ -51,7 +53,7 @@ def headless_rendering() -> None:
 def evaluate(policy, episodes: int = 10, deterministic: bool = True, env_id: str | None = None, seed: int = 0,
              video_dir: str | Path | None = None, video_episodes: int = 1) -> Evaluation:
     """``episodes`` episodes of ``policy`` (a ``ppo_bench.rl.policy.Policy``) on its run's env, or on ``env_id``."""
-    from ppo_bench.rl.engine.envs import make_env
+    from ppo_bench.rl.engine.envs import ActionSpace, make_env
 
     env_id = env_id or policy.env_id
     kwargs = policy.env_kwargs if env_id == policy.env_id else {}
@@ -68,8 +70,17 @@ def evaluate(policy, episodes: int = 10, deterministic: bool = True, env_id: str
     obs_dim = policy.module.obs_mean.numel()
     if env.observation_space.shape != (obs_dim,):
         env.close()
-        raise ValueError(f"{env_id} has observations of shape {env.observation_space.shape}; the policy of "
-                         f"{policy.run_dir} ({policy.env_id}) takes ({obs_dim},)")
+        raise ConfigError(f"{env_id} has observations of shape {env.observation_space.shape}; the policy of "
+                          f"{policy.run_dir} ({policy.env_id}) takes ({obs_dim},)")
+    try:
+        acts_in = ActionSpace.of(env_id, env.action_space).describe()
+    except ConfigError:
+        env.close()
+        raise
+    if acts_in != policy.acts_in():
+        env.close()
+        raise ConfigError(f"{env_id} has actions in {acts_in}; the policy of {policy.run_dir} ({policy.env_id}) "
+                          f"acts in {policy.acts_in()}")
     rng = np.random.default_rng(seed)
     returns, lengths = np.zeros(episodes), np.zeros(episodes, dtype=np.int64)
     try:
@@ -87,14 +98,18 @@ def evaluate(policy, episodes: int = 10, deterministic: bool = True, env_id: str
 
 
 def find_trained_runs(folder: Path) -> list[Path]:
-    """``folder`` itself if it is a run (config.yaml and checkpoint.pt), else every run below it."""
-    if (folder / "checkpoint.pt").exists() and (folder / "config.yaml").exists():
+    """``folder`` itself if it is a run (config.yaml and a checkpoint: checkpoint.pt, or the previous one a damaged
+    or interrupted save left alone), else every run below it."""
+    def trained(d: Path) -> bool:
+        return (d / "config.yaml").exists() and has_checkpoint(d)
+
+    if trained(folder):
         return [folder]
-    return sorted(p.parent for p in folder.rglob("checkpoint.pt") if (p.parent / "config.yaml").exists())
+    return sorted({p.parent for name in (CHECKPOINT, PREVIOUS) for p in folder.rglob(name) if trained(p.parent)})
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
+    ap = OneLineArgumentParser(
         prog="ppo-bench-eval",
         description="Evaluate a trained run's policy (or every run below a folder): N episodes, mean ± std of the "
                     "return and length; optionally an mp4 of the first episodes, or the policy exported.",
@@ -124,34 +139,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command: every error a user can cause in one line, exit code 2 (``ppo_bench.common.errors``)."""
+    return run_command(lambda: evaluate_command(argv))
+
+
+def evaluate_command(argv: list[str] | None) -> int:
     args = parse_args(argv)
     from ppo_bench.rl.policy import EXPORT_FORMATS, export_policy, load_policy
 
     if args.export and Path(args.export).suffix not in EXPORT_FORMATS:
-        print(f"error: --export {args.export}: the file name must end in "
-              + " or ".join(f"{s} ({f})" for s, f in EXPORT_FORMATS.items()), file=sys.stderr)
-        return 2
+        raise ConfigError(f"--export {args.export}: the file name must end in "
+                          + " or ".join(f"{s} ({f})" for s, f in EXPORT_FORMATS.items()))
     folder = Path(args.folder)
     if not folder.is_dir():
-        print(f"error: {folder} is not a folder", file=sys.stderr)
-        return 2
+        raise ConfigError(f"{folder} is not a folder")
     runs = find_trained_runs(folder)
     if not runs:
-        print(f"error: no trained run (config.yaml beside checkpoint.pt) in or below {folder}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"no trained run (config.yaml beside checkpoint.pt) in or below {folder}")
+    # the outputs can be written, before the work whose results they hold
+    for path, is_folder in ((args.export, False), (args.json, False), (args.video, True)):
+        if path:
+            check_writable(path, folder=is_folder)
     if args.export:
         if len(runs) > 1:
-            print(f"error: --export takes one run folder; {folder} holds {len(runs)} runs", file=sys.stderr)
-            return 2
+            raise ConfigError(f"--export takes one run folder; {folder} holds {len(runs)} runs")
         try:
             path = export_policy(load_policy(runs[0]), args.export)
         except ImportError as e:  # onnx, onnxscript: the onnx extra
-            print(f"error: --export {args.export} needs {e.name}; install the onnx extra: "
-                  "pip install 'ppo-bench[onnx]'", file=sys.stderr)
-            return 2
-        except OSError as e:  # a folder that cannot be written
-            print(f"error: cannot write {args.export}: {e.strerror or e}", file=sys.stderr)
-            return 2
+            raise ConfigError(f"--export {args.export} needs {e.name}; install the onnx extra: "
+                              "pip install 'ppo-bench[onnx]'") from None
         if path.suffix == ".onnx":
             print(f"wrote {path}: onnxruntime.InferenceSession('{path}').run(None, {{'obs': obs}})[0] maps a "
                   f"(B, obs_dim) array of raw observations, as the environment returns them, to actions")
@@ -163,9 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             import moviepy  # noqa: F401  (Gymnasium's RecordVideo writes through it)
         except ImportError:
-            print("error: --video needs moviepy; install the video extra: pip install 'ppo-bench[video]'",
-                  file=sys.stderr)
-            return 2
+            raise ConfigError("--video needs moviepy; install the video extra: pip install 'ppo-bench[video]'") from None
     import gymnasium as gym
 
     results = []
@@ -173,12 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             ev = evaluate(load_policy(run), args.episodes, not args.stochastic, args.env_id, args.seed,
                           args.video, args.video_episodes)
-        except gym.error.Error as e:  # an unknown --env-id, or one whose spaces do not fit the policy
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        except ValueError as e:  # observation width of another env
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        except gym.error.Error as e:  # an unknown --env-id
+            raise ConfigError(str(e).strip().splitlines()[0]) from None
         s = ev.summary()
         results.append(s)
         print(f"{run}: return {s['return_mean']:.2f} ± {s['return_std']:.2f}, length {s['length_mean']:.1f} ± "

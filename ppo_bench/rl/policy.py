@@ -17,10 +17,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from ppo_bench.common.run_folder import read_checkpoint
+from ppo_bench.common.errors import ConfigError
+from ppo_bench.common.identity import read_config
+from ppo_bench.common.run_folder import has_checkpoint, load_last_good
+from ppo_bench.rl.engine.config import NOT_IDENTITY, migrate_config, migrate_keys
+from ppo_bench.rl.engine.envs import ActionSpace, make_env
 from ppo_bench.rl.engine.normalization import ObservationNormalizer
 
 CHECKPOINT = "checkpoint.pt"
@@ -34,7 +37,10 @@ class ActingPolicy(nn.Module):
 
     def __init__(self, layers: list[tuple[Tensor, Tensor]], activation: str, obs_mean: np.ndarray,
                  obs_var: np.ndarray, obs_clip: float | None, obs_norm: bool, epsilon: float,
-                 log_std: Tensor | None, low: np.ndarray | None = None, high: np.ndarray | None = None):
+                 log_std: Tensor | None, low: np.ndarray | None = None, high: np.ndarray | None = None,
+                 action_shape: tuple[int, ...] | None = None, action_start: int = 0):
+        """``action_shape``: a Box's shape (the flat actions are reshaped to it; default: flat);
+        ``action_start``: a Discrete's first action (added to the chosen index)."""
         super().__init__()
         mods: list[nn.Module] = []
         for k, (W, b) in enumerate(layers):  # checkpoints store W as (in, out): y = x W + b
@@ -55,6 +61,8 @@ class ActingPolicy(nn.Module):
         self.clip_actions = low is not None
         self.register_buffer("low", torch.as_tensor(low if low is not None else np.zeros(0), dtype=torch.float32))
         self.register_buffer("high", torch.as_tensor(high if high is not None else np.zeros(0), dtype=torch.float32))
+        self.action_shape = tuple(action_shape) if action_shape is not None else None
+        self.action_start = int(action_start)
         self.requires_grad_(False)  # acting only
 
     def normalize(self, obs: Tensor) -> Tensor:
@@ -70,10 +78,10 @@ class ActingPolicy(nn.Module):
     def forward(self, obs: Tensor) -> Tensor:
         out = self.distribution(obs)
         if not self.gaussian:
-            return out.argmax(-1)
+            return out.argmax(-1) + self.action_start
         if self.clip_actions:
             out = torch.maximum(torch.minimum(out, self.high), self.low)
-        return out
+        return out if self.action_shape is None else out.reshape((-1,) + self.action_shape)
 
 
 @dataclass
@@ -106,42 +114,60 @@ class Policy:
         else:
             rng = rng if rng is not None else np.random.default_rng()
             params = self.module.distribution(x).numpy()
-            if self.module.gaussian:
-                std = self.module.log_std.exp().numpy()
+            m = self.module
+            if m.gaussian:
+                std = m.log_std.exp().numpy()
                 action = (params + std * rng.standard_normal(params.shape)).astype(np.float32)
-                if self.module.clip_actions:
-                    action = np.clip(action, self.module.low.numpy(), self.module.high.numpy())
+                if m.clip_actions:
+                    action = np.clip(action, m.low.numpy(), m.high.numpy())
+                if m.action_shape is not None:
+                    action = action.reshape((-1,) + m.action_shape)
             else:
                 p = np.exp(params - params.max(-1, keepdims=True))
                 p /= p.sum(-1, keepdims=True)
                 u = rng.random((len(p), 1))
-                action = np.minimum((p.cumsum(-1) < u).sum(-1), p.shape[-1] - 1)
+                action = np.minimum((p.cumsum(-1) < u).sum(-1), p.shape[-1] - 1) + m.action_start
         return action[0] if single else action
+
+    def acts_in(self) -> str:
+        """What the policy acts in, for messages: 'a Box of shape (6,)', 'a Discrete of 2 actions'."""
+        m = self.module
+        if m.gaussian:
+            return f"a Box of shape {m.action_shape if m.action_shape is not None else (m.log_std.numel(),)}"
+        n = m.net[-1].out_features
+        return f"a Discrete of {n} actions" + (f" from {m.action_start}" if m.action_start else "")
 
 
 def load_policy(run_dir: str | Path) -> Policy:
-    """The policy of the run in ``run_dir`` (its ``config.yaml`` and ``checkpoint.pt``), at its last checkpoint."""
-    import gymnasium as gym
-
+    """The policy of the run in ``run_dir`` (its ``config.yaml``, verified against its identity.json, and its last
+    checkpoint, or the previous one with a warning when the last is missing or unreadable)."""
     run_dir = Path(run_dir)
-    for name in ("config.yaml", CHECKPOINT):
-        if not (run_dir / name).exists():
-            raise FileNotFoundError(f"{run_dir} is not a trained run: no {name}")
-    cfg = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=False)
-    state = read_checkpoint(run_dir / CHECKPOINT)  # weights_only: no code runs while reading it
+    if not has_checkpoint(run_dir):
+        raise ConfigError(f"{run_dir} is not a trained run: no {CHECKPOINT}")
+    cfg = migrate_config(read_config(run_dir, NOT_IDENTITY, migrate_keys))
+    state, _ = load_last_good(run_dir)  # weights_only: no code runs while reading it
     params = state["model"]
     trunk = sorted({n.rsplit(".", 1)[0] for n in params if n.startswith("trunk.")}, key=lambda s: int(s.split(".")[1]))
     pi = sorted({n.rsplit(".", 1)[0] for n in params if n.startswith("pi.")}, key=lambda s: int(s.split(".")[1]))
     layers = [(params[f"{p}.weight"], params[f"{p}.bias"]) for p in trunk + pi]
     log_std = params.get("log_std")
     env = cfg["env"]
+    made = make_env(str(env["id"]), disable_env_checker=True, **(env.get("kwargs") or {}))
+    try:
+        space = ActionSpace.of(str(env["id"]), made.action_space)
+    finally:
+        made.close()
+    width = layers[-1][0].shape[1]
+    if width != space.dim or (log_std is not None) != space.gaussian:
+        raise ConfigError(f"{run_dir}: its checkpoint's policy has {width} outputs, and its environment "
+                          f"{env['id']} has {space.describe()}: the checkpoint is not this run's")
     low = high = None
     if log_std is not None and env.get("clip_actions"):
-        space = gym.make(env["id"], disable_env_checker=True, **(env.get("kwargs") or {})).action_space
-        low, high = space.low, space.high
+        low, high = space.low.astype(np.float32), space.high.astype(np.float32)
     rms = state["obs_rms"]
     module = ActingPolicy(layers, cfg["model"]["activation"], rms["mean"], rms["var"], env["obs_clip"],
-                          env["obs_norm"], ObservationNormalizer(1, 1, 1.0).epsilon, log_std, low, high)
+                          env["obs_norm"], ObservationNormalizer(1, 1, 1.0).epsilon, log_std, low, high,
+                          action_shape=space.shape if space.gaussian else None, action_start=space.start)
     module.eval()
     return Policy(module=module, config=cfg, run_dir=run_dir, global_step=int(state["global_step"]))
 

@@ -11,13 +11,13 @@ from ppo_bench.common.errors import ConfigError
 from scripts.fault_drill import snapshot
 from ppo_bench.common.identity import IDENTITY, fingerprint
 from ppo_bench.llm.harness.run import identity_keys
-from ppo_bench.llm.launch import build_trainer, train_from_config
+from ppo_bench.llm.launch import train_from_config
 
 
 TINY = ["model=tiny", "task=reverse", "task.n_eval=4", "eval.every=0", "eval.batch_size=4", "eval.max_new_tokens=4",
         "algo.max_completion_length=4", "algo.prompts_per_step=2", "algo.num_generations=4", "save_model=false",
         "torch_threads=1", "eval.before=false", "run_name=r"]
-REMEDY = "relaunch with the run's settings, choose another run_name, or resume=false to start it over"
+REMEDY = "relaunch with the run's settings, or choose another run_name or run_root"
 
 
 def refused(cfg) -> str:
@@ -68,14 +68,10 @@ def test_relaunches_skip_extend_or_refuse_by_the_runs_identity(llm_cfg, tmp_path
     assert not longer.get("skipped") and longer["steps"] == 2 and [e["step"] for e in longer["evals"]] == [1, 2]
     assert json.loads((run / IDENTITY).read_text()) == {**stored, "steps": 2}
 
-    # resume=false starts over: the discarded run's checkpoint goes before the new identity is written, so a
-    # start killed before its first checkpoint leaves no old weights under the new settings
-    trainer = build_trainer(llm_cfg(*TINY, "algo.steps=2", "algo.temperature=1.5", "resume=false"))
-    def killed(resuming):
-        raise RuntimeError("killed")
-
-    monkeypatch.setattr(trainer.algorithm, "prepare", killed)
-    with pytest.raises(RuntimeError, match="killed"):
-        trainer.train()
-    assert not (run / "checkpoint.pt").exists() and not (run / "summary.json").exists()
-    assert json.loads((run / IDENTITY).read_text())["config"]["algo.temperature"] == 1.5
+    # resume=false never starts a run over in its own folder: nothing it holds is deleted (before any weights load)
+    before = snapshot(run, skip=(".lock",))
+    monkeypatch.setattr("ppo_bench.llm.launch.build_trainer", lambda cfg: pytest.fail("weights loaded"))
+    message = refused(llm_cfg(*TINY, "algo.steps=2", "algo.temperature=1.5", "resume=false"))
+    assert message == (f"{run} holds a run's checkpoint (checkpoint.pt); resume=true continues it; move that folder "
+                       "away, or choose another run_root")
+    assert snapshot(run, skip=(".lock",)) == before

@@ -50,7 +50,7 @@ def check_run_identity(run_dir: Path, cfg: DictConfig) -> None:
     """Refuse (ConfigError, one line naming every differing key with both values) to resume or skip a folder
     whose run was trained under other settings (identity.json; a run older than it, its config.yaml)."""
     check_identity(run_dir, identity_keys(cfg), NOT_IDENTITY, schema_defaults(cfg.algo.name),
-                   remedy="relaunch with the run's settings, choose another run_name, or resume=false to start it over")
+                   remedy="relaunch with the run's settings, or choose another run_name or run_root")
 
 
 CHECKPOINT_KEYS = ("step", "updates", "model", "optimizer", "algorithm", "rng", "torch_rng", "cuda_rng", "history",

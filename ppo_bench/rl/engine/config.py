@@ -8,12 +8,14 @@ are named switches; where the default comes from the code behind the paper's num
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+import numpy as np
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from ppo_bench.common.errors import ConfigError
 from ppo_bench.common.hydra_cli import check_declared_keys
@@ -132,6 +134,37 @@ def migrate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return unflatten(migrate_keys(flatten(config)))
 
 
+MAX_STEPS = 2 ** 62  # step counts (iteration × N × T) and seeds are int64 tensors in the engine
+FLOAT32 = np.finfo(np.float32)
+
+
+def check_representable(values: Mapping[str, Any], prefix: str = "") -> None:
+    """Every number of a config section as the engine holds it: an integer in int64 (|v| < 2^62, room for the
+    step arithmetic), a float finite and, as float32 (the per-run hyperparameters' tensors), neither overflowing to
+    infinity nor a non-zero value rounding to 0; lists and mappings element by element. A ConfigError naming the key
+    and the range otherwise: the number would become another one, or a traceback, inside the engine."""
+    for key, v in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(v, (DictConfig, ListConfig)):
+            v = OmegaConf.to_container(v, resolve=True)
+        if isinstance(v, Mapping):
+            check_representable(v, name + ".")
+        elif isinstance(v, (list, tuple)):
+            check_representable({f"[{i}]": x for i, x in enumerate(v)}, name)
+        elif isinstance(v, bool):
+            continue
+        elif isinstance(v, int) and abs(v) > MAX_STEPS:
+            raise ConfigError(f"{name}={v} is outside what the engine counts (at most 2^62 = {MAX_STEPS} in magnitude)")
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                raise ConfigError(f"{name}={v} must be a finite number")
+            with np.errstate(over="ignore", under="ignore"):
+                held = np.float32(v)  # what the engine's tensors hold: overflow is inf, underflow 0
+            if not np.isfinite(held) or (v != 0 and held == 0):
+                raise ConfigError(f"{name}={v} is outside float32, which the engine holds it in (from "
+                                  f"{FLOAT32.smallest_subnormal:.1e} to {FLOAT32.max:.4e} in magnitude, or 0)")
+
+
 def register_configs() -> None:
     ConfigStore.instance().store(name="ppo_bench_schema", node=Config)
 
@@ -203,11 +236,16 @@ def validate(cfg: DictConfig) -> list[dict]:
     """Check everything before any environment is built; return the settings the population's runs differ by
     (the algorithm's: PPO's surrogate objectives; one empty setting for an algorithm without such an axis)."""
     check_declared_keys(cfg)  # a misspelt +algo.learning_rat=... is an error, not an ignored option
-    for section in ("env", "model", "algo"):  # a non-finite hyperparameter would only show up as a failed run
-        for key, value in cfg[section].items():
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"{section}.{key}={value} must be a finite number")
+    for section in ("env", "model", "algo", "objective"):  # what the engine would hold as float32 / int64 tensors
+        node = cfg.get(section)
+        if isinstance(node, DictConfig):
+            check_representable({k: v for k, v in node.items() if k != "kwargs"}, f"{section}.")
+    check_representable({k: cfg[k] for k in ("total_timesteps", "seed", "checkpoint_every", "torch_threads")})
+    check_representable({"seeds": list(cfg.population.seeds or [])}, "population.")
     _positive_int("total_timesteps", cfg.total_timesteps)
+    cores = os.cpu_count() or 1
+    if isinstance(cfg.torch_threads, int) and cfg.torch_threads > cores:
+        raise ConfigError(f"torch_threads={cfg.torch_threads} is more than this machine's {cores} cores")
     _positive_int("env.num_envs", cfg.env.num_envs)
     _positive_int("checkpoint_every", cfg.checkpoint_every)
     _positive_int("torch_threads", cfg.torch_threads)
@@ -230,6 +268,7 @@ def validate(cfg: DictConfig) -> list[dict]:
 
     algorithm = check_algo(cfg)
     settings = algorithm.settings(cfg)
+    check_representable({f"[{i}]": dict(s) for i, s in enumerate(settings) if s}, "population.objectives")
     pop = cfg.population
     seeds = list(pop.seeds) if pop.seeds is not None else [cfg.seed]
     if not seeds:

@@ -52,11 +52,65 @@ def check_env_id(env_id: str, presets: Sequence[str] = ()) -> None:
     raise ConfigError(f"env.id={env_id!r} is not a registered Gymnasium id{hint}.{presets_txt}")
 
 
-def check_spaces(env_id: str, obs_space: gym.Space, act_space: gym.Space) -> None:
-    if not isinstance(act_space, (gym.spaces.Box, gym.spaces.Discrete)):
-        raise ConfigError(f"env.id={env_id!r} has action space {act_space}; supported: Box, Discrete")
+class ActionSpace:
+    """How the policy's actions map onto an environment's action space, exactly, or a ConfigError for a space the
+    policy does not model (``of``).
+
+    A ``Box`` of any shape and a floating dtype is acted in by a diagonal Gaussian over its ``size`` components,
+    flat, each reshaped to the Box's shape on its way to the environment; a ``Discrete(n, start=s)`` by a
+    categorical over n choices, the index i sent as the action s + i. Anything else (an integer Box, MultiDiscrete,
+    MultiBinary, Tuple, Dict, ...) is refused in one line: sending it a flat vector or an index from 0 would be an
+    action of the wrong shape or value."""
+
+    def __init__(self, space: gym.Space):
+        self.space = space
+        self.gaussian = isinstance(space, gym.spaces.Box)
+        if self.gaussian:
+            self.dim, self.shape, self.start = int(np.prod(space.shape, dtype=np.int64)), tuple(space.shape), 0
+            self.low = np.asarray(space.low, dtype=np.float64).reshape(-1)
+            self.high = np.asarray(space.high, dtype=np.float64).reshape(-1)
+            self.idle = np.clip(np.zeros(self.dim), self.low, self.high).astype(np.float32)  # a harmless action
+        else:
+            self.dim, self.shape, self.start = int(space.n), (), int(space.start)
+            self.low = self.high = None
+            self.idle = np.zeros((), dtype=np.int64)
+
+    @classmethod
+    def of(cls, env_id: str, space: gym.Space) -> "ActionSpace":
+        """The mapping for ``space``, or a ConfigError naming the space and what the policy acts in."""
+        why = None
+        if isinstance(space, gym.spaces.Box):
+            if not np.issubdtype(space.dtype, np.floating):
+                why = f"a Box of {space.dtype} (the Gaussian policy's actions are real numbers)"
+            elif int(np.prod(space.shape, dtype=np.int64)) < 1:
+                why = "a Box with no component"
+        elif not isinstance(space, gym.spaces.Discrete):
+            why = f"a {type(space).__name__}"
+        if why is not None:
+            raise ConfigError(f"env.id={env_id!r} has action space {space}, {why}; the policy acts in a Box of real "
+                              "numbers (any shape) or a Discrete (any start)")
+        return cls(space)
+
+    def to_env(self, actions: np.ndarray) -> np.ndarray:
+        """The policy's actions for a batch of environments, (B, dim) or (B,), as the space's actions: (B, *shape)
+        for a Box, start + index for a Discrete."""
+        if self.gaussian:
+            return actions.reshape(len(actions), *self.shape)
+        return actions + self.start if self.start else actions
+
+    def describe(self) -> str:
+        """'a Box of shape (2, 3)' or 'a Discrete of 4 actions from 1': what a policy acts in, for messages."""
+        if self.gaussian:
+            return f"a Box of shape {self.shape}"
+        return f"a Discrete of {self.dim} actions" + (f" from {self.start}" if self.start else "")
+
+
+def check_spaces(env_id: str, obs_space: gym.Space, act_space: gym.Space) -> ActionSpace:
+    """The environment's action mapping (``ActionSpace.of``); an observation space other than a 1-D Box is refused."""
+    actions = ActionSpace.of(env_id, act_space)
     if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
         raise ConfigError(f"env.id={env_id!r} has observation space {obs_space}; supported: 1-D Box")
+    return actions
 
 
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:

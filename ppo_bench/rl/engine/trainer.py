@@ -26,7 +26,7 @@ from torch import Tensor
 from ppo_bench.rl.engine import rng
 from ppo_bench.common.atomic import atomic_write_text
 from ppo_bench.rl.engine.distributions import Categorical, DiagGaussian
-from ppo_bench.rl.engine.envs import env_state, make_vector_env, reset, set_env_state
+from ppo_bench.rl.engine.envs import check_spaces, env_state, make_vector_env, reset, set_env_state
 from ppo_bench.rl.engine.config import NOT_IDENTITY, migrate_keys, schema_defaults
 from ppo_bench.rl.engine.registry import get_algorithm
 from ppo_bench.common.errors import ConfigError
@@ -79,6 +79,31 @@ def check_run_state(state: dict) -> None:
         raise ValueError(f"not a ppo-bench run checkpoint (missing {', '.join(missing)})")
 
 
+def state_misfit(expected, got, where: str = "") -> str | None:
+    """Where a loaded run state's tensors differ in shape (or its lists in length) from the state of the run as
+    configured, or None: a checkpoint is loaded into the run only when every tensor fits, never broadcast into
+    another shape. Episode returns (``recent``) and a pure-Python env's own attributes may differ in length."""
+    if isinstance(expected, dict) and isinstance(got, dict):
+        for k in expected:
+            if k in ("recent", "attributes"):
+                continue
+            if k not in got:
+                return f"{where}{k} missing"
+            why = state_misfit(expected[k], got[k], f"{where}{k}.")
+            if why:
+                return why
+        return None
+    if isinstance(expected, (list, tuple)) and isinstance(got, (list, tuple)):
+        if len(expected) != len(got):
+            return f"{where.rstrip('.')}: {len(got)} items, the run has {len(expected)}"
+        return next((w for i, (a, b) in enumerate(zip(expected, got)) if (w := state_misfit(a, b, f"{where}{i}."))), None)
+    if isinstance(expected, torch.Tensor):
+        shape = tuple(got.shape) if isinstance(got, torch.Tensor) else None
+        if shape != tuple(expected.shape):
+            return f"{where.rstrip('.')}: shape {shape}, the run's {tuple(expected.shape)}"
+    return None
+
+
 @dataclass
 class Rollout:
     """Time-major storage for one iteration: (T, R, N, ...)."""
@@ -126,18 +151,21 @@ class PopulationTrainer:
 
         self.env_seeds = [s.seed + n for s in specs for n in range(N)]
         self.envs = make_vector_env(cfg.env.id, self.env_seeds, cfg.env.kwargs)
-        obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
+        obs_space = self.envs.single_observation_space
+        # the policy acts in flat actions; the space's own shape and first action are applied on the way to the env
+        self.action_space = check_spaces(cfg.env.id, obs_space, self.envs.single_action_space)
         self.obs_dim = obs_space.shape[0]
-        self.gaussian = not hasattr(act_space, "n")
+        self.gaussian = self.action_space.gaussian
+        A = self.action_space.dim
         if self.gaussian:
-            self.dist = DiagGaussian(act_space.shape[0])
-            self.act_shape, self.act_dtype = (act_space.shape[0],), torch.float32
-            self.act_low, self.act_high = act_space.low, act_space.high
-            param_dim = 2 * act_space.shape[0]
+            self.dist = DiagGaussian(A)
+            self.act_shape, self.act_dtype = (A,), torch.float32
+            self.act_low, self.act_high = self.action_space.low, self.action_space.high
+            param_dim = 2 * A
         else:
-            self.dist = Categorical(int(act_space.n))
+            self.dist = Categorical(A)
             self.act_shape, self.act_dtype = (), torch.int64
-            param_dim = int(act_space.n)
+            param_dim = A
 
         m = cfg.model
         self.model = ActorCritic(R, self.obs_dim, param_dim // 2 if self.gaussian else param_dim,
@@ -231,6 +259,8 @@ class PopulationTrainer:
         atomic_write_text(self.specs[r].dir / STATUS, json.dumps(d, indent=2) + "\n")
 
     def save_checkpoint(self, r: int, finished: bool = False) -> None:
+        if self.loggers[r] is not None:  # what a resume does not log again is on disk before the checkpoint
+            self.loggers[r].flush()
         save_checkpoint(to_data(self.run_state(r)), self.specs[r].dir)
         self.write_status(r, "finished" if finished else "running")
 
@@ -249,6 +279,10 @@ class PopulationTrainer:
                 check_run_identity(self.cfg, spec)
                 states[r], source = load_last_good(spec.dir, check_run_state)
                 fallback[r] = source.name == PREVIOUS
+                misfit = state_misfit(to_data(self.run_state(r)), states[r])
+                if misfit:
+                    raise ConfigError(f"{source} does not fit run {spec.name} as configured ({misfit}): it is not "
+                                      "this run's checkpoint; move that run folder away or choose another run folder")
         env_state(self.envs, 0)  # an env whose state cannot be checkpointed as data is refused now, not later
         for r, spec in enumerate(self.specs):
             hparams, purge_after = None, None
@@ -260,7 +294,7 @@ class PopulationTrainer:
                 purge_after = states[r]["global_step"]
             else:  # a fresh start: what a dead process left here (events, status) goes
                 spec.dir.mkdir(parents=True, exist_ok=True)
-                clear_run_files(spec.dir, (STATUS, IDENTITY))
+                clear_run_files(spec.dir, (STATUS, IDENTITY), status_means_checkpointed=True)
                 hparams = run_hparams(self.cfg, config, self.specs)
             write_identity(spec.dir, identity_keys(self.cfg, spec), total_timesteps=self.cfg.total_timesteps)
             atomic_write_text(spec.dir / "config.yaml", OmegaConf.to_yaml(config))
@@ -307,8 +341,8 @@ class PopulationTrainer:
             if clip:
                 env_action = np.clip(env_action, self.act_low, self.act_high)
             if idle is not None:  # stopped runs idle with a harmless action
-                env_action = np.where(idle, env_action, 0)
-            next_obs, reward, term, trunc, info = self.envs.step(env_action)
+                env_action = np.where(idle, env_action, self.action_space.idle)
+            next_obs, reward, term, trunc, info = self.envs.step(self.action_space.to_env(env_action))
             infos.append(info)
             reward, term, trunc = reward.reshape(R, N), term.reshape(R, N), trunc.reshape(R, N)
             done = term | trunc
