@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from ppo_bench.rl import evaluate as evaluate_mod
 from ppo_bench.rl.launch import train_from_config
@@ -93,4 +94,10 @@ def test_export_errors_are_one_line(make_cfg, tmp_path, capsys, monkeypatch):
     assert evaluate_mod.main([run, "--export", str(tmp_path / "policy.onnx")]) == 2
     assert capsys.readouterr().err == (f"error: --export {tmp_path / 'policy.onnx'} needs onnxscript; install the "
                                        "onnx extra: pip install 'ppo-bench[onnx]'\n")
+    assert not (tmp_path / "policy.onnx").exists()
+    monkeypatch.delitem(sys.modules, "onnxscript")
+    monkeypatch.setattr(torch, "__version__", "2.5.1+cpu")  # the dynamo exporter's ONNXProgram: torch 2.6 on
+    assert evaluate_mod.main([run, "--export", str(tmp_path / "policy.onnx")]) == 2
+    assert capsys.readouterr().err == ("error: --export to ONNX needs torch>=2.6 (its torch.export-based exporter); "
+                                       "this is torch 2.5.1+cpu: pip install 'torch>=2.6'\n")
     assert not (tmp_path / "policy.onnx").exists()

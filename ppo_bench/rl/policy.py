@@ -216,6 +216,13 @@ def torchscript_bytes(module: ActingPolicy, example: Tensor) -> bytes:
     return buf.getvalue()
 
 
+ONNX_TORCH = (2, 6)  # torch.onnx.export(dynamo=True) returning an ONNXProgram: "PyTorch 2.6 and newer" (torch.onnx docs)
+
+
+def torch_version() -> tuple[int, int]:
+    return tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])  # type: ignore[return-value]
+
+
 def onnx_bytes(module: ActingPolicy, example: Tensor) -> bytes:
     """The module as an ONNX model through torch.export (``torch.onnx.export(dynamo=True)``, which translates
     through onnxscript): input ``obs`` (batch, obs_dim) of ``example``'s dtype, output ``action``, any batch
@@ -224,6 +231,10 @@ def onnx_bytes(module: ActingPolicy, example: Tensor) -> bytes:
     import warnings
 
     import onnxscript  # noqa: F401  (an ImportError here names the missing extra; torch's would not)
+
+    if torch_version() < ONNX_TORCH:
+        raise ConfigError(f"--export to ONNX needs torch>={'.'.join(map(str, ONNX_TORCH))} (its torch.export-based "
+                          f"exporter); this is torch {torch.__version__}: pip install 'torch>=2.6'")
 
     exporter_log = logging.getLogger("torch.onnx")  # it warns of every torchvision operator it cannot register
     level = exporter_log.level

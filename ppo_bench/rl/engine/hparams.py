@@ -17,7 +17,6 @@ from typing import Any, Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
-from ppo_bench.common.hparams import trial_name  # noqa: F401 — the trainer names its runs' rows with it
 from ppo_bench.common.paths import CONF_DIR
 from ppo_bench.common.tblog import hparams_row, interpolated_keys
 from ppo_bench.rl.engine.config import NOT_IDENTITY

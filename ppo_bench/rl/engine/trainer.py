@@ -40,7 +40,8 @@ from ppo_bench.common.progress import make_progress
 from ppo_bench.common.run_folder import (CHECKPOINT, PREVIOUS, clear_run_files, has_checkpoint, load_last_good, save_checkpoint, set_aside,
                                   to_data)
 from ppo_bench.common.tblog import RunLogger
-from ppo_bench.rl.engine.hparams import run_hparams, trial_name
+from ppo_bench.common.hparams import trial_name
+from ppo_bench.rl.engine.hparams import run_hparams
 
 STATUS = "status.json"
 SCORE_EPISODES = 100  # a run's score: mean return of its last 100 episodes (paper §6.1)
