@@ -125,7 +125,7 @@ def event_files_in(run_dir: str | os.PathLike) -> list[Path]:
     return sorted(Path(run_dir).glob(EVENTS))
 
 
-def read_status(run_dir: str | os.PathLike) -> dict | None:
+def read_status(run_dir: str | os.PathLike, required: Iterable[str] = ()) -> dict | None:
     """The run's status.json, checked: ``status`` one of running, finished, failed; the counts it holds
     (``global_step``, ``iteration``, ``step``, ``episodes_scored``) non-negative integers; ``score_last100`` and
     ``wall_s`` numbers. None when there is none, or — with a one-line warning naming the file and what is wrong —
@@ -134,14 +134,19 @@ def read_status(run_dir: str | os.PathLike) -> dict | None:
     st = read_json(path)
     if st is None:
         return None
-    problem = status_problem(st)
+    problem = status_problem(st, required)
     if problem:
         warn_damaged(path, f"{path} is damaged ({problem}); ignored")
         return None
     return st
 
 
-def status_problem(st: dict) -> str | None:
+def status_problem(st: dict, required: Iterable[str] = ()) -> str | None:
+    """What is wrong with a status.json's content, or None; ``required``: counts it must hold (the engine's
+    ``global_step``, an LM run's ``step``)."""
+    missing = [k for k in required if k not in st]
+    if missing:
+        return f"it has no {missing[0]}"
     if st.get("status") not in STATUSES:
         return f"status {st.get('status')!r} is not one of {', '.join(STATUSES)}"
     for key in ("global_step", "iteration", "step", "episodes_scored"):

@@ -49,7 +49,7 @@ def run_or_skip(cfg: DictConfig, progress: bool = False) -> dict:
 
 def run_or_skip_locked(cfg: DictConfig, run_dir: Path, progress: bool) -> dict:
     check_run_folder(cfg, run_dir)
-    status = read_status(run_dir)
+    status = read_status(run_dir, required=("step",))
     finished = bool(status) and status["status"] == "finished"
     if cfg.resume and finished:
         summary = read_json(run_dir / "summary.json") or {}
@@ -70,7 +70,7 @@ def check_run_folder(cfg: DictConfig, run_dir: Path) -> None:
     before its first checkpoint left); a run's files without an identity are not adopted; a run is continued or
     skipped only under its own settings (``check_run_identity``), and its length (``algo.steps``) only raised."""
     checkpointed = has_checkpoint(run_dir)
-    status = read_status(run_dir)
+    status = read_status(run_dir, required=("step",))
     if not cfg.resume or not (checkpointed or status):
         problem = fresh_start_problem(run_dir)
         if problem:

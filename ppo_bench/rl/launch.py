@@ -96,7 +96,7 @@ def folder_plan(cfg: DictConfig, spec: RunSpec) -> str:
         raise ConfigError(f"{d} holds a run's files but no identity.json or config.yaml to say whose; it is not "
                           f"adopted; {REFUSED_REMEDY}")
     check_run_identity(cfg, spec)
-    status = read_status(d)
+    status = read_status(d, required=("global_step",))
     trained = status["global_step"] if status else None
     check_length(cfg, spec, trained)
     if status and status["status"] == "finished" and status["global_step"] >= iterations_steps(cfg):
@@ -148,8 +148,8 @@ def train_locked(cfg: DictConfig, specs: list[RunSpec]) -> dict[str, dict]:
     summary: dict[str, dict] = {}
     for s in specs:
         if plans[s.name] == "skip":
-            st = read_status(s.dir)
-            summary[s.name] = {"status": "finished (skipped)", "score_last100": st["score_last100"],
+            st = read_status(s.dir, required=("global_step",))
+            summary[s.name] = {"status": "finished (skipped)", "score_last100": st.get("score_last100", math.nan),
                                "global_step": st["global_step"], "dir": str(s.dir)}
     specs = [s for s in specs if s.name not in summary]
     if specs:
