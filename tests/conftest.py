@@ -25,3 +25,20 @@ def make_cfg(tmp_path):
 
     _make.root = tmp_path
     return _make
+
+
+@pytest.fixture(scope="session")
+def trained_and_packed():
+    """``trained_and_packed(root, *overrides)``: runs of the real config tree trained under ``root/runs`` and packed
+    into ``root/archive`` (the archive tool's ``pack``), for a module's fixture: what the tests of the readers damage
+    and the tests of the commands read."""
+    from ppo_bench.analysis import archive
+    from ppo_bench.rl.launch import train_from_config
+
+    def _train(root: Path, *overrides: str) -> Path:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            train_from_config(compose("config", overrides=[f"run_root={root}/runs", "progress=never", *overrides]))
+        archive.pack(root / "runs", root / "archive")
+        return root
+
+    return _train

@@ -163,9 +163,15 @@ def test_a_finished_run_whose_status_is_damaged_resumes_from_its_checkpoint_and_
     bad = tmp_path / "runs" / RUN.format(1)
     (bad / "status.json").write_text('{"status": "finished", "glo')  # damaged from outside
     capsys.readouterr()
-    assert load_run(bad).status == "started"  # the reports read it as unfinished, with a warning, not a traceback
-    assert load_sweep_run(bad, []).status == "started"
-    assert capsys.readouterr().err.count("warning:") == 1  # named once, however often it is read
+    # the reports name it damaged and score it nowhere, in warning lines, not a traceback
+    table1_run, sweep_run = load_run(bad), load_sweep_run(bad, [])
+    assert table1_run.status == sweep_run.status == "damaged"
+    assert "status.json is damaged" in table1_run.error
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert all(ln.startswith("warning: ") for ln in lines)
+    assert sum("status.json is unreadable" in ln for ln in lines) == 1  # named once, however often it is read
+    assert sum("is damaged, not scored" in ln for ln in lines) == 2  # by each report's reader
     out = train_from_config(make_cfg(*TINY, "resume=true"))
     assert {n: s["status"] for n, s in out.items()} == {RUN.format(0): "finished (skipped)", RUN.format(1): "finished"}
     assert read_json(bad / "status.json")["global_step"] == 128  # its checkpoint was at the end: nothing retrained

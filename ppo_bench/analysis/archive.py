@@ -20,14 +20,16 @@ cannot be continued; raising ``total_timesteps`` retrains it from the start) and
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from ppo_bench.analysis.runs import RETURN_TAG, find_runs, read_episodes
-from ppo_bench.common.errors import ConfigError, OneLineArgumentParser
+from ppo_bench.analysis.runs import RETURN_TAG, SEED_DIR, find_runs, read_episodes
+from ppo_bench.common.atomic import atomic_write_bytes, atomic_write_text
+from ppo_bench.common.errors import ConfigError, OneLineArgumentParser, check_writable, os_error_line, run_command
 
 FILES = ("config.yaml", "status.json", "identity.json")
 
@@ -55,8 +57,9 @@ def pack(run_root: Path, out_dir: Path, envs: list[str] | None = None) -> dict[s
             files = {f: (r.dir / f).read_text() for f in FILES if (r.dir / f).exists()}
             arrays[f"{name}|files"] = np.array(json.dumps(files))
         arrays["runs"] = np.array(names)
-        (out_dir / env).mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(out_dir / env / f"{setting}.npz", **arrays)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        atomic_write_bytes(out_dir / env / f"{setting}.npz", buf.getvalue())
         packed[env] = packed.get(env, 0) + len(names)
     return packed
 
@@ -78,7 +81,7 @@ def unpack(archive_dir: Path, run_root: Path, settings: list[str] | None = None,
             raise ConfigError(f"no archive of setting {', '.join(unknown)} in {archive_dir}; it has "
                               f"{', '.join(sorted(present))}")
         archives = [a for a in archives if a.stem in settings]
-    loaded = [(a.parent.name, a.stem, np.load(a)) for a in archives]
+    loaded = [(a.parent.name, a.stem, read_archive(a)) for a in archives]  # every archive whole, or nothing written
     for env, setting, data in loaded:
         for name in data["runs"]:
             d = Path(run_root) / env / setting / str(name)
@@ -89,8 +92,8 @@ def unpack(archive_dir: Path, run_root: Path, settings: list[str] | None = None,
         for name in data["runs"]:
             d = Path(run_root) / env / setting / str(name)
             d.mkdir(parents=True, exist_ok=True)
-            for f, text in json.loads(str(data[f"{name}|files"])).items():
-                (d / f).write_text(text)
+            for f, text in data[f"{name}|files"].items():
+                atomic_write_text(d / f, text)
             if not events:
                 continue
             writer = SummaryWriter(log_dir=str(d))
@@ -101,7 +104,42 @@ def unpack(archive_dir: Path, run_root: Path, settings: list[str] | None = None,
     return counts
 
 
+def read_archive(path: Path) -> dict:
+    """One setting's archive, read whole and checked: every member (a zip's CRC-32 checks each as it is read), a
+    run name ``seed<k>`` per run, its steps (integers) and returns (as many numbers), and its files, only those a
+    run folder holds (``FILES``), as text. A damaged or foreign archive is a ConfigError naming it, before anything
+    is written."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        out: dict = {"runs": [str(n) for n in data["runs"].tolist()]}
+        for name in out["runs"]:
+            if not SEED_DIR.fullmatch(name):
+                raise ValueError(f"a run named {name!r}, not seed<k>")
+            steps, returns = data[f"{name}|steps"], data[f"{name}|returns"]
+            if steps.ndim != 1 or returns.shape != steps.shape or not np.issubdtype(steps.dtype, np.integer) \
+                    or not np.issubdtype(returns.dtype, np.floating):
+                raise ValueError(f"{name}'s steps and returns are not one integer and one number per episode")
+            files = json.loads(str(data[f"{name}|files"]))
+            if not isinstance(files, dict) or not set(files) <= set(FILES) or \
+                    not all(isinstance(t, str) for t in files.values()):
+                raise ValueError(f"{name}'s files are not {', '.join(FILES)} as text")
+            out[f"{name}|steps"], out[f"{name}|returns"], out[f"{name}|files"] = steps, returns, files
+        return out
+    except ConfigError:
+        raise
+    except Exception as e:  # zipfile's BadZipFile (a bad CRC), zlib, EOF, KeyError, JSON, an unreadable file
+        line = os_error_line(e) if isinstance(e, OSError) else None
+        why = line or f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}"
+        raise ConfigError(f"archive {path} is unreadable or damaged ({why}); nothing was unpacked") from None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command: every error a user can cause in one line, exit code 2 (``ppo_bench.common.errors``)."""
+    return run_command(lambda: archive_command(argv))
+
+
+def archive_command(argv: list[str] | None = None) -> int:
     ap = OneLineArgumentParser(prog="python -m ppo_bench.analysis.archive", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pack", help="finished runs of a run root → <archive dir>/<env>/<setting>.npz")
@@ -115,17 +153,14 @@ def main(argv: list[str] | None = None) -> int:
                                                    "are Table 1's ε = 0.2 runs); default: every archive")
     for parser in (p, u):
         parser.error = ap.error  # type: ignore[method-assign]
-    try:
-        args = ap.parse_args(argv)
-        if args.command == "pack":
-            if not args.run_root.is_dir():
-                raise ConfigError(f"run root {args.run_root} is not a folder")
-            counts = pack(args.run_root, args.archive_dir, args.envs.split(",") if args.envs else None)
-        else:
-            counts = unpack(args.archive_dir, args.run_root, args.settings.split(",") if args.settings else None)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    args = ap.parse_args(argv)
+    if args.command == "pack":
+        if not args.run_root.is_dir():
+            raise ConfigError(f"run root {args.run_root} is not a folder")
+        check_writable(args.archive_dir, folder=True)
+        counts = pack(args.run_root, args.archive_dir, args.envs.split(",") if args.envs else None)
+    else:
+        counts = unpack(args.archive_dir, args.run_root, args.settings.split(",") if args.settings else None)
     for env, n in counts.items():
         print(f"{env}: {n} run(s) {'packed into' if args.command == 'pack' else 'unpacked from'} "
               f"{args.archive_dir / env}/")

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 from ppo_bench.analysis.runs import RETURN_TAG
-from ppo_bench.analysis.sweep import build_sweep_table, find_sweep_runs, load_sweep_run, plot_sweep_curves
+from ppo_bench.analysis.sweep import build_sweep_table, load_sweep_runs, plot_sweep_curves
 from ppo_bench.common.atomic import atomic_write_text
 
 ALGORITHMS = ["ppo", "trpo", "vpg", "a2c", "a2c_trust_region", "cem"]
@@ -45,7 +45,7 @@ def _cell(table, env: str, algo: str):
     return None if row.empty else row.iloc[0]
 
 
-def render_markdown(table, command: str, expected_seeds: int) -> str:
+def render_markdown(table, command: str, expected_seeds: int, notes: list[str] = ()) -> str:
     lines = ["# Figure 3: PPO against the algorithms of its day", "",
              f"Regenerate: `{command}`", "",
              "Score: the mean return of a run's last 100 episodes; mean ± std over seeds (n = finished seeds). "
@@ -60,7 +60,8 @@ def render_markdown(table, command: str, expected_seeds: int) -> str:
             if r is None or not r["seeds"]:
                 cells.append("missing")
                 continue
-            cells.append(f"{_num(r.score_mean)} ± {_num(r.score_std)} (n={int(r.seeds)})")
+            damaged = f", {int(r.damaged)} damaged" if r.get("damaged", 0) else ""
+            cells.append(f"{_num(r.score_mean)} ± {_num(r.score_std)} (n={int(r.seeds)}{damaged})")
             if r.seeds == expected_seeds and r.score_mean > best_mean:
                 best, best_mean = LABELS[a], r.score_mean
         paper = PAPER_BY_EYE.get(env, {})
@@ -69,6 +70,8 @@ def render_markdown(table, command: str, expected_seeds: int) -> str:
     lines += ["", "The paper's claim: PPO outperforms the other algorithms on almost all of the tasks. "
               "'best here' is the algorithm with the highest mean over all its seeds.", ""]
     lines += ranking(table, expected_seeds)
+    if notes:  # runs found twice, claimed twice or damaged (``ppo_bench.analysis.runs.count_once``)
+        lines += ["", "## Notes", "", *(f"- {n}" for n in notes)]
     return "\n".join(lines) + "\n"
 
 
@@ -114,8 +117,8 @@ def figure3_report(folder: str | Path, out_dir: str | Path, command: str, random
                    reps: int = 2000, seed: int = 0, expected_seeds: int = 3) -> list[Path]:
     """Write figure3.png and figure3.md into out_dir from the runs under folder; returns the files written."""
     folder, out = Path(folder), Path(out_dir)
-    runs = [r for d in find_sweep_runs(folder) if (r := load_sweep_run(d, [])) is not None]
-    runs = [r for r in runs if r.config.get("algo.name") in ALGORITHMS]
+    runs, notes = load_sweep_runs(folder)  # each run counted once; a damaged one named, not scored
+    runs = [r for r in runs if r.config.get("algo.name") in ALGORITHMS or r.status == "damaged"]
     if not runs:
         raise FileNotFoundError(f"no Figure-3 runs (config.yaml with algo.name) under {folder}")
     table = build_sweep_table(runs, ["algo.name"], random_scores, reps=reps, seed=seed)
@@ -123,5 +126,5 @@ def figure3_report(folder: str | Path, out_dir: str | Path, command: str, random
     files = [out / "figure3.png", out / "figure3.md"]
     plot_sweep_curves(runs, ["algo.name"], [RETURN_TAG], files[0], labels={(a,): LABELS[a] for a in ALGORITHMS},
                       columns=4)  # the paper's figure: two rows of panels
-    atomic_write_text(files[1], render_markdown(table, command, expected_seeds))
+    atomic_write_text(files[1], render_markdown(table, command, expected_seeds, notes))
     return files

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ppo_bench.analysis.runs import RETURN_TAG
-from ppo_bench.analysis.sweep import SweepRun, find_sweep_runs, load_sweep_run, plot_sweep_curves
+from ppo_bench.analysis.sweep import SweepRun, load_sweep_runs, plot_sweep_curves
 from ppo_bench.analysis.table1 import interval_estimates
 from ppo_bench.common.atomic import atomic_write_bytes, atomic_write_text
 
@@ -119,7 +119,8 @@ def _paper_text(v: tuple[int, int, int] | None) -> str:
     return "—" if v is None else f"{v[0]} [{v[1]}, {v[2]}]"
 
 
-def render_markdown(cells: dict[tuple[str, str], Cell], command: str, expected_seeds: int) -> str:
+def render_markdown(cells: dict[tuple[str, str], Cell], command: str, expected_seeds: int,
+                    notes: list[str] = ()) -> str:
     envs = [e for e in ENVS if any(k[0] == e for k in cells)] or ENVS
     lines = ["# Implementation Matters (Engstrom et al. 2020), reproduced", "",
              f"Regenerate: `{command}`", "",
@@ -151,6 +152,8 @@ def render_markdown(cells: dict[tuple[str, str], Cell], command: str, expected_s
         lines.append(f"| {AGENTS[a]} | " + " | ".join(f"{_cell_text(cells.get((e, a)))} | {_paper_text(PAPER[e].get(a))}"
                                                        for e in envs) + " |")
     lines += ["", "## Readings", ""] + readings(cells, envs)
+    if notes:  # runs found twice, claimed twice or damaged (``ppo_bench.analysis.runs.count_once``)
+        lines += ["", "## Notes", "", *(f"- {n}" for n in notes)]
     return "\n".join(lines) + "\n"
 
 
@@ -234,7 +237,7 @@ def implementation_matters_report(folder: str | Path, out_dir: str | Path, comma
                                   seed: int = 0, expected_seeds: int = 10) -> list[Path]:
     """Write table2.md, table2.csv, curves.png and trust_region.png into out_dir; returns the files written."""
     folder, out = Path(folder), Path(out_dir)
-    runs = [r for d in find_sweep_runs(folder) if (r := load_sweep_run(d, list(TRUST_REGION_TAGS))) is not None]
+    runs, notes = load_sweep_runs(folder, list(TRUST_REGION_TAGS))  # each run once; a damaged one named, not scored
     runs = [r for r in runs if agent_of(r, folder) is not None]
     if not runs:
         raise FileNotFoundError(f"no runs of experiment=implementation_matters (<agent>/<env>/<setting>/seed<k>) "
@@ -244,7 +247,7 @@ def implementation_matters_report(folder: str | Path, out_dir: str | Path, comma
     cells = build_cells(runs, folder, reps, seed)
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "table2.md", out / "table2.csv", out / "curves.png", out / "trust_region.png"]
-    atomic_write_text(files[0], render_markdown(cells, command, expected_seeds))
+    atomic_write_text(files[0], render_markdown(cells, command, expected_seeds, notes))
     write_csv(cells, files[1])
     plot_sweep_curves(runs, ["agent"], [RETURN_TAG], files[2], labels={(a,): n for a, n in AGENTS.items()}, columns=3)
     plot_trust_region(runs, folder, files[3])

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 from ppo_bench import __version__
+from ppo_bench.common.errors import (ConfigError, OneLineArgumentParser, as_line, check_writable, run_command,
+                                     user_error_line)
 from ppo_bench.analysis.scores import BEST_READINGS, SCORE_EPISODES, TAG_TAIL
 from ppo_bench.common.paths import RANDOM_SCORES
 
@@ -23,7 +25,7 @@ DEFAULT_RANDOM = RANDOM_SCORES
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
+    ap = OneLineArgumentParser(
         prog="ppo-bench-report",
         description="Tables and figures from the TensorBoard event files of runs. With --by: any sweep, its runs "
                     "grouped by config keys (scores.csv, scores.md, curves.png). Without: the paper's Table 1 "
@@ -91,12 +93,13 @@ def main_sweep(args: argparse.Namespace, command: str) -> int:
     except ImportError as e:  # matplotlib, pandas, rliable are the `analysis` extra
         print(f"error: {e}; install the analysis extra: pip install 'ppo-bench[analysis]'", file=sys.stderr)
         return 2
+    check_inputs(args)
     try:
         rep = sweep_report(args.run_roots[0], split_keys(args.by), split_keys(args.tags), out_dir=args.out_dir,
                            random_scores=args.random_scores, last=args.last, reps=args.reps, seed=args.seed,
                            command=command, tail=args.tail)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {as_line(e)}", file=sys.stderr)
         return 2
     t = rep.table
     print(f"{len(rep.runs)} runs, {len(t)} groups × environments")
@@ -119,6 +122,7 @@ def main_experiment(args: argparse.Namespace, command: str) -> int:
     except ImportError as e:  # matplotlib, pandas, rliable are the `analysis` extra
         print(f"error: {e}; install the analysis extra: pip install 'ppo-bench[analysis]'", file=sys.stderr)
         return 2
+    check_inputs(args)
     try:
         if args.experiment == "figure3":
             random = load_random_scores(Path(args.random_scores)) if Path(args.random_scores).exists() else {}
@@ -127,13 +131,31 @@ def main_experiment(args: argparse.Namespace, command: str) -> int:
             files = implementation_matters_report(args.run_roots[0], args.out_dir, command, reps=args.reps,
                                                   seed=args.seed)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {as_line(e)}", file=sys.stderr)
         return 2
     print(f"wrote {', '.join(str(f) for f in files)}")
     return 0
 
 
+def check_inputs(args: argparse.Namespace) -> None:
+    """Before anything is read: the run roots are folders and the outputs can be written (the report is not made in
+    vain); a ConfigError or an OSError naming the path otherwise (``ppo_bench.common.errors``)."""
+    for root in args.run_roots:
+        if not Path(root).is_dir():
+            raise ConfigError(f"run root {root} is not a folder")
+    if args.by is not None or args.experiment in ("figure3", "implementation_matters"):
+        check_writable(args.out_dir, folder=True)
+    else:
+        for path in (args.csv, args.md, args.curves, args.scores_fig):
+            check_writable(path)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command: every error a user can cause in one line, exit code 2 (``ppo_bench.common.errors``)."""
+    return run_command(lambda: report_command(argv))
+
+
+def report_command(argv: list[str] | None) -> int:
     args = parse_args(argv)
     command = shlex.join(["ppo-bench-report", *(argv if argv is not None else sys.argv[1:])])
     if args.by is not None:
@@ -148,24 +170,35 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as e:  # matplotlib, pandas, rliable are the `analysis` extra
         print(f"error: {e}; install the analysis extra: pip install 'ppo-bench[analysis]'", file=sys.stderr)
         return 2
+    notes: list[str] = []
     try:
-        runs = find_runs([Path(r) for r in args.run_roots])
-        grid = experiment_grid(args.experiment) if args.experiment else found_grid(runs)
+        grid = experiment_grid(args.experiment) if args.experiment else None
         random = load_random_scores(Path(args.random_scores))
+        for v in args.variant:
+            if not Path(v.split("=", 1)[1].strip()).is_file():
+                raise FileNotFoundError(f"variant table {v.split('=', 1)[1].strip()} is not a file (a table1.csv "
+                                        "written by ppo-bench-report)")
+        check_inputs(args)
+        runs = find_runs([Path(r) for r in args.run_roots], notes)
+        grid = grid or found_grid(runs)
     except Exception as e:  # a missing folder or file, an unknown experiment: one line, no traceback
-        print(f"error: {e}", file=sys.stderr)
+        line = user_error_line(e)
+        if line is None and not isinstance(e, (ValueError, FileNotFoundError, KeyError)):
+            raise
+        print(f"error: {as_line(line or e)}", file=sys.stderr)
         return 2
     if not grid.envs:
         print(f"error: no runs under {', '.join(args.run_roots)} and no --experiment to name the expected ones",
               file=sys.stderr)
         return 2
     t = build_table1(runs, random, grid, best=args.best, last=args.last, reps=args.reps, seed=args.seed)
+    t.notes += notes
     try:
         for v in args.variant:
             label, path = (x.strip() for x in v.split("=", 1))
             t.variants[label] = read_variant(path, t)
     except (ValueError, FileNotFoundError) as e:  # pandas' parser errors are ValueErrors
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {as_line(e)}", file=sys.stderr)
         return 2
     write_csv(t, args.csv)
     from ppo_bench.common.atomic import atomic_write_text

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import math
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,15 +27,13 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
 
-from ppo_bench.common.identity import flatten
 from ppo_bench.common.tblog import Scalars
-from ppo_bench.rl.engine.config import legacy_key, migrate_keys
+from ppo_bench.rl.engine.config import legacy_key
 
-from ppo_bench.analysis.runs import RETURN_TAG, read_scalars
+from ppo_bench.analysis.runs import RETURN_TAG, SEED_DIR, count_once, read_run
 from ppo_bench.analysis.scores import SCORE_EPISODES, TAG_TAIL, bootstrap_stream, run_score, stream_seed
-from ppo_bench.common.atomic import atomic_write_bytes, atomic_write_text, read_json
+from ppo_bench.common.atomic import atomic_write_bytes, atomic_write_text
 from ppo_bench.common.paths import RANDOM_SCORES
 
 DEFAULT_RANDOM = RANDOM_SCORES
@@ -47,11 +46,14 @@ class SweepRun:
     dir: Path
     env: str
     seed: int
-    status: str  # finished | failed | running | started
+    status: str  # finished | failed | running | started | damaged (not scored: ``damage`` says why)
     config: dict[str, Any]  # flat: 'algo.anneal_lr' → False
     global_step: int = 0  # environment steps trained (status.json)
     scalars: dict[str, Scalars] = field(default_factory=dict)  # tag → its points (steps, values, wall times)
     last: int = SCORE_EPISODES  # episodes its score averages
+    damage: str | None = None  # why its numbers are not used (``ppo_bench.analysis.runs.read_run``), one line
+    fingerprint: str | None = None  # its identity's: with the seed, what the run is (``count_once``)
+    content: str | None = None  # a digest of what it recorded (``RunRecord.content``)
 
     @property
     def score(self) -> float:
@@ -70,29 +72,54 @@ class SweepReport:
 
 
 def find_sweep_runs(folder: Path) -> list[Path]:
-    """Run folders under ``folder``: a ``config.yaml`` with an ``env.id`` beside a status file or event file
-    (Hydra's own ``.hydra/config.yaml`` has neither)."""
+    """Run folders under ``folder``, at any depth: a folder with a ``config.yaml`` or an ``identity.json`` beside a
+    status file or event file (Hydra's own ``.hydra/config.yaml`` has neither); a run whose config.yaml is damaged
+    or gone is found by its other files, to be named damaged, not left out unsaid."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
-    found = []
-    for cfg in sorted(folder.rglob("config.yaml")):
-        d = cfg.parent
-        if (d / "status.json").exists() or any(d.glob("events.out.tfevents.*")):
-            found.append(d)
-    return found
+    found = set()
+    for name in ("config.yaml", "identity.json"):
+        for f in folder.rglob(name):
+            d = f.parent
+            if (d / "status.json").exists() or any(d.glob("events.out.tfevents.*")):
+                found.add(d)
+    return sorted(found)
 
 
 def load_sweep_run(run_dir: Path, tags: Sequence[str], last: int = SCORE_EPISODES) -> SweepRun | None:
-    cfg = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=False)
-    flat = migrate_keys(flatten(cfg))  # a run of an older version in today's key names
+    """A run folder as the sweep reports read it, every number verified (``ppo_bench.analysis.runs.read_run``): a
+    run whose files are damaged or disagree has status ``damaged`` (with a warning line) and is scored nowhere.
+    None for a folder that is no ppo-bench run (an LLM run)."""
+    rec = read_run(run_dir, tags)
+    flat = dict(rec.flat)
+    m = SEED_DIR.fullmatch(run_dir.name)
     if "env.id" not in flat:
-        return None  # not a ppo-bench run (e.g. an LLM run)
-    status_path = run_dir / "status.json"
-    st = read_json(status_path) or {"status": "started", "global_step": 0}
-    return SweepRun(dir=run_dir, env=str(flat["env.id"]), seed=int(flat.get("seed", 0)), status=st.get("status", "started"),
-                    config=flat, global_step=int(st.get("global_step", 0)),
-                    scalars=read_scalars(run_dir, [RETURN_TAG, *tags]), last=last)
+        if rec.damage is None or m is None:
+            return None  # not a ppo-bench run (e.g. an LLM run)
+        flat["env.id"] = run_dir.parent.parent.name  # <env>/<setting>/seed<k>: where its settings are unreadable
+    seed = flat.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        seed = int(m.group(1)) if m else -1
+    st = rec.status or {"status": "started", "global_step": 0}
+    run = SweepRun(dir=run_dir, env=str(flat["env.id"]), seed=seed, status=st["status"], config=flat,
+                   global_step=int(st.get("global_step", 0)), scalars=rec.scalars, last=last,
+                   fingerprint=rec.fingerprint, content=rec.content)
+    if rec.damage:
+        run.status, run.damage = "damaged", rec.damage
+        print(f"warning: run {run_dir} is damaged, not scored: {rec.damage}", file=sys.stderr, flush=True)
+    return run
+
+
+def load_sweep_runs(folder: Path, tags: Sequence[str] = (), last: int = SCORE_EPISODES
+                    ) -> tuple[list[SweepRun], list[str]]:
+    """Every run under ``folder`` (``load_sweep_run``), each counted once (``ppo_bench.analysis.runs.count_once``),
+    and the notes the reports print: a folder found twice or claiming another run's identity and seed, a damaged
+    run. The one way the sweep report, Figure 3 and the Implementation-Matters report read their runs."""
+    runs = [r for d in find_sweep_runs(folder) if (r := load_sweep_run(d, tags, last)) is not None]
+    runs, notes = count_once(runs)
+    notes += [f"{r.dir} is damaged, not scored: {r.damage}" for r in runs if r.status == "damaged"]
+    return runs, notes
 
 
 def value_text(v: Any) -> str:
@@ -159,7 +186,7 @@ def group_cells(runs: list[SweepRun], by: Sequence[str]) -> tuple[dict[tuple, li
 
 def build_sweep_table(runs: list[SweepRun], by: Sequence[str], random_scores: dict[str, float],
                       reps: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """One row per environment × group: seeds (finished runs with an episode), failed and unfinished runs,
+    """One row per environment × group: seeds (finished runs with an episode), failed, unfinished and damaged runs,
     score mean ± std, 95% CIs of the mean and IQM, the random policy's score and the fraction of seeds below it."""
     cells, keys = group_cells(runs, by)
     scores = {k: np.array([r.score for r in cells[k] if r.status == "finished" and math.isfinite(r.score)])
@@ -175,6 +202,7 @@ def build_sweep_table(runs: list[SweepRun], by: Sequence[str], random_scores: di
             "group": group_label(by, k[1:]),
             "seeds": len(s), "failed": sum(r.status == "failed" for r in members),
             "unfinished": sum(r.status in ("running", "started") for r in members),
+            "damaged": sum(r.status == "damaged" for r in members),
             "timesteps": max((r.global_step for r in finished), default=0),
             "score_mean": float(s.mean()) if len(s) else float("nan"),
             "score_std": float(s.std(ddof=1)) if len(s) > 1 else float("nan"),
@@ -242,7 +270,8 @@ def render_markdown(table: pd.DataFrame, by: Sequence[str], folder: str, command
         for _, r in rows.iterrows():
             row = [str(r[k]) for k in by]
             std = f" ± {_fmt(r.score_std)}" if math.isfinite(r.score_std) else ""
-            extra = "".join([f", {r.failed} failed" if r.failed else "", f", {r.unfinished} unfinished" if r.unfinished else ""])
+            extra = "".join([f", {r.failed} failed" if r.failed else "", f", {r.unfinished} unfinished" if r.unfinished else "",
+                             f", {r.damaged} damaged (not scored)" if r.damaged else ""])
             ci = f"[{_fmt(r.mean_lo)}, {_fmt(r.mean_hi)}]" if math.isfinite(r.mean_lo) else "—"
             iqm = f"{_fmt(r.iqm)} [{_fmt(r.iqm_lo)}, {_fmt(r.iqm_hi)}]" if math.isfinite(r.iqm_lo) else _fmt(r.iqm)
             below = (f"{r.frac_below_random:.0%} (random {_fmt(r.random_score)})"
@@ -334,6 +363,7 @@ def plot_sweep_curves(runs: list[SweepRun], by: Sequence[str], tags: Sequence[st
 
 def varied_keys(runs: list[SweepRun]) -> list[str]:
     """Config keys whose value differs across runs (the seed and paths excluded): what --by can group on."""
+    runs = [r for r in runs if r.status != "damaged"]  # a damaged run's settings are not to be trusted
     keys = sorted({k for r in runs for k in r.config})
     skip = {"seed", "run_root"}
     return [k for k in keys if k not in skip and len({value_text(r.config.get(k)) for r in runs}) > 1]
@@ -354,16 +384,16 @@ def sweep_report(folder: str | Path, by: Sequence[str], tags: Sequence[str] = ()
     if "seed" in by:
         raise ValueError("--by seed: seeds are pooled within a group, never a group of their own")
     tags = [t for t in dict.fromkeys(tags) if t != RETURN_TAG]
-    runs = [r for d in find_sweep_runs(folder) if (r := load_sweep_run(d, tags, last)) is not None]
+    runs, found_notes = load_sweep_runs(folder, tags, last)
     if not runs:
         raise FileNotFoundError(f"no ppo-bench run folders (config.yaml beside an event file) under {folder}")
     for key in by:
-        if not any(key in r.config for r in runs):
+        if not any(key in r.config for r in runs if r.status != "damaged"):
             raise ValueError(f"--by {key}: no run's config has that key; keys that vary here: "
                              f"{', '.join(varied_keys(runs)) or 'none'}")
     random = load_random_scores(Path(random_scores)) if random_scores and Path(random_scores).exists() else {}
     table = build_sweep_table(runs, by, random, reps=reps, seed=seed)
-    notes = []
+    notes = list(found_notes)
     other = [k for k in varied_keys(runs) if k not in by and k != "env.id"]
     if other:
         notes.append(f"these keys also vary across the runs and are pooled within groups: {', '.join(other)}")
