@@ -30,6 +30,7 @@ import numpy as np
 from ppo_bench.analysis.runs import RETURN_TAG, SEED_DIR, find_runs, read_episodes
 from ppo_bench.common.atomic import atomic_write_bytes, atomic_write_text
 from ppo_bench.common.errors import ConfigError, OneLineArgumentParser, check_writable, os_error_line, run_command
+from ppo_bench.common.tblog import write_scalar_events
 
 FILES = ("config.yaml", "status.json", "identity.json")
 
@@ -69,8 +70,6 @@ def unpack(archive_dir: Path, run_root: Path, settings: list[str] | None = None,
     into ``<run_root>/<env>/<setting>/seed<k>/``; a folder that already holds a run is refused (ConfigError)
     before anything is written. ``events=False`` writes the run's files but not its returns' event file (what a
     relaunched sweep reads to skip it, without what only the report reads)."""
-    from torch.utils.tensorboard import SummaryWriter
-
     archives = sorted(Path(archive_dir).glob("*/*.npz"))
     if not archives:
         raise ConfigError(f"no archive (<env>/<setting>.npz) in {archive_dir}")
@@ -96,10 +95,7 @@ def unpack(archive_dir: Path, run_root: Path, settings: list[str] | None = None,
                 atomic_write_text(d / f, text)
             if not events:
                 continue
-            writer = SummaryWriter(log_dir=str(d))
-            for step, value in zip(data[f"{name}|steps"].tolist(), data[f"{name}|returns"].tolist()):
-                writer.add_scalar(RETURN_TAG, value, step)
-            writer.close()
+            write_scalar_events(d, RETURN_TAG, data[f"{name}|steps"].tolist(), data[f"{name}|returns"].tolist())
         counts[env] = counts.get(env, 0) + len(data["runs"])
     return counts
 
