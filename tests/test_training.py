@@ -231,3 +231,35 @@ def test_minibatches_match_a_loop_over_runs(shape):
     for j in range(2):
         assert mbs[j].is_contiguous()
         assert torch.equal(mbs[j], torch.stack([x[r, perm[r, 3 * j:3 * j + 3]] for r in range(3)]))
+
+
+def test_status_records_the_cpu_time_and_a_resumed_older_checkpoint_says_since_when(make_cfg, tmp_path, monkeypatch):
+    """status.json's cpu_s is the process's CPU time over the run's iterations (each iteration's process_time
+    difference, summed over resumes), beside wall_s; a checkpoint of a version that did not measure it resumes
+    with the CPU time counted from its iteration on, and the status says from which."""
+    import time as real_time
+
+    clock = iter(0.25 * k for k in range(10**6))
+
+    class Time:  # the trainer's clock: process_time advances 0.25 s per call, the rest is the real module
+        def __getattr__(self, name):
+            return getattr(real_time, name)
+
+        @staticmethod
+        def process_time():
+            return next(clock)
+
+    monkeypatch.setattr(train_mod, "time", Time())
+    opts = ["env=cartpole", *FAST]  # 4 iterations of 128 steps
+    train_from_config(make_cfg(*opts, f"run_root={tmp_path}/a"))
+    (status,) = [json.loads(p.read_text()) for p in (tmp_path / "a").rglob("status.json")]
+    assert status["cpu_s"] == 4 * 0.25 and "cpu_s_since_iteration" not in status and status["wall_s"] > 0
+
+    train_from_config(make_cfg(*opts[:-2], "total_timesteps=256", "checkpoint_every=2", f"run_root={tmp_path}/b"))
+    (ckpt,) = (tmp_path / "b").rglob(CHECKPOINT)
+    state = torch.load(ckpt, weights_only=False)
+    del state["cpu_s"], state["cpu_since"]  # as ppo-bench 0.2.0 wrote it
+    torch.save(state, ckpt)
+    train_from_config(make_cfg(*opts, f"run_root={tmp_path}/b", "resume=true"))
+    (status,) = [json.loads(p.read_text()) for p in (tmp_path / "b").rglob("status.json")]
+    assert status["global_step"] == 512 and status["cpu_s"] == 2 * 0.25 and status["cpu_s_since_iteration"] == 2

@@ -69,6 +69,8 @@ def check_run_identity(cfg: DictConfig, spec: RunSpec) -> None:
                    migrate=migrate_keys)
 
 
+TIMING_KEYS = ("wall_s", "cpu_s", "cpu_since")  # run-state keys that measure time, not what was trained
+ADDED_KEYS = ("cpu_s", "cpu_since")  # newer than some checkpoints (0.2.0's): one without them loads (load_run_state)
 RUN_STATE_KEYS = ("iteration", "global_step", "model", "obs_rms", "ret_rms", "ret_acc", "raw_obs", "prev_done",
                   "ep_return", "ep_length", "recent", "wall_s", "envs")  # and the algorithm's own (its run_state)
 
@@ -89,6 +91,8 @@ def state_misfit(expected, got, where: str = "") -> str | None:
             if k in ("recent", "attributes"):
                 continue
             if k not in got:
+                if k in ADDED_KEYS:
+                    continue
                 return f"{where}{k} missing"
             why = state_misfit(expected[k], got[k], f"{where}{k}.")
             if why:
@@ -182,6 +186,10 @@ class PopulationTrainer:
         self.failed = torch.zeros(R, dtype=torch.bool)
         self.pruned = torch.zeros(R, dtype=torch.bool)  # stopped early by a tuner (``prune``)
         self.wall_s = torch.zeros(R, dtype=torch.float64)  # training wall time, carried across resumes
+        # the process's CPU time while it trained the run (its population's, as the wall time), carried across
+        # resumes; cpu_since: the iteration it was first measured at (> 0 for a run checkpointed by an older version)
+        self.cpu_s = torch.zeros(R, dtype=torch.float64)
+        self.cpu_since = torch.zeros(R, dtype=torch.int64)
         self.errors: dict[int, str] = {}
         self.algo = algorithm(self)  # the update rule: its optimiser, state, hyperparameters
         compiled = lambda f: torch.compile(f, dynamic=False, fullgraph=True) if cfg.compile else None  # noqa: E731
@@ -231,6 +239,8 @@ class PopulationTrainer:
             "ep_length": self.ep_length[r].copy(),
             "recent": list(self.recent[r]),
             "wall_s": float(self.wall_s[r]),
+            "cpu_s": float(self.cpu_s[r]),
+            "cpu_since": int(self.cpu_since[r]),
             "envs": [env_state(self.envs, r * N + n) for n in range(N)],
         }
 
@@ -245,6 +255,8 @@ class PopulationTrainer:
         self.ep_return[r], self.ep_length[r] = st["ep_return"], st["ep_length"]
         self.recent[r].extend(st["recent"])
         self.wall_s[r] = st["wall_s"]
+        self.cpu_s[r] = st.get("cpu_s", 0.0)
+        self.cpu_since[r] = st.get("cpu_since", 0) if "cpu_s" in st else st["iteration"]
         for n, es in enumerate(st["envs"]):
             set_env_state(self.envs, r * self.N + n, es)
 
@@ -254,7 +266,10 @@ class PopulationTrainer:
     def write_status(self, r: int, status: str, error: str | None = None) -> None:
         d = {"status": status, "run": self.specs[r].name, "iteration": int(self.iteration[r]),
              "global_step": int(self.iteration[r]) * self.N * self.T, "episodes_scored": len(self.recent[r]),
-             "score_last100": self.score(r), "wall_s": round(float(self.wall_s[r]), 1)}
+             "score_last100": self.score(r), "wall_s": round(float(self.wall_s[r]), 1),
+             "cpu_s": round(float(self.cpu_s[r]), 1)}
+        if self.cpu_since[r]:
+            d["cpu_s_since_iteration"] = int(self.cpu_since[r])
         if error:
             d["error"] = error
         atomic_write_text(self.specs[r].dir / STATUS, json.dumps(d, indent=2) + "\n")
@@ -487,7 +502,7 @@ class PopulationTrainer:
     # ------------------------------------------------------------------ loop
     def iterate(self) -> tuple[int, float]:
         """One iteration of Algorithm 1 for every active run; returns (steps taken, wall seconds)."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         active_before = self.active.clone()
         self.collect()
         acting = self.acting_diagnostics()
@@ -496,6 +511,7 @@ class PopulationTrainer:
         self.iteration += stepped.long()
         elapsed = time.perf_counter() - t0
         self.wall_s += active_before.double() * elapsed
+        self.cpu_s += active_before.double() * (time.process_time() - c0)
         steps = int(active_before.sum()) * self.N * self.T
         self.log({**stats, **acting}, active_before, steps / elapsed)
         for r in stepped.nonzero().flatten().tolist():
@@ -530,7 +546,7 @@ class PopulationTrainer:
         status = lambda r: "failed" if self.failed[r] else "pruned" if self.pruned[r] else "finished"  # noqa: E731
         return {s.name: {"status": status(r), "score_last100": self.score(r),
                          "global_step": int(self.iteration[r]) * per_iter, "dir": str(s.dir),
-                         "wall_s": float(self.wall_s[r])}
+                         "wall_s": float(self.wall_s[r]), "cpu_s": float(self.cpu_s[r])}
                 for r, s in enumerate(self.specs)}
 
     def close(self) -> None:
