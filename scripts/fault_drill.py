@@ -42,7 +42,8 @@ from ppo_bench.common.errors import OneLineArgumentParser
 
 REPO = Path(__file__).resolve().parent.parent
 COMMAND = "python scripts/fault_drill.py"
-PROGRAMS = {"ppo-bench": "ppo_bench.rl.cli", "ppo-bench-llm": "ppo_bench.llm.cli"}
+PROGRAMS = {"ppo-bench": "ppo_bench.rl.cli", "ppo-bench-llm": "ppo_bench.llm.cli", "ppo-bench-eval": "ppo_bench.rl.evaluate",
+            "ppo-bench-report": "ppo_bench.analysis.report", "ppo-bench-llm-eval": "ppo_bench.llm.evaluate_run"}
 
 # the small run every resume is compared with: 16 iterations of 256 steps, a checkpoint after each
 SMALL = ("env=inverted_pendulum", "algo.num_steps=256", "algo.minibatch_size=64", "algo.epochs=2",
@@ -153,8 +154,7 @@ def _run_entry_point(module: str, argv: list[str], cwd: Path, out: Path, err: Pa
         os.environ.clear()
         os.environ.update(env)
         sys.argv = [argv[0], *argv[1:]]
-        importlib.import_module(module).main()
-        code = 0
+        code = _exit_code(importlib.import_module(module).main())  # a Hydra app exits; the others return a code
     except SystemExit as e:
         code = _exit_code(e.code)
     except KeyboardInterrupt:
@@ -474,7 +474,7 @@ def interrupt_and_resume(drill: Drill, sig: signal.Signals, item: str, also: boo
     run_dir = root / RUN
     base = ["ppo-bench", *SMALL, "checkpoint_every=1", f"run_root={root}"]
     kill = f"kill -{sig.name[3:]}"
-    what = {"SIGTERM": " (a cluster's preemption)", "SIGINT": " (Ctrl-C)"}.get(sig.name, "")
+    what = {"SIGTERM": " (a cluster's preemption)", "SIGINT": " (Ctrl-C)", "SIGHUP": " (a dropped ssh session)"}.get(sig.name, "")
     row = Row(item, f"`{kill}`{what} in the middle of a run, then resume")
     rows = [row]
     proc = drill.start(*base)
@@ -837,11 +837,15 @@ def code_in_checkpoint(drill: Drill) -> list[Row]:
     row = Row("10a", "a checkpoint that would run code when unpickled (`ppo-bench` resume)")
     root = drill.d / "payload"
     (root / RUN).mkdir(parents=True, exist_ok=True)
+    ref, _ = drill.reference()
+    for name in ("identity.json", "config.yaml"):  # the run's own identity: the checkpoint itself is read
+        if (ref / name).exists():
+            shutil.copy(ref / name, root / RUN / name)
     marker = drill.d / "PWNED-by-ppo-bench"
     in_child(save_payload, root / RUN / "checkpoint.pt", marker)
-    row.commands.append(f"`torch.save({{…, 'x': <an object whose unpickling runs touch {drill.shown(str(marker))}>}}, "
-                        f"'$D/payload/{RUN}/checkpoint.pt')`")
-    o = row.ran(drill.run("ppo-bench", *TINY, "resume=true", f"run_root={root}"))
+    row.commands.append(f"the small run's identity.json and config.yaml beside `torch.save({{…, 'x': <an object whose "
+                        f"unpickling runs touch {drill.shown(str(marker))}>}}, '$D/payload/{RUN}/checkpoint.pt')`")
+    o = row.ran(drill.run("ppo-bench", *SMALL, "checkpoint_every=1", "resume=true", f"run_root={root}"))
     judge_payload(row, o, marker)
     return [row]
 
@@ -980,6 +984,344 @@ def full_disk(drill: Drill) -> list[Row]:
     return [row]
 
 
+# ----------------------------------------------------------------------------------------- guarantees by class
+# Item 13: each guarantee of docs "Faults and resume" shown end to end for its class, beside the tests that prove it
+# over generated faults (tests/test_launch_guarantees.py, test_event_integrity.py, test_report_integrity.py,
+# test_os_errors.py, test_action_spaces.py).
+PROBE_ENVS = Path(__file__).with_name("probe_envs.py")  # environments that check every action they get
+
+
+def refused_untouched(row: Row, o: Outcome, root: Path, before: dict, what: str = "") -> None:
+    """A refusal as promised: one error line, exit code 2, and not a byte of the folder changed."""
+    row.expect_one_line_error(o, what)
+    diff = changed(before, snapshot(root, skip=(".lock",)), root)
+    row.expect(not diff, f"{what}files changed: {diff[:3]}")
+    if not row.lost or row.lost == "—":
+        row.lost = "none: nothing written" if not diff else f"files changed: {diff[:3]}"
+
+
+def copy_reference(drill: Drill, row: Row, root: Path) -> Path | None:
+    ref, o = drill.reference()
+    if not row.expect(o.code == 0, f"the reference run failed ({o.said()})"):
+        return None
+    run = root / RUN
+    shutil.copytree(ref, run, ignore=shutil.ignore_patterns(".lock"))
+    row.commands.append(f"`cp -r {drill.shown(str(ref))} {drill.shown(str(run))}` (the finished small run)")
+    return run
+
+
+def nothing_deleted(drill: Drill) -> list[Row]:
+    """13a: a finished run without its checkpoints (unpacked, or removed to free disk), relaunched without resume and
+    with other settings, and with resume and a longer budget; 13b: a folder with a run's data and no identity."""
+    a = Row("13a", "a finished run whose checkpoints are gone, relaunched: without resume and with other settings "
+                   "(algo.lr=0.01), and with resume and a higher budget")
+    b = Row("13b", "a run folder holding data but no identity.json or config.yaml, relaunched without resume")
+    root = drill.d / "no-checkpoints"
+    run = copy_reference(drill, a, root)
+    if run is None:
+        return [a, b]
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        (run / name).unlink()
+    a.commands.append(f"`rm {drill.shown(str(run))}/checkpoint*.pt`")
+    before = snapshot(root, skip=(".lock",))
+    base = ["ppo-bench", *SMALL, "checkpoint_every=1", f"run_root={root}"]
+    refused_untouched(a, a.ran(drill.run(*base, "algo.lr=0.01")), root, before, "other settings: ")
+    refused_untouched(a, a.ran(drill.run(*merged(base, "total_timesteps=8192", "resume=true"))), root, before,
+                      "a higher budget: ")
+    a.lost = "none: the run's events, status and identity are as they were"
+    for name in ("identity.json", "config.yaml"):
+        (run / name).unlink()
+    b.commands.append(f"13a's folder, then `rm {drill.shown(str(run))}/identity.json {drill.shown(str(run))}/config.yaml`")
+    before = snapshot(root, skip=(".lock",))
+    refused_untouched(b, b.ran(drill.run(*base)), root, before)
+    return [a, b]
+
+
+def other_settings_and_lengths(drill: Drill) -> list[Row]:
+    """13c: a run interrupted at step 512 of 4096 resumed with a lower budget; 13d: its identity.json and config.yaml
+    deleted, resumed with other settings and other shapes; then resumed as it was, bit for bit."""
+    c = Row("13c", "a run interrupted at step 512 of 4096 resumed with `total_timesteps=256 resume=true`")
+    d = Row("13d", "the same run with identity.json and config.yaml deleted, resumed with `algo.lr=0.01` and with "
+                   "`env.num_envs=2`")
+    root = drill.d / "interrupted"
+    run_dir = root / RUN
+    base = ["ppo-bench", *SMALL, "checkpoint_every=1", f"run_root={root}"]
+    proc = drill.start(*base)
+    if not wait_for(proc, checkpointed(run_dir, 2)):
+        c.ran(proc.wait())
+        c.expect(False, "the run ended before the drill could stop it")
+        return [c, d]
+    proc.send(signal.SIGTERM)
+    c.ran(proc.wait(), "stopped after its second checkpoint: ")
+    c.commands.append("`kill -TERM <its pid>` once iteration 2 is checkpointed")
+    before = snapshot(root, skip=(".lock",))
+    refused_untouched(c, c.ran(drill.run(*merged(base, "total_timesteps=256", "resume=true"))), root, before)
+    c.expect("may only be raised" in c.outcome[-1], "the line does not say the budget may only be raised")
+    saved = {n: (run_dir / n).read_bytes() for n in ("identity.json", "config.yaml")}
+    for n in saved:
+        (run_dir / n).unlink()
+    d.commands.append(f"`rm {drill.shown(str(run_dir))}/identity.json {drill.shown(str(run_dir))}/config.yaml`")
+    before = snapshot(root, skip=(".lock",))
+    for extra in ("algo.lr=0.01", "env.num_envs=2"):
+        refused_untouched(d, d.ran(drill.run(*merged(base, extra, "resume=true"))), root, before, f"{extra}: ")
+    for n, data in saved.items():
+        (run_dir / n).write_bytes(data)
+    o = d.ran(drill.run(*merged(base, "resume=true")), "with its files back, resumed as it was: ")
+    if d.expect(o.code == 0, "the resume did not finish"):
+        drill.compare_with_reference(d, run_dir)
+    d.lost = "none: refused before anything was written; the run then resumed bit for bit"
+    return [c, d]
+
+
+def flip_bit(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x04
+    path.write_bytes(bytes(data))
+
+
+def cut_between_records(path: Path) -> int:
+    """Cut an event file after its middle record, exactly between two records; returns its new size."""
+    import struct
+
+    data, ends, i = path.read_bytes(), [], 0
+    while i + 12 <= len(data):
+        i += 12 + struct.unpack_from("<Q", data, i)[0] + 4
+        ends.append(i)
+    path.write_bytes(data[:ends[len(ends) // 2]])
+    return ends[len(ends) // 2]
+
+
+def reports_verify(drill: Drill) -> list[Row]:
+    """13e: the same sweep in two sub-folders; 13f: a finished run's event file with one bit flipped, or cut between
+    two records; 13g: a damaged config.yaml, for the report and for ppo-bench-eval."""
+    e = Row("13e", "the same finished run copied into two sub-folders of the folder reported (`ppo-bench-report --by`)")
+    f = Row("13f", "a finished run's event file with one bit flipped, and cut exactly between two records "
+                   "(`ppo-bench-report`, Table-1 mode)")
+    g = Row("13g", "a finished run's config.yaml damaged (`ppo-bench-report`, `ppo-bench-eval`)")
+    root = drill.d / "reports"
+    for sub in ("a", "b"):
+        if copy_reference(drill, e, root / "twice" / sub) is None:
+            return [e, f, g]
+    o = e.ran(drill.run("ppo-bench-report", str(root / "twice"), "--by", "objective.name", "--reps", "100"))
+    e.expect(o.code == 0, "the report failed")
+    table = [ln for ln in o.out.splitlines() if "InvertedPendulum-v5" in ln and not ln.startswith("note:")]
+    e.expect(len(table) == 1 and re.search(r"InvertedPendulum-v5\s+clip\s+1\s", table[0]) is not None,
+             f"not one seed in the table: {table}")
+    e.expect("the same run as" in o.out, "no note that the run was found twice")
+    e.outcome.append(f"stdout: {code(table[0] if table else '')}; {code(next((ln for ln in o.out.splitlines() if 'the same run as' in ln), ''))}")
+    e.lost = "none"
+    for how, damage in (("one bit flipped", lambda p: flip_bit(p, p.stat().st_size // 2)),
+                        ("cut between two records", cut_between_records)):
+        where = root / how.replace(" ", "-")
+        run = copy_reference(drill, f, where)
+        if run is None:
+            return [e, f, g]
+        damage(next(run.glob("events.out.tfevents.*")))
+        o = f.ran(drill.run("ppo-bench-report", str(where), "--reps", "100", "--out-dir", str(where / "report")),
+                  f"{how}: ")
+        md = (where / "report" / "table1.md").read_text() if (where / "report" / "table1.md").exists() else ""
+        f.expect(o.code == 0 and "0 finished runs" in o.out, f"{how}: the run was scored ({o.out.splitlines()[:1]})")
+        f.expect("damaged, not scored" in md, f"{how}: table1.md does not name the run damaged")
+        f.expect(all(ln.startswith("warning: ") for ln in o.lines) and any("damaged" in ln for ln in o.lines),
+                 f"{how}: no warning line naming the damage")
+    f.lost = "none: the run is named damaged and scored nowhere (its events are as damaged as they were)"
+    run = copy_reference(drill, g, root / "config")
+    if run is None:
+        return [e, f, g]
+    text = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(text.replace("lr: 0.0003", "lr: 0.003"))
+    g.commands.append(f"`sed -i s/lr: 0.0003/lr: 0.003/ {drill.shown(str(run))}/config.yaml`")
+    o = g.ran(drill.run("ppo-bench-report", str(root / "config"), "--by", "algo.lr", "--reps", "100"))
+    g.expect(o.code == 2 or "damaged" in o.err, "the report did not name the damage")
+    g.expect(not o.traceback, "a traceback")
+    o = g.ran(drill.run("ppo-bench-eval", str(run), "--episodes", "1"))
+    g.expect_one_line_error(o)
+    g.expect("config.yaml disagrees with the run's identity.json" in o.err, "the line does not name config.yaml")
+    g.lost = "none: read nowhere as the run's settings"
+    return [e, f, g]
+
+
+def action_spaces(drill: Drill) -> list[Row]:
+    """13h: environments whose actions are a Box of shape (2, 3), a Discrete from 1, a MultiDiscrete."""
+    rows = []
+    shutil.copy(PROBE_ENVS, drill.d / "probe_envs.py")
+    if str(drill.d) not in sys.path:
+        sys.path.insert(0, str(drill.d))  # forked commands import the module of `probe_envs:...`
+    for item, env, modelled in (("13h", "Box2x3-v0", True), ("13i", "DiscreteFrom1-v0", True),
+                                ("13j", "MultiDiscrete-v0", False)):
+        row = Row(item, f"an environment whose actions are {'a Box of shape (2, 3)' if env.startswith('Box') else 'a Discrete(3, start=1)' if modelled else 'a MultiDiscrete([2, 3])'}, which checks every action it receives")
+        root = drill.d / "spaces" / item
+        o = row.ran(drill.run("ppo-bench", f"env.id=probe_envs:{env}", "algo.num_steps=32", "algo.minibatch_size=32",
+                              "algo.epochs=1", "total_timesteps=64", f"run_root={root}"))
+        if modelled:
+            row.expect(o.code == 0, "the run failed (an action of the wrong shape or value?)")
+            runs = list(root.rglob("checkpoint.pt"))
+            if row.expect(len(runs) == 1, "no trained run"):
+                e = row.ran(drill.run("ppo-bench-eval", str(runs[0].parent), "--episodes", "2"))
+                row.expect(e.code == 0, "evaluating failed")
+            row.lost = "none: every action of training and evaluation in the space"
+        else:
+            row.expect_one_line_error(o)
+            row.expect(not root.exists(), "a run folder was written")
+            row.lost = "none: refused before anything was written"
+        rows.append(row)
+    return rows
+
+
+def numbers_and_paths(drill: Drill) -> list[Row]:
+    """13k: numbers the engine cannot hold; 13l: paths that cannot be written, on every command that writes."""
+    k = Row("13k", "numbers outside what the engine holds: `algo.lr=1e39` (float32 overflow), `algo.lr=1e-50` "
+                   "(float32 underflow), `seed=2**63`, `env.num_envs=10**11`")
+    root = drill.d / "numbers"
+    for extra in ("algo.lr=1e39", "algo.lr=1e-50", f"seed={2 ** 63}", f"env.num_envs={10 ** 11}"):
+        o = k.ran(drill.run("ppo-bench", *TINY, extra, f"run_root={root}"))
+        k.expect_one_line_error(o, f"{extra}: ")
+    k.expect(not root.exists(), "something was written")
+    k.lost = "none: refused before anything was built"
+    row = Row("13l", "outputs that cannot be written, on each command: a name under a regular file, a folder where a "
+                     "file goes, a folder only the kernel writes, a name too long")
+    ref, ro = drill.reference()
+    if not row.expect(ro.code == 0, "the reference run failed"):
+        return [k, row]
+    blocker = drill.d / "a-file"
+    blocker.write_text("")
+    (drill.d / "a-folder.json").mkdir(exist_ok=True)
+    long = drill.d / ("x" * 300)
+    cases = [
+        ["ppo-bench", *TINY, f"run_root={blocker}/runs"],
+        ["ppo-bench", *TINY, f"run_root={long}"],
+        ["ppo-bench-eval", str(ref), "--episodes", "1", "--json", str(drill.d / "a-folder.json")],
+        ["ppo-bench-eval", str(ref), "--episodes", "1", "--export", "/sys/policy.pt"],
+        ["ppo-bench-report", str(ref.parents[2]), "--by", "objective.name", "--out-dir", f"{blocker}/report"],
+        ["ppo-bench-report", str(ref.parents[2]), "--csv", "/sys/table1.csv"],
+        [sys.executable, "-m", "ppo_bench.analysis.archive", "pack", str(ref.parents[2]), f"{long}/archive"],
+    ]
+    for argv in cases:
+        o = row.ran(drill.run(*argv))
+        row.expect_one_line_error(o, f"{argv[0]}: ")
+    row.lost = "none: each command stopped before its work, in one line naming the path"
+    return [k, row]
+
+
+def waits_and_names(drill: Drill) -> list[Row]:
+    """13m: a resumed run whose previous event file bears a time an hour ahead (another node's clock); 13n: one
+    objective twice in a population; 13o: two settings that differ past six digits; 13p: a kill -9 that left a
+    whole checkpoint and a temporary file behind."""
+    m = Row("13m", "a run resumed after its previous event file was written by a clock an hour ahead")
+    n = Row("13n", "the same objective setting twice in one population")
+    p = Row("13o", "two settings that differ past six digits (ε = 0.2 and 0.2000001) in one population")
+    q = Row("13p", "a kill -9 that left a whole checkpoint not yet renamed into place and a temporary file")
+    root = drill.d / "future"
+    base = ["ppo-bench", *SMALL, "checkpoint_every=1", f"run_root={root}"]
+    proc = drill.start(*base)
+    if wait_for(proc, checkpointed(root / RUN, 2)):
+        proc.send(signal.SIGKILL)
+        m.ran(proc.wait())
+        m.commands.append("`kill -9 <its pid>` once iteration 2 is checkpointed")
+        for f in (root / RUN).glob("events.out.tfevents.*"):
+            fields = f.name.split(".")
+            fields[3] = str(int(fields[3]) + 3600)
+            f.rename(f.with_name(".".join(fields)))
+        m.commands.append("its event file renamed to bear a time an hour later")
+        (root / RUN / ".checkpoint.pt.new").write_bytes((root / RUN / "checkpoint.pt").read_bytes())
+        (root / RUN / ".checkpoint.pt.x1y2.tmp").write_bytes(b"\0" * 4096)
+        q.commands.append("in that folder: `cp checkpoint.pt .checkpoint.pt.new; head -c 4096 /dev/zero > "
+                          ".checkpoint.pt.x1y2.tmp` (what a kill -9 between the steps of a save leaves)")
+        t0 = time.perf_counter()
+        o = m.ran(drill.run(*merged(base, "resume=true")), "resumed: ")
+        took = time.perf_counter() - t0
+        m.outcome.append(f"took {took:.0f} s (the run alone: {drill.reference()[1].seconds:.0f} s)")
+        if m.expect(o.code == 0, "the resume did not finish"):
+            m.expect(took < 600, f"it took {took:.0f} s: it waited for the clock")
+            drill.compare_with_reference(m, root / RUN)
+        left = sorted(x.name for x in (root / RUN).glob(".*") if x.name != ".lock")
+        q.outcome.append(f"after the resume: {', '.join(left) or 'no temporary file left'}")
+        q.expect(not left, f"left behind: {left}")
+        q.identical = m.identical
+        q.lost = "none: the temporary files removed at the next start"
+    else:
+        m.ran(proc.wait())
+        m.expect(False, "the run ended before the drill could kill it")
+    o = n.ran(drill.run("ppo-bench", *TINY, f"run_root={drill.d / 'twice'}",
+                        "population.objectives=[{name:clip,eps:0.2},{name:clip,eps:0.2}]"))
+    n.expect_one_line_error(o)
+    n.expect("twice" in o.err and "clip_eps0.2" in o.err and "in use by process" not in o.err,
+             "the line does not name the duplicate setting")
+    n.lost = "none: nothing written"
+    root = drill.d / "digits"
+    o = p.ran(drill.run("ppo-bench", *TINY, f"run_root={root}",
+                        "population.objectives=[{name:clip,eps:0.2},{name:clip,eps:0.2000001}]"))
+    folders = sorted(x.name for x in (root / "InvertedPendulum-v5").iterdir()) if root.exists() else []
+    p.outcome.append(f"run folders: {', '.join(f'`{x}`' for x in folders)}")
+    p.expect(o.code == 0 and len(folders) == 2, "not two run folders")
+    p.lost = "none"
+    return [m, n, p, q]
+
+
+def eval_previous_checkpoint(drill: Drill) -> list[Row]:
+    """13q: ppo-bench-eval on a run that has only checkpoint.prev.pt (its last save interrupted, or removed)."""
+    row = Row("13q", "`ppo-bench-eval` on a run whose only checkpoint is checkpoint.prev.pt")
+    run = copy_reference(drill, row, drill.d / "prev-only")
+    if run is None:
+        return [row]
+    (run / "checkpoint.pt").unlink()
+    row.commands.append(f"`rm {drill.shown(str(run))}/checkpoint.pt`")
+    o = row.ran(drill.run("ppo-bench-eval", str(run), "--episodes", "2"))
+    row.expect(o.code == 0 and "return" in o.out, "it did not evaluate")
+    row.expect(len(o.lines) == 1 and o.lines[0].startswith("warning:") and "checkpoint.prev.pt" in o.lines[0],
+               "not one warning naming the previous checkpoint")
+    row.lost = "none"
+    return [row]
+
+
+def llm_guarantees(drill: Drill) -> list[Row]:
+    """13r-13u: the LM commands' counterparts: a preference file with invalid Unicode, ppo-bench-llm-eval's output
+    that cannot be written, a run folder name too long, a DPO run whose preference file is gone resumed."""
+    r = Row("13r", "a preference file with a lone surrogate (`\\ud800`) in a field (`ppo-bench-llm algo=dpo`)")
+    prefs = drill.d / "surrogate.jsonl"
+    prefs.write_text('{"prompt": "x\\ud800", "chosen": "y", "rejected": "z"}\n{"prompt": "a", "chosen": "b", '
+                     '"rejected": "c"}\n')
+    o = r.ran(drill.run("ppo-bench-llm", *LLM_TINY, "algo=dpo", f"algo.data_file={prefs}",
+                        f"run_root={drill.d / 'llm-surrogate'}"))
+    r.expect_one_line_error(o)
+    r.expect(f"{prefs}:1" in o.err, "the line does not name the file and line")
+    r.lost = "none: nothing trained"
+    s = Row("13s", "`ppo-bench-llm-eval --json` into a folder that cannot be written")
+    smoke = drill.llm_smoke_dir
+    if smoke is None:
+        s.not_run = "the LM smoke run (11b) did not run"
+    else:
+        blocker = drill.d / "a-file"
+        blocker.write_text("")
+        t0 = time.perf_counter()
+        o = s.ran(drill.run("ppo-bench-llm-eval", str(smoke), "--json", f"{blocker}/eval.json"))
+        s.expect_one_line_error(o)
+        s.outcome.append(f"it took {time.perf_counter() - t0:.1f} s: the output checked before evaluating")
+        s.lost = "none: no evaluation was done to be lost"
+    t = Row("13t", "`ppo-bench-llm` with a run folder whose name is too long for the file system")
+    o = t.ran(drill.run("ppo-bench-llm", *LLM_TINY, "algo.steps=1", f"run_root={drill.d / ('x' * 300)}"))
+    t.expect_one_line_error(o)
+    t.lost = "none"
+    u = Row("13u", "a DPO run on a preference file, stopped after its first checkpoint; the file moved away; resumed")
+    root = drill.d / "llm-moved"
+    good = drill.d / "prefs.jsonl"
+    good.write_text("".join(f'{{"prompt": "Q: {a}?\\nA: ", "chosen": "{a}", "rejected": "{"x" * (1 + a % 3)}"}}\n'
+                            for a in range(6)))
+    argv = ["ppo-bench-llm", *LLM_TINY, "algo=dpo", f"algo.data_file={good}", "algo.batch_size=2",
+            "checkpoint_every=1", f"run_root={root}"]
+    o = u.ran(drill.run(*argv, "algo.steps=1"), "1 step of a run: ")
+    if u.expect(o.code == 0, "the first step failed"):
+        good.rename(drill.d / "prefs.moved")
+        u.commands.append(f"`mv {drill.shown(str(good))} $D/prefs.moved`")
+        o = u.ran(drill.run(*argv, "algo.steps=2"), "the same run to 2 steps: ")
+        u.expect(o.code == 0, "the resume failed")
+        runs = [p.parent for p in root.rglob("status.json")]
+        st = read_json(runs[0] / "status.json") if runs else None
+        u.expect(bool(st) and st.get("status") == "finished" and st.get("step") == 2, f"status {st}")
+        u.lost = "none: resumed from the pairs its folder holds"
+    return [r, s, t, u]
+
+
 SCENARIOS: dict[str, Callable[[Drill], list[Row]]] = {
     "sigterm": lambda d: interrupt_and_resume(d, signal.SIGTERM, "7a", also=True),  # and items 1 and 5
     "sigint": lambda d: interrupt_and_resume(d, signal.SIGINT, "7b"),
@@ -999,6 +1341,15 @@ SCENARIOS: dict[str, Callable[[Drill], list[Row]]] = {
     "llm-lock": llm_second_process,
     "file-modes": file_modes,
     "full-disk": full_disk,
+    "sighup": lambda d: interrupt_and_resume(d, signal.SIGHUP, "7e"),
+    "nothing-deleted": nothing_deleted,
+    "lengths": other_settings_and_lengths,
+    "reports": reports_verify,
+    "action-spaces": action_spaces,
+    "numbers-and-paths": numbers_and_paths,
+    "waits-and-names": waits_and_names,
+    "eval-previous": eval_previous_checkpoint,
+    "llm-guarantees": llm_guarantees,  # after llm-counts, whose smoke run it evaluates
 }
 
 
@@ -1131,3 +1482,7 @@ def main(argv: list[str] | None = None, scenarios: dict[str, Callable[[Drill], l
     print(f"{len(rows) - len(failing)} of {len(rows)} rows hold or were not run"
           + (f"; failing: {', '.join(failing)}" if failing else "") + f"; wrote {args.out}")
     return 1 if failing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
