@@ -16,7 +16,7 @@ from ppo_bench.common.tblog import RunLogger
 T, ITERS = 100, 20  # steps per iteration, iterations
 
 
-def fake_run(root, agent, env, seed, level):
+def fake_run(root, agent, env, seed, level, timing=None):
     """A finished run whose episodes end every 30 steps with return level + seed + (iteration ≥ 15) · 100."""
     setting = "trpo" if "trpo" in agent else "clip_eps0.2"
     d = root / agent / env / setting / f"seed{seed}"
@@ -28,7 +28,8 @@ def fake_run(root, agent, env, seed, level):
     (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     episodes = [(step, level + seed + 100 * ((step - 1) // T >= 15)) for step in range(30, T * ITERS + 1, 30)]
     score = float(np.mean([r for _, r in episodes][-100:]))  # what the engine's status.json says
-    (d / "status.json").write_text(json.dumps({"status": "finished", "global_step": T * ITERS, "score_last100": score}))
+    (d / "status.json").write_text(json.dumps({"status": "finished", "global_step": T * ITERS, "score_last100": score,
+                                               **(timing or {})}))
     log = RunLogger(d)
     for step, ret in episodes:
         log.scalars({"charts/episodic_return": ret}, step)
@@ -52,9 +53,14 @@ def test_gaps_by_hand():
 
 def test_report_from_runs(tmp_path, capsys):
     levels = {"ppo": 1000, "ppom": 600, "noclip": 900, "trpo": 500, "trpo_plus": 950}
+    # the jobs' times: PPO's 3 runs share a process of 3600 s wall, 1800 s CPU; TRPO's recorded CPU time from
+    # iteration 7 on (resumed from an older checkpoint); the others' status.json has no CPU time
+    timing = {"ppo": lambda k: {"wall_s": 3600.0 - k, "cpu_s": 1800.0 - k},
+              "trpo": lambda k: {"wall_s": 7200.0, "cpu_s": 360.0, "cpu_s_since_iteration": 7}}
     for agent, level in levels.items():
         for seed in range(3):
-            fake_run(tmp_path / "runs", agent, "Hopper-v5", seed, level)
+            fake_run(tmp_path / "runs", agent, "Hopper-v5", seed, level,
+                     timing[agent](seed) if agent in timing else {"wall_s": 1800.0})
     out = tmp_path / "report"
     assert main([str(tmp_path / "runs"), "--experiment", "implementation_matters", "--out-dir", str(out),
                  "--reps", "200"]) == 0
@@ -70,6 +76,13 @@ def test_report_from_runs(tmp_path, capsys):
     # Hopper's from the rounded means: 99 and 423
     assert rows["AAI"].endswith("| 100 | 99 |") and rows["ACLI"].endswith("| 450 | 423 |")
     assert "Hopper-v5, code-level optimisations in PPO: PPO higher" in md
+    cost = md[md.index("## Cost"):]
+    assert "| PPO on Hopper-v5 | 3 | 1.00 | 0.50 |" in cost  # the maximum over the job's runs
+    assert "| TRPO on Hopper-v5 | 3 | 2.00 | 0.10 (from iteration 7) |" in cost
+    assert "| PPO-M on Hopper-v5 | 3 | 0.50 | not recorded |" in cost
+    # 1 + 0.5 × 3 (PPO-M, PPO-NoClip, TRPO+) + 2 wall hours; 0.5 + 0.1 CPU hours, a lower bound said so
+    assert "**4.50 core-hours of training wall time** and **0.60 CPU hours** over 5 job(s)" in cost
+    assert "so the CPU hours are a lower bound" in cost
     assert (out / "curves.png").stat().st_size > 0 and (out / "trust_region.png").stat().st_size > 0
 
 

@@ -30,6 +30,7 @@ from ppo_bench.analysis.runs import RETURN_TAG
 from ppo_bench.analysis.sweep import SweepRun, load_sweep_runs, plot_sweep_curves
 from ppo_bench.analysis.table1 import interval_estimates
 from ppo_bench.common.atomic import atomic_write_bytes, atomic_write_text
+from ppo_bench.common.run_folder import read_status
 
 AGENTS = {"ppo": "PPO", "ppom": "PPO-M", "noclip": "PPO-NoClip", "trpo": "TRPO", "trpo_plus": "TRPO+"}
 ENVS = ["Walker2d-v5", "Hopper-v5", "Humanoid-v5"]  # their tables' order
@@ -115,12 +116,61 @@ def _cell_text(c: Cell | None) -> str:
     return f"{c.mean:.0f}{ci} (n={len(c.scores)})"
 
 
+@dataclass
+class JobTime:
+    """What one job (an agent on a task: a population process of its seeds) cost, from its runs' status.json."""
+
+    wall_s: float = 0.0  # its training wall time, summed over resumes (the runs share the process: their maximum)
+    cpu_s: float = 0.0  # the process's CPU time over those iterations (``cpu_s``)
+    cpu_since: int = 0  # > 0: CPU time counted only from this iteration on (runs resumed from older checkpoints)
+    cpu_unrecorded: bool = False  # a run's status.json has no cpu_s (written by a version that did not record it)
+    runs: int = 0
+
+
+def job_times(runs: list[SweepRun]) -> dict[tuple[str, str], JobTime]:
+    """(task, agent) → ``JobTime`` of the runs found (any status: a running job has cost what it has)."""
+    out: dict[tuple[str, str], JobTime] = {}
+    for r in runs:
+        st = read_status(r.dir) or {}
+        j = out.setdefault((r.env, r.config["agent"]), JobTime())
+        j.runs += 1
+        j.wall_s = max(j.wall_s, float(st.get("wall_s") or 0.0))
+        j.cpu_s = max(j.cpu_s, float(st.get("cpu_s") or 0.0))
+        j.cpu_unrecorded |= "cpu_s" not in st
+        j.cpu_since = max(j.cpu_since, int(st.get("cpu_s_since_iteration") or 0))
+    return out
+
+
+def render_cost(times: dict[tuple[str, str], JobTime]) -> list[str]:
+    if not times:
+        return ["No run has a status.json yet."]
+    lines = ["| job | runs | training wall time (h) | CPU time (h) |", "|---|---|---|---|"]
+    for (env, a), j in sorted(times.items(), key=lambda kv: (ENVS.index(kv[0][0]) if kv[0][0] in ENVS else 9,
+                                                               list(AGENTS).index(kv[0][1]))):
+        since = f" (from iteration {j.cpu_since})" if j.cpu_since else ""
+        cpu = "not recorded" if j.cpu_unrecorded else f"{j.cpu_s / 3600:.2f}{since}"
+        lines.append(f"| {AGENTS[a]} on {env} | {j.runs} | {j.wall_s / 3600:.2f} | {cpu} |")
+    wall, cpu = sum(j.wall_s for j in times.values()), sum(j.cpu_s for j in times.values())
+    partial = [f"{AGENTS[a]} on {e}" for (e, a), j in times.items() if j.cpu_since or j.cpu_unrecorded]
+    lines += ["", f"In all **{wall / 3600:.2f} core-hours of training wall time** and **{cpu / 3600:.2f} CPU hours** "
+              f"over {len(times)} job(s) (one process and one core each; the sweep's wall time is about the first "
+              "divided by the parallel jobs, never below the longest job). From each run's `status.json`: `wall_s` "
+              "and `cpu_s`, summed over resumes (a job's runs share its process: their maximum). Wall time counts "
+              "what other work on the machine took from the job; CPU time does not. Process start-up and work lost "
+              "to a kill between checkpoints are in neither."]
+    if partial:
+        lines += ["", f"CPU time is missing for part of {', '.join(sorted(partial))}: recorded only from the iteration "
+                  "shown, or not at all (runs trained by a version that did not record it), so the CPU hours are a "
+                  "lower bound."]
+    return lines
+
+
 def _paper_text(v: tuple[int, int, int] | None) -> str:
     return "—" if v is None else f"{v[0]} [{v[1]}, {v[2]}]"
 
 
 def render_markdown(cells: dict[tuple[str, str], Cell], command: str, expected_seeds: int,
-                    notes: list[str] = ()) -> str:
+                    notes: list[str] = (), times: dict[tuple[str, str], JobTime] | None = None) -> str:
     envs = [e for e in ENVS if any(k[0] == e for k in cells)] or ENVS
     lines = ["# Implementation Matters (Engstrom et al. 2020), reproduced", "",
              f"Regenerate: `{command}`", "",
@@ -152,6 +202,8 @@ def render_markdown(cells: dict[tuple[str, str], Cell], command: str, expected_s
         lines.append(f"| {AGENTS[a]} | " + " | ".join(f"{_cell_text(cells.get((e, a)))} | {_paper_text(PAPER[e].get(a))}"
                                                        for e in envs) + " |")
     lines += ["", "## Readings", ""] + readings(cells, envs)
+    if times is not None:
+        lines += ["", "## Cost", ""] + render_cost(times)
     if notes:  # runs found twice, claimed twice or damaged (``ppo_bench.analysis.runs.count_once``)
         lines += ["", "## Notes", "", *(f"- {n}" for n in notes)]
     return "\n".join(lines) + "\n"
@@ -247,7 +299,7 @@ def implementation_matters_report(folder: str | Path, out_dir: str | Path, comma
     cells = build_cells(runs, folder, reps, seed)
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "table2.md", out / "table2.csv", out / "curves.png", out / "trust_region.png"]
-    atomic_write_text(files[0], render_markdown(cells, command, expected_seeds, notes))
+    atomic_write_text(files[0], render_markdown(cells, command, expected_seeds, notes, job_times(runs)))
     write_csv(cells, files[1])
     plot_sweep_curves(runs, ["agent"], [RETURN_TAG], files[2], labels={(a,): n for a, n in AGENTS.items()}, columns=3)
     plot_trust_region(runs, folder, files[3])
