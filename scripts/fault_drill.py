@@ -39,6 +39,7 @@ from typing import Callable
 
 from ppo_bench.common.atomic import read_json
 from ppo_bench.common.errors import OneLineArgumentParser
+from ppo_bench.rl.engine.trainer import TIMING_KEYS
 
 REPO = Path(__file__).resolve().parent.parent
 COMMAND = "python scripts/fault_drill.py"
@@ -54,7 +55,7 @@ TINY = ("env=inverted_pendulum", "algo.num_steps=64", "algo.minibatch_size=32", 
         "total_timesteps=128")  # bad-input commands: if one trains after all, it costs nothing
 LLM_TINY = ("model=tiny", "task=reverse", "task.n_eval=8", "eval.every=0", "eval.max_new_tokens=8",
             "algo.max_completion_length=8", "save_model=false")
-NOT_COMPARED = ("wall_s", "cpu_s", "cpu_since")  # checkpoint keys that measure time, not what was trained (TIMING_KEYS)
+NOT_COMPARED = TIMING_KEYS  # checkpoint keys that measure time, not what was trained
 
 
 def merged(base, *extra: str) -> list[str]:
