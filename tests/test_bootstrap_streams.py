@@ -2,8 +2,11 @@
 it reads them in (a report regenerated from an archive equals the original)."""
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, arrays
 
-from ppo_bench.analysis.table1 import interval_estimates
+from ppo_bench.analysis.scores import interval_estimates, iqm, mean_score, optimality_gap
 
 
 def test_a_settings_ci_ignores_the_other_settings_and_their_order():
@@ -22,3 +25,17 @@ def test_a_settings_ci_ignores_the_other_settings_and_their_order():
         assert together["clip_eps0.2"] == alone
     other_seed = interval_estimates({"clip_eps0.2": m["clip_eps0.2"]}, reps=300, seed=1)["clip_eps0.2"]
     assert other_seed != alone and other_seed["mean"] == alone["mean"]  # the seed moves the CI, not the point
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrays(np.float64, array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=12),
+              elements=st.floats(-1e6, 1e6, allow_nan=False) | st.sampled_from([0.0, 1.0, -0.0, 0.5, 2.0])))
+def test_the_aggregates_are_rliables_to_the_bit(m):
+    """mean_score, iqm and optimality_gap against rliable's own aggregate_mean, aggregate_iqm (SciPy's trim_mean) and
+    aggregate_optimality_gap: every report's CI is theirs, ties and repeated values included."""
+    from rliable import metrics
+
+    ours = (mean_score(m), iqm(m), optimality_gap(m))
+    theirs = (metrics.aggregate_mean(m), metrics.aggregate_iqm(m), metrics.aggregate_optimality_gap(m))
+    for a, b in zip(ours, theirs):
+        assert np.float64(a).tobytes() == np.float64(b).tobytes(), (a, b)

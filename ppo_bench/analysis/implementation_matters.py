@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from ppo_bench.analysis.runs import RETURN_TAG
+from ppo_bench.analysis.scores import interval_estimates
 from ppo_bench.analysis.sweep import SweepRun, load_sweep_runs, plot_sweep_curves
-from ppo_bench.analysis.table1 import interval_estimates
 from ppo_bench.common.atomic import atomic_write_bytes, atomic_write_text
 from ppo_bench.common.run_folder import read_status
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-from typing import Iterable, Mapping, Sequence
+import warnings
+from typing import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -135,3 +136,54 @@ def bootstrap_stream(seed: int):
         yield np.random.RandomState(seed)
     finally:
         np.random.set_state(saved)
+
+
+# ---------------------------------------------------------------------------- interval estimates (rliable)
+# Agarwal et al. 2021, "Deep RL at the Edge of the Statistical Precipice": the aggregates of a (runs × tasks) matrix
+# whose stratified-bootstrap CIs the reports give. Each is the same NumPy arithmetic as rliable 1.2's
+# aggregate_mean, aggregate_iqm (SciPy's trim_mean) and aggregate_optimality_gap, so its value is theirs to the bit
+# (tests/test_bootstrap_streams.py), without SciPy's per-call array-API dispatch: a report bootstraps 2,000
+# resamples of every group, and that dispatch took nine tenths of its time.
+AGGREGATES = ("mean", "iqm", "optimality_gap")
+
+
+def mean_score(scores: np.ndarray) -> float:
+    """Agarwal et al. 2021: the mean over tasks of each task's mean over runs."""
+    return np.mean(np.mean(scores, axis=0), axis=0)
+
+
+def iqm(scores: np.ndarray) -> float:
+    """Agarwal et al. 2021: the interquartile mean, the mean of the middle half of all runs' scores (25% trimmed)."""
+    flat = np.asarray(scores).ravel()
+    low = int(0.25 * len(flat))
+    high = len(flat) - low
+    return np.mean(np.partition(flat, (low, high - 1))[low:high])
+
+
+def optimality_gap(scores: np.ndarray, gamma: float = 1.0) -> float:
+    """Agarwal et al. 2021: how far the runs fall short of the normalised score ``gamma``, scores above it clipped."""
+    return gamma - np.mean(np.minimum(scores, gamma))
+
+
+def aggregates(scores: np.ndarray) -> np.ndarray:
+    return np.array([mean_score(scores), iqm(scores), optimality_gap(scores)])
+
+
+def interval_estimates(matrices: Mapping[Hashable, np.ndarray], reps: int, seed: int) -> dict[Hashable, dict[str, float]]:
+    """rliable's stratified-bootstrap 95% CIs (percentile) of each ``AGGREGATES`` of each group's (runs × tasks)
+    matrix: ``{group: {"mean": ..., "mean_lo": ..., "mean_hi": ..., "iqm": ..., ...}}``. Each group draws from its
+    own stream (``stream_seed`` of its name; a tuple name joined by "/"), so its CI depends on its own runs only."""
+    from rliable import library as rly
+
+    out: dict[Hashable, dict[str, float]] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # arch's notice about RandomState, which rliable passes
+        for group, m in matrices.items():
+            name = "/".join(map(str, group)) if isinstance(group, tuple) else str(group)
+            with bootstrap_stream(stream_seed(seed, name)) as rs:
+                points, intervals = rly.get_interval_estimates({group: m}, aggregates, reps=reps, random_state=rs)
+            out[group] = {}
+            for i, agg in enumerate(AGGREGATES):
+                out[group][agg] = float(points[group][i])
+                out[group][f"{agg}_lo"], out[group][f"{agg}_hi"] = map(float, intervals[group][:, i])
+    return out

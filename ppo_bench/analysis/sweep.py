@@ -32,7 +32,7 @@ from ppo_bench.common.tblog import Scalars
 from ppo_bench.rl.engine.config import legacy_key
 
 from ppo_bench.analysis.runs import RETURN_TAG, SEED_DIR, count_once, read_run
-from ppo_bench.analysis.scores import SCORE_EPISODES, TAG_TAIL, bootstrap_stream, run_score, stream_seed
+from ppo_bench.analysis.scores import SCORE_EPISODES, TAG_TAIL, interval_estimates, run_score
 from ppo_bench.common.atomic import atomic_write_bytes, atomic_write_text
 from ppo_bench.common.paths import RANDOM_SCORES
 
@@ -144,32 +144,15 @@ def group_label(by: Sequence[str], values: Sequence[Any]) -> str:
     return ", ".join(f"{n}={value_text(v)}" for n, v in zip(names, values))
 
 
-def interval_estimates(scores: dict[tuple, np.ndarray], reps: int, seed: int) -> dict[tuple, dict[str, float]]:
-    """rliable's stratified-bootstrap 95% CIs of the mean and the IQM of each group's run scores
-    (one task: the bootstrap resamples seeds). Groups with fewer than two runs get their point only."""
-    from rliable import library as rly
-    from rliable import metrics
-
-    def aggregates(x: np.ndarray) -> np.ndarray:
-        return np.array([metrics.aggregate_mean(x), metrics.aggregate_iqm(x)])
-
+def group_intervals(scores: dict[tuple, np.ndarray], reps: int, seed: int) -> dict[tuple, dict[str, float]]:
+    """The 95% CIs of the mean and the IQM of each group's run scores (``scores.interval_estimates``; one task: the
+    bootstrap resamples seeds). Groups with fewer than two runs get their point only."""
+    ci = interval_estimates({k: v.reshape(-1, 1) for k, v in scores.items() if len(v) >= 2}, reps, seed)
     out: dict[tuple, dict[str, float]] = {}
-    enough = {k: v.reshape(-1, 1) for k, v in scores.items() if len(v) >= 2}
-    if enough:
-        points, intervals = {}, {}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # arch's notice about RandomState, which rliable passes
-            for k, v in enough.items():  # each group its own stream: its CI depends on its own runs only
-                with bootstrap_stream(stream_seed(seed, "/".join(map(str, k)))) as rs:
-                    p, i = rly.get_interval_estimates({k: v}, aggregates, reps=reps, random_state=rs)
-                points.update(p)
-                intervals.update(i)
-        for k in enough:
-            (_, iqm), ((m_lo, iqm_lo), (m_hi, iqm_hi)) = points[k], intervals[k]
-            out[k] = dict(mean_lo=float(m_lo), mean_hi=float(m_hi), iqm=float(iqm), iqm_lo=float(iqm_lo),
-                          iqm_hi=float(iqm_hi))
     for k, v in scores.items():
-        if k not in out:
+        if k in ci:
+            out[k] = {name: ci[k][name] for name in ("mean_lo", "mean_hi", "iqm", "iqm_lo", "iqm_hi")}
+        else:
             point = float(v[0]) if len(v) == 1 else float("nan")
             out[k] = dict(mean_lo=float("nan"), mean_hi=float("nan"), iqm=point, iqm_lo=float("nan"),
                           iqm_hi=float("nan"))
@@ -191,7 +174,7 @@ def build_sweep_table(runs: list[SweepRun], by: Sequence[str], random_scores: di
     cells, keys = group_cells(runs, by)
     scores = {k: np.array([r.score for r in cells[k] if r.status == "finished" and math.isfinite(r.score)])
               for k in keys}
-    ci = interval_estimates(scores, reps, seed)
+    ci = group_intervals(scores, reps, seed)
     rows = []
     for k in keys:
         s, members = scores[k], cells[k]

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,13 +14,12 @@ import numpy as np
 import pandas as pd
 
 from ppo_bench.analysis.runs import Grid, Run, incomplete
-from ppo_bench.analysis.scores import (BASELINES_PPO2_CLIP, BEST_READINGS, SCORE_EPISODES, bootstrap_stream,
-                                       mean_finite, normalized_score, paper_scores, run_score, setting_label,
-                                       setting_sort_key, stream_seed)
+from ppo_bench.analysis.scores import (AGGREGATES, BASELINES_PPO2_CLIP, BEST_READINGS, SCORE_EPISODES,
+                                       interval_estimates, mean_finite, normalized_score, paper_scores, run_score,
+                                       setting_label, setting_sort_key)
 from ppo_bench.common.atomic import atomic_write_text
 
 CSV_COLUMNS = ["env", "objective", "setting", "seeds", "timesteps", "score_mean", "score_std", "normalized_mean"]
-AGGREGATES = ("mean", "iqm", "optimality_gap")  # rliable's aggregate_mean, aggregate_iqm, aggregate_optimality_gap
 
 
 @dataclass
@@ -84,34 +82,6 @@ def job_training_s(runs: list[Run]) -> dict[str, float]:
     for r in runs:
         if math.isfinite(r.wall_s):
             out[r.env] = max(out.get(r.env, 0.0), r.wall_s)
-    return out
-
-
-def interval_estimates(matrices: dict[str, np.ndarray], reps: int, seed: int) -> dict[str, dict[str, float]]:
-    """rliable's stratified-bootstrap 95% CIs of mean, IQM and optimality gap; matrices are (seeds × envs). Each
-    setting's bootstrap draws from its own random stream (``stream_seed``)."""
-    from rliable import library as rly
-    from rliable import metrics
-
-    def aggregates(x: np.ndarray) -> np.ndarray:
-        return np.array([metrics.aggregate_mean(x), metrics.aggregate_iqm(x), metrics.aggregate_optimality_gap(x)])
-
-    if not matrices:
-        return {}
-    points, intervals = {}, {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # arch's notice about RandomState, which rliable passes
-        for setting, m in matrices.items():  # each its own stream: a CI depends on its own runs only
-            with bootstrap_stream(stream_seed(seed, setting)) as rs:
-                p, i = rly.get_interval_estimates({setting: m}, aggregates, reps=reps, random_state=rs)
-            points.update(p)
-            intervals.update(i)
-    out = {}
-    for setting, point in points.items():
-        out[setting] = {}
-        for i, name in enumerate(AGGREGATES):
-            out[setting][name] = float(point[i])
-            out[setting][f"{name}_lo"], out[setting][f"{name}_hi"] = map(float, intervals[setting][:, i])
     return out
 
 
