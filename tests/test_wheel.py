@@ -3,7 +3,9 @@ a fresh virtual environment outside the checkout (torch first, as the Makefile d
 and exports a run from another folder, and both command lines print their help and ppo-bench's version.
 
 The installation takes about a minute (torch's wheel is on the machine, the rest comes through pip's cache); pip is
-told not to byte-compile what it installs, which would take longer than everything the test runs."""
+told not to byte-compile what it installs, which would take longer than everything the test runs: the commands write
+the bytecode of what they import, once, as a user's would (where PYTHONDONTWRITEBYTECODE is set, each command would
+compile torch's modules afresh: two minutes of the test)."""
 
 from __future__ import annotations
 
@@ -78,7 +80,9 @@ def test_installed_wheel_works_from_another_folder(wheel, tmp_path):
     pip = [bin_ / "python", "-m", "pip", "install", "-q", "--no-compile"]
     run([*pip, TORCH], cwd=work)
     run([*pip, f"{wheel}[analysis,onnx]"], cwd=work)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "HYDRA_FULL_ERROR")}
+    # bytecode written on first import, as in a user's venv: each of the commands below would otherwise compile torch
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "HYDRA_FULL_ERROR", "PYTHONDONTWRITEBYTECODE")}
     env.update(PATH=f"{bin_}{os.pathsep}{env.get('PATH', '')}", MPLBACKEND="Agg", CI="1")
 
     where = run(["python", "-c", "import ppo_bench, torch; print(ppo_bench.__file__); print(torch.__version__)"],
