@@ -59,7 +59,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ppo_bench.common.atomic import atomic_write_bytes, atomic_write_text, read_json
-from ppo_bench.common.errors import ConfigError, NonFiniteLoss, OneLineArgumentParser
+from ppo_bench.common.errors import ConfigError, NonFiniteLoss, OneLineArgumentParser, run_command
 from ppo_bench.common.machine import peak_rss_mb
 from ppo_bench.common.paths import LLM_CONF_DIR
 from ppo_bench.llm.evaluate_run import evaluate_run
@@ -716,7 +716,7 @@ def write_report(c: Comparison, rows: list[dict], command: str) -> None:
     budget = f"{c.budget_s / 60:.3g} minutes each" if c.budget_s else "no budget yet"
     sized = ""
     if c.sizing:
-        sized = (f" The budget was sized from a calibration run on this machine (`scripts/llm_sizing.py`): "
+        sized = (" The budget was sized from a calibration run on this machine (`scripts/llm_sizing.py`): "
                  + plan_line(c.sizing, {k: c.catalogue[k].label for k in c.catalogue}, c.jobs) + ".")
     pairs = [m["stats"] for m in c.pairs.values()]
     md = [f"# {c.title} ({model}), {budget}, seeds {', '.join(map(str, c.seeds))}", "",
@@ -884,13 +884,13 @@ def main(argv: list[str] | None = None) -> int:
                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), metavar="M", help=f"a subset of: {', '.join(METHODS)}")
     common_arguments(ap, [0, 1, 2], "wall-clock minutes per method and seed (default: sized from a calibration run)")
-    try:
+
+    def body() -> int:
         args, extra = parse(ap, argv, METHODS)
         c = comparison_from(args, extra, METHODS)
         return run(c, " ".join(["python scripts/llm_comparison.py", *argv]), plan_only=args.plan)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return 2
+
+    return run_command(body)  # an error a user caused: one line, exit code 2
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ppo_bench.common.errors import ConfigError, OneLineArgumentParser
+from ppo_bench.common.errors import OneLineArgumentParser, run_command
 if __package__ in (None, ""):  # run as a file (python scripts/...): the repository root makes `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -74,16 +74,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="+", default=list(ATTEMPTS), metavar="M", help=f"a subset of: {', '.join(ATTEMPTS)}")
     common_arguments(ap, [0], "minutes of training per attempt (default 30)")
     command = " ".join(["python scripts/llm_grpo_fast.py", *argv])
-    try:
+
+    def body() -> int:
         args, extra = parse(ap, argv, ATTEMPTS)
         if args.budget_min is None:
             args.budget_min = 30.0
         c = comparison_from(args, extra, ATTEMPTS, name="grpo_30min", readings=attempt_readings, own_schedule=True,
                             title="GRPO in 30 minutes on 2-digit addition: one lever at a time")
         return run(c, command, plan_only=args.plan)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return 2
+
+    return run_command(body)  # an error a user caused: one line, exit code 2
 
 
 if __name__ == "__main__":

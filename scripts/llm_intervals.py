@@ -84,19 +84,17 @@ def verdict(d: Interval) -> str:
     return "within the noise"
 
 
-def fmt_interval(i: Interval, digits: int = 3) -> str:
-    """'0.515 [0.473, 0.557]'; the mean alone for one seed; '—' for none."""
+def fmt_interval(i: Interval, digits: int = 3, sign: bool = False, alone: str = "") -> str:
+    """'0.515 [0.473, 0.557]' (with ``sign``, '+0.120 [+0.020, +0.220]'); for one seed the mean and ``alone``;
+    '—' for none."""
+    f = f"{'+' if sign else ''}.{digits}f"
     if i.mean is None:
         return "—"
     if i.lo is None:
-        return f"{i.mean:.{digits}f}"
-    return f"{i.mean:.{digits}f} [{i.lo:.{digits}f}, {i.hi:.{digits}f}]"
+        return f"{i.mean:{f}}{alone}"
+    return f"{i.mean:{f}} [{i.lo:{f}}, {i.hi:{f}}]"
 
 
 def fmt_difference(d: Interval, digits: int = 3) -> str:
-    """'+0.120 [+0.020, +0.220]'."""
-    if d.mean is None:
-        return "—"
-    if d.lo is None:
-        return f"{d.mean:+.{digits}f} (one seed: no interval)"
-    return f"{d.mean:+.{digits}f} [{d.lo:+.{digits}f}, {d.hi:+.{digits}f}]"
+    """'+0.120 [+0.020, +0.220]'; '+0.120 (one seed: no interval)'."""
+    return fmt_interval(d, digits, sign=True, alone=" (one seed: no interval)")

@@ -29,7 +29,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ppo_bench.common.errors import ConfigError, OneLineArgumentParser
+from ppo_bench.common.errors import OneLineArgumentParser, run_command
 if __package__ in (None, ""):  # run as a file (python scripts/...): the repository root makes `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -107,16 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="+", default=None, metavar="M", help="a subset of the group's variants (its baseline first)")
     common_arguments(ap, [0, 1, 2], "wall-clock minutes per variant and seed (default: sized from a calibration run)")
     command = " ".join(["python scripts/llm_stabilisers.py", *argv])
-    try:
+
+    def body() -> int:
         pre, _ = ap.parse_known_args(argv)
         catalogue = GROUPS[pre.group]
         args, extra = parse(ap, argv if pre.methods is not None else [*argv, "--methods", *catalogue], catalogue)
         c = comparison_from(args, extra, catalogue, name=f"stabilisers_{args.group}", readings=ablation_readings,
                             title=f"Stabilising {args.group.upper()} on 2-digit addition: each switch against the baseline")
         return run(c, command, plan_only=args.plan)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return 2
+
+    return run_command(body)  # an error a user caused: one line, exit code 2
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from ppo_bench.analysis.runs import RETURN_TAG
 from ppo_bench.analysis.scores import interval_estimates
 from ppo_bench.analysis.sweep import SweepRun, load_sweep_runs, plot_sweep_curves
 from ppo_bench.common.atomic import atomic_write_bytes, atomic_write_text
-from ppo_bench.common.run_folder import read_status
 
 AGENTS = {"ppo": "PPO", "ppom": "PPO-M", "noclip": "PPO-NoClip", "trpo": "TRPO", "trpo_plus": "TRPO+"}
 ENVS = ["Walker2d-v5", "Hopper-v5", "Humanoid-v5"]  # their tables' order
@@ -131,7 +130,7 @@ def job_times(runs: list[SweepRun]) -> dict[tuple[str, str], JobTime]:
     """(task, agent) → ``JobTime`` of the runs found (any status: a running job has cost what it has)."""
     out: dict[tuple[str, str], JobTime] = {}
     for r in runs:
-        st = read_status(r.dir) or {}
+        st = r.status_json
         j = out.setdefault((r.env, r.config["agent"]), JobTime())
         j.runs += 1
         j.wall_s = max(j.wall_s, float(st.get("wall_s") or 0.0))

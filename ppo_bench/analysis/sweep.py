@@ -54,6 +54,7 @@ class SweepRun:
     damage: str | None = None  # why its numbers are not used (``ppo_bench.analysis.runs.read_run``), one line
     fingerprint: str | None = None  # its identity's: with the seed, what the run is (``count_once``)
     content: str | None = None  # a digest of what it recorded (``RunRecord.content``)
+    status_json: dict[str, Any] = field(default_factory=dict)  # its status.json as read: wall_s, cpu_s, ...
 
     @property
     def score(self) -> float:
@@ -104,7 +105,7 @@ def load_sweep_run(run_dir: Path, tags: Sequence[str], last: int = SCORE_EPISODE
     st = rec.status or {"status": "started", "global_step": 0}
     run = SweepRun(dir=run_dir, env=str(flat["env.id"]), seed=seed, status=st["status"], config=flat,
                    global_step=int(st.get("global_step", 0)), scalars=rec.scalars, last=last,
-                   fingerprint=rec.fingerprint, content=rec.content)
+                   fingerprint=rec.fingerprint, content=rec.content, status_json=dict(rec.status or {}))
     if rec.damage:
         run.status, run.damage = "damaged", rec.damage
         print(f"warning: run {run_dir} is damaged, not scored: {rec.damage}", file=sys.stderr, flush=True)
