@@ -11,12 +11,14 @@ Three steps, each a ppo-bench command that resumes where a killed one stopped (t
    Table 1 (random policy 0, baselines' PPO2 at 1M steps 1), and a bootstrap 95% interval of the difference of
    means, to ``results/tuning_<env>.json`` and ``.md``.
 
-Sizing (this 2-core machine, one process: a population of Hopper-v5 trains about 9,500 steps/s,
-results/bench/throughput_Hopper-v5.json): the default plan, Hopper-v5, 64 trials × 2 seeds × 300k steps, is 38.4M
-steps if nothing is pruned, about 25M with the median pruner stopping a third of the work (rl-baselines3-zoo's
-setting), so 45-70 min; the comparison, 2 × 5 runs × 1M steps, about 25 min at a population of five's rate. About
-1.5 h in all. Tuning at 1M steps per trial instead (``--budget 1000000``) costs about 3.3× as much. ``--plan``
-prints the commands and this estimate for the options given, and runs nothing.
+Sizing: the default plan, Hopper-v5, 64 trials × 2 seeds × 300k steps, is 38.4M steps if nothing is pruned, about
+25M with the median pruner stopping a third of the work (rl-baselines3-zoo's setting); the comparison, 2 × 5 runs ×
+1M steps, its two populations trained at once (one core each). At the committed benchmark's rate (a Hopper-v5
+population, one process: about 9,500 steps/s, results/bench/throughput_Hopper-v5.json) that is about 45 min and 20
+min; on a host whose MuJoCo runs at 40% of that benchmark's speed (as on 2026-12-07: the population trained 4,000
+steps/s) 2.5 times as long. ``--plan`` measures this machine's physics for 3 s, scales the benchmark's rate by it,
+and prints the commands and the estimate for the options given; it trains nothing. Tuning at 1M steps per trial
+instead (``--budget 1000000``) costs about 3.3× as much.
 
 On a quiet machine:
 
@@ -37,7 +39,19 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 FRESH_SEEDS = [100, 101, 102, 103, 104]  # never a tuning seed (those are --tune-seeds)
-POPULATION_SPS = 9500.0  # Hopper-v5, one process, results/bench/throughput_Hopper-v5.json; the plan's yardstick
+THROUGHPUT = REPO / "results" / "bench" / "throughput_Hopper-v5.json"  # the plan's yardstick: a population's rate
+
+
+def population_sps(seconds: float = 3.0) -> tuple[float, float]:
+    """(a Hopper-v5 population's training steps/s on one core of this machine, its MuJoCo physics steps/s): the
+    population's rate in the committed benchmark, scaled by this machine's physics rate against the benchmark's
+    (a population's collect is bound by the physics; hosts differ by more than 2x)."""
+    sys.path.insert(0, str(REPO))
+    from scripts.bench_throughput import physics_worker
+
+    bench = json.loads(THROUGHPUT.read_text())
+    here = physics_worker("Hopper-v5", seconds)["sps"]
+    return bench["population"]["sps"] * here / bench["physics"]["sps"], here
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,17 +85,23 @@ def main(argv=None) -> int:
                       "progress=never", "resume=auto", f"run_root={work / a.env / name}", *extra]
                for name, extra in (("tuned", [f"preset={preset}"]), ("paper", []))}
     tune_steps, compare_steps = steps(a)
-    print(f"plan: tune {tune_steps / 1e6:.1f}M steps (~{tune_steps / POPULATION_SPS / 60:.0f} min), compare "
-          f"{compare_steps / 1e6:.1f}M steps (~{compare_steps / (POPULATION_SPS * 0.7) / 60:.0f} min) at "
-          f"{POPULATION_SPS:.0f} steps/s (a Hopper-v5 population on one core of this machine)")
+    sps, physics = population_sps()
+    print(f"plan: tune {tune_steps / 1e6:.1f}M steps (~{tune_steps / sps / 60:.0f} min), compare "
+          f"{compare_steps / 1e6:.1f}M steps (~{compare_steps / 2 / (sps * 0.7) / 60:.0f} min: two processes at once) "
+          f"at about {sps:.0f} steps/s per process (a Hopper-v5 population on one core of this machine, whose "
+          f"MuJoCo physics runs {physics:.0f} steps/s: {THROUGHPUT.relative_to(REPO)} scaled by it)")
     for argv_ in (tune, *compare.values()):
         print("  " + " ".join(shlex.quote(x) for x in argv_))
     if a.plan:
         return 0
-    for argv_ in (tune, *compare.values()):
-        if subprocess.run(argv_, cwd=REPO).returncode != 0:
-            print(f"error: {' '.join(argv_[:4])} ... failed", file=sys.stderr)
-            return 1
+    if subprocess.run(tune, cwd=REPO).returncode != 0:
+        print(f"error: {' '.join(tune[:4])} ... failed", file=sys.stderr)
+        return 1
+    running = [subprocess.Popen(argv_, cwd=REPO) for argv_ in compare.values()]  # one core each
+    failed = [argv_ for argv_, p in zip(compare.values(), running) if p.wait() != 0]
+    if failed:
+        print(f"error: {' '.join(failed[0][:4])} ... failed", file=sys.stderr)
+        return 1
     return report(a, work, preset)
 
 
