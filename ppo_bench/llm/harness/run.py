@@ -270,6 +270,10 @@ class LMRun:
                       for e in self.evals],
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "device": str(self.device),
+            "compute_dtype": str(self.compute_dtype).removeprefix("torch."),  # autocast's; the weights stay float32
+            # this process's peak of GPU memory held by tensors (torch.cuda.max_memory_allocated); None on the CPU
+            "peak_gpu_mb": (round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
+                            if self.device.type == "cuda" else None),
             "torch_threads": torch.get_num_threads(),
             "peak_rss_mb": self.peak_rss(),  # the largest over the run's processes (segments of a resumed run)
             "peak_rss_phase": self.peak_phase(),  # setup, step, evaluation, checkpoint, saving the model, loading, other
