@@ -1,7 +1,9 @@
 """Three tuners side by side in one run on this machine: trials finished per hour and the best value each reaches in
 the same wall time — ppo-bench-tune (a batch of trials as one population), rl-baselines3-zoo's ``train.py --optimize``
 (SB3's PPO, a process whose threads each train a trial) and Hydra's Optuna sweeper with the joblib launcher (a
-process per trial).
+process per trial) — and rl-baselines3-zoo again searching ppo-bench's space instead of its own
+(``rl-zoo3-paper-space``, scripts/zoo_paper_space.py: the rollout length, minibatch, epochs and network at the
+paper's, so that its trials cost what ppo-bench's do).
 
 Each gets the same environment, trial budget (environment steps per trial, one seed per trial), sampler (Optuna's
 multivariate TPE after ``--startup-trials`` random trials), sampler seed, evaluations per trial and median pruner
@@ -13,15 +15,17 @@ ppo-bench-tune's and the sweeper's are the mean return of a run's last 100 train
 normalised value is turned back into a return), rl-baselines3-zoo's the mean return of 5 deterministic evaluation
 episodes. The spaces differ too: ppo-bench-tune and the sweeper search conf/tune/ppo.yaml (step size, ε, λ, γ,
 entropy); rl-baselines3-zoo its own PPO space, which also samples the batch size, rollout length, epochs and network
-(a trial's cost varies with them).
+(a trial's cost varies with them tenfold: the ``rl-zoo3-paper-space`` tool removes that difference).
 
 On a quiet machine (nothing else running; the figures of a busy one measure nothing):
 
     pip install -e '.[tune,bench]' && pip install --no-deps hydra-optuna-sweeper
     python scripts/bench_tuning.py --env Hopper-v5 --budget 100000 --wall 1800 --jobs 2
 
-writes results/bench/tuning_Hopper-v5.json (about 1.5 h: three tuners × 30 min). ``--smoke`` runs each for
-``--wall`` seconds with tiny settings and writes into ``--workdir`` only: it proves the script works, nothing more.
+writes results/bench/tuning_Hopper-v5.json (about 2 h: four tuners × 30 min). ``--tools`` runs some of them; with
+``--add`` they are added to the JSON of an earlier run of the same settings (each tool's start is recorded).
+``--smoke`` runs each for ``--wall`` seconds with tiny settings and writes into ``--workdir`` only: it proves the
+script works, nothing more.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TOOLS = ("ppo-bench-tune", "rl-zoo3", "hydra-optuna")
+TOOLS = ("ppo-bench-tune", "rl-zoo3", "hydra-optuna", "rl-zoo3-paper-space")
+SAME = ("env", "budget_per_trial", "wall_s_each", "jobs", "batch", "evaluations", "startup_trials", "seed", "smoke")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -56,6 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--out", default=None, help="results JSON (default results/bench/tuning_<env>.json; with --smoke "
                                                 "<workdir>/tuning_<env>_smoke.json)")
     ap.add_argument("--smoke", action="store_true", help="tiny settings, to prove the script works")
+    ap.add_argument("--add", action="store_true", help="keep the other tools of the results JSON (an earlier run of "
+                                                       "the same settings) and add or replace these")
     return ap.parse_args(argv)
 
 
@@ -75,6 +82,11 @@ def commands(a: argparse.Namespace, work: Path) -> dict[str, tuple[list[str], st
            "--storage", f"sqlite:///{work / 'rl-zoo3' / 'study.db'}", "--study-name", "zoo", "-f",
            str(work / "rl-zoo3" / "logs"), "--device", "cpu", "--no-optim-plots", "--conf-file", str(zoo_conf),
            "--num-threads", "1", "--verbose", "0"]
+    zoo_same = [py, str(REPO / "scripts" / "zoo_paper_space.py"), *zoo[3:]]
+    for flag, value in (("--storage", f"sqlite:///{work / 'rl-zoo3-paper-space' / 'study.db'}"),
+                        ("-f", str(work / "rl-zoo3-paper-space" / "logs"))):
+        zoo_same[zoo_same.index(flag) + 1] = value
+    (work / "rl-zoo3-paper-space").mkdir(parents=True, exist_ok=True)
     hydra = [py, "-m", "ppo_bench", "-m", "tune=ppo", f"env.id={a.env}", f"total_timesteps={a.budget}", "progress=never",
              *ours_extra, "hydra/launcher=joblib", f"hydra.launcher.n_jobs={a.jobs}", f"hydra.sweeper.n_jobs={a.jobs}",
              "hydra.sweeper.n_trials=100000", f"hydra.sweeper.storage=sqlite:///{work / 'hydra-optuna' / 'study.db'}",
@@ -84,7 +96,8 @@ def commands(a: argparse.Namespace, work: Path) -> dict[str, tuple[list[str], st
     (work / "hydra-optuna").mkdir(parents=True, exist_ok=True)
     return {"ppo-bench-tune": (ours, f"sqlite:///{work / 'ppo-bench-tune' / 'study.db'}", "ppo-bench-tune"),
             "rl-zoo3": (zoo, f"sqlite:///{work / 'rl-zoo3' / 'study.db'}", "zoo"),
-            "hydra-optuna": (hydra, f"sqlite:///{work / 'hydra-optuna' / 'study.db'}", "hydra")}
+            "hydra-optuna": (hydra, f"sqlite:///{work / 'hydra-optuna' / 'study.db'}", "hydra"),
+            "rl-zoo3-paper-space": (zoo_same, f"sqlite:///{work / 'rl-zoo3-paper-space' / 'study.db'}", "zoo")}
 
 
 def run_for(argv: list[str], wall: float, log: Path) -> tuple[datetime.datetime, float, int | None]:
@@ -153,14 +166,27 @@ def main(argv=None) -> int:
                  "values": {"ppo-bench-tune": "mean return of the last 100 training episodes (its normalised value "
                                               f"turned back: {norm.describe()})",
                             "hydra-optuna": "mean return of the last 100 training episodes",
-                            "rl-zoo3": "mean return of 5 deterministic evaluation episodes"},
+                            "rl-zoo3": "mean return of 5 deterministic evaluation episodes",
+                            "rl-zoo3-paper-space": "mean return of 5 deterministic evaluation episodes"},
                  "tools": {}}
+    path = Path(a.out) if a.out else (work / f"tuning_{a.env}_smoke.json" if a.smoke
+                                      else REPO / "results" / "bench" / f"tuning_{a.env}.json")
+    if a.add:  # the tools of an earlier run of the same settings on this machine, kept beside the new ones
+        earlier = json.loads(path.read_text())
+        differ = [k for k in SAME if earlier.get(k) != out[k]]
+        if differ:
+            print(f"error: --add: {path} was measured with other settings ({', '.join(differ)})", file=sys.stderr)
+            return 2
+        out["tools"] = {t: r for t, r in earlier["tools"].items() if t not in tools}
+        out["command"] = f"{earlier['command']}; then {out['command']}"
+        load_before = tuple(earlier["load_average_before_after"][:1]) + load_before[1:]
     for tool in tools:
         argv_t, storage, name = cmds[tool]
         print(f"{tool}: {a.wall:.0f} s ...", flush=True)
         start, took, rc = run_for(argv_t, a.wall, work / f"{tool}.log")
         res = read_study(storage, name, start, a.wall, back if tool == "ppo-bench-tune" else None)
-        res.update({"command": " ".join(shlex.quote(x) for x in argv_t), "exit_code": rc, "ran_s": round(took, 1)})
+        res.update({"command": " ".join(shlex.quote(x) for x in argv_t), "exit_code": rc, "ran_s": round(took, 1),
+                    "started": start.isoformat(timespec="seconds")})
         out["tools"][tool] = res
         print(f"  {res['finished']} trials finished ({res.get('pruned', 0)} pruned): {res['per_hour']:.1f}/h; "
               f"best {res.get('best_return')}", flush=True)
@@ -168,8 +194,6 @@ def main(argv=None) -> int:
     out["ratios"] = {f"ppo-bench-tune_over_{t}": (ours / r["per_hour"] if ours and r["per_hour"] else None)
                      for t, r in out["tools"].items() if t != "ppo-bench-tune"}
     out["load_average_before_after"] = [load_before[0], os.getloadavg()[0]]
-    path = Path(a.out) if a.out else (work / f"tuning_{a.env}_smoke.json" if a.smoke
-                                      else REPO / "results" / "bench" / f"tuning_{a.env}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {path}")
