@@ -179,7 +179,7 @@ def main(argv=None) -> int:
             return 2
         out["tools"] = {t: r for t, r in earlier["tools"].items() if t not in tools}
         out["command"] = f"{earlier['command']}; then {out['command']}"
-        load_before = tuple(earlier["load_average_before_after"][:1]) + load_before[1:]
+        load_before = (earlier["load_average_before_after"][0],)  # before the first of the tools
     for tool in tools:
         argv_t, storage, name = cmds[tool]
         print(f"{tool}: {a.wall:.0f} s ...", flush=True)

@@ -33,9 +33,12 @@ ALGOS = {  # a few steps each, at the settings of the reference runs otherwise (
 
 
 def machine(device: str) -> dict:
+    """``ppo_bench.common.machine.describe`` (cores, CPU, commit, versions) and the GPU's name, bf16 and memory."""
     import torch
 
-    out = {"torch": torch.__version__, "device": device, "cuda": torch.version.cuda}
+    from ppo_bench.common.machine import describe
+
+    out = {**describe("torch", "transformers"), "device": device, "cuda": torch.version.cuda}
     if device == "cuda":
         out.update(gpu=torch.cuda.get_device_name(0), bf16=torch.cuda.is_bf16_supported(),
                    gpu_memory_gb=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1))

@@ -27,21 +27,26 @@ SB3_NAMES = {"algo.lr": "learning_rate", "objective.eps": "clip_range", "algo.ga
 PAPER = {"n_steps": 2048, "batch_size": 64, "n_epochs": 10}  # Schulman et al. 2017, Table 3
 
 
-def sample_paper_space(trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
-    """rl_zoo3's sampler signature: SB3 PPO's keyword arguments of one trial."""
+def paper_space_sampler():
+    """rl_zoo3's sampler (its signature: trial, n_actions, n_envs, additional_args → SB3 PPO's keyword arguments)
+    over conf/tune/ppo.yaml, read once; a searched key SB3's PPO has no name for here is refused before the study."""
     space = load_space("ppo")
     unknown = set(space.distributions) - set(SB3_NAMES)
     if unknown:
         raise SystemExit(f"error: conf/tune/ppo.yaml searches {', '.join(sorted(unknown))}, which this script does "
                          "not map to SB3's PPO")
-    return {**PAPER, **{SB3_NAMES[k]: suggest(trial, k, d) for k, d in space.distributions.items()}}
+
+    def sample(trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+        return {**PAPER, **{SB3_NAMES[k]: suggest(trial, k, d) for k, d in space.distributions.items()}}
+
+    return sample
 
 
 def main() -> None:
     from rl_zoo3 import hyperparams_opt
     from rl_zoo3.train import train
 
-    hyperparams_opt.HYPERPARAMS_SAMPLER["ppo"] = sample_paper_space  # the dict rl_zoo3's ExperimentManager reads
+    hyperparams_opt.HYPERPARAMS_SAMPLER["ppo"] = paper_space_sampler()  # the dict rl_zoo3's ExperimentManager reads
     sys.argv = ["rl_zoo3.train", *sys.argv[1:]]
     train()
 
