@@ -172,6 +172,9 @@ def main(argv=None) -> int:
     path = Path(a.out) if a.out else (work / f"tuning_{a.env}_smoke.json" if a.smoke
                                       else REPO / "results" / "bench" / f"tuning_{a.env}.json")
     if a.add:  # the tools of an earlier run of the same settings on this machine, kept beside the new ones
+        if not path.is_file():
+            print(f"error: --add: {path} does not exist (run the other tools first, or leave out --add)", file=sys.stderr)
+            return 2
         earlier = json.loads(path.read_text())
         differ = [k for k in SAME if earlier.get(k) != out[k]]
         if differ:
