@@ -4,13 +4,15 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.record_writer import RecordWriter
 from torch.utils.tensorboard import SummaryWriter
 
-from ppo_bench.common.tblog import RunLogger, read_scalars
+from ppo_bench.common.tblog import RunLogger, read_scalars, scalar_event
 
 
 def accumulator(path) -> dict[str, list[tuple[int, float, float]]]:
@@ -114,3 +116,89 @@ def test_scalars_written_in_one_go_are_the_records_tensorboards_writer_makes(tmp
     expected = [(int(s), float(np.float32(v)), 1.5e9) for s, v in zip(steps, values)]
     assert ours(tmp_path / "fast").get("charts/episodic_return", []) == expected
     assert accumulator(tmp_path / "fast").get("charts/episodic_return", []) == expected
+
+
+# Events as TensorBoard's writers make them, and some they do not: every field the scalar fast path reads, at its
+# edges (step 0, which protobuf leaves out; negative and 64-bit steps; tags of any text; NaN and infinite values)
+_values = st.lists(st.tuples(st.text(max_size=12), st.floats(width=32)), max_size=4)
+_events = st.builds(
+    lambda wall, step, values, extra: Event(
+        wall_time=wall, step=step, **({"file_version": extra} if extra is not None else {}),
+        summary=Summary(value=[Summary.Value(tag=t, simple_value=v) for t, v in values])),
+    st.floats(allow_nan=False, min_value=0.0, max_value=4e9) | st.just(0.0),
+    st.integers(-2**63, 2**63 - 1) | st.integers(0, 300),
+    _values, st.none() | st.just("brain.Event:2"))
+
+
+def decoded(event: Event):
+    """What the fast path must return for an Event: its wall time, step and (tag, simple value)s."""
+    return event.wall_time, event.step, [(v.tag, v.simple_value) for v in event.summary.value]
+
+
+@given(_events)
+@settings(max_examples=400, deadline=None)
+def test_the_scalar_fast_path_decodes_as_tensorboards_event_class(event):
+    got = scalar_event(event.SerializeToString())
+    if event.file_version or event.wall_time == 0.0:  # not a record of wall time, step and summary only
+        assert got is None
+    else:
+        assert got is not None and repr(got) == repr(decoded(event))  # repr: NaN equals NaN
+
+
+@given(st.binary(max_size=40), _events)
+@settings(max_examples=400, deadline=None)
+def test_the_scalar_fast_path_never_reads_what_the_event_class_would_not(noise, event):
+    """Bytes that are no scalar event, or an event cut or spliced: the fast path returns None or what the Event
+    class decodes, never something else."""
+    from google.protobuf.message import DecodeError
+
+    payload = event.SerializeToString()
+    for candidate in (noise, payload[:len(noise) % (len(payload) + 1)], payload + noise, noise + payload):
+        got = scalar_event(candidate)
+        if got is None:
+            continue
+        try:
+            reference = Event.FromString(candidate)
+        except DecodeError:
+            raise AssertionError(f"{candidate!r}: decoded {got}, which the Event class refuses") from None
+        assert repr(got) == repr(decoded(reference)), candidate
+
+
+@given(st.lists(st.tuples(st.integers(-2**63, 2**63 - 1) | st.integers(0, 200), st.floats(width=32)), max_size=30),
+       st.text(min_size=1, max_size=20), st.floats(min_value=1.0, max_value=4e9))
+@settings(max_examples=150, deadline=None)
+def test_scalars_written_at_once_equal_tensorboards_records(tmp_path_factory, points, tag, wall):
+    from ppo_bench.common.tblog import write_scalar_events
+
+    folder = tmp_path_factory.mktemp("w")
+    path = write_scalar_events(folder, tag, [s for s, _ in points], [v for _, v in points], wall_time=wall)
+    ref = folder / "ref"
+    with open(ref, "wb") as f:
+        writer = RecordWriter(f)
+        writer.write(Event(wall_time=wall, file_version="brain.Event:2").SerializeToString())
+        for s, v in points:
+            writer.write(Event(wall_time=wall, step=s, summary=Summary(value=[
+                Summary.Value(tag=tag, simple_value=v)])).SerializeToString())
+        writer.flush()
+    assert path.read_bytes() == ref.read_bytes()
+
+
+@given(st.lists(_events.map(Event.SerializeToString) | st.binary(max_size=30), max_size=12))
+@settings(max_examples=200, deadline=None)
+def test_a_batch_of_records_decodes_as_each_record_alone(payloads):
+    """``scalar_records`` on many records at once (as ``read_scalars`` calls it on a file) gives each record what it
+    gives that record alone: a record's neighbours never change how it is read."""
+    from ppo_bench.common.tblog import scalar_records
+
+    buf = np.frombuffer(b"".join(payloads), dtype=np.uint8)
+    lengths = np.array([len(p) for p in payloads], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    batch = scalar_records(buf, starts, lengths)
+    for k, payload in enumerate(payloads):
+        alone = scalar_event(payload)
+        assert batch.ok[k] == (alone is not None)
+        if alone is not None:
+            at = batch.record == k
+            got = (float(batch.wall_time[k]), int(batch.step[k]),
+                   [(batch.tags[t], float(v)) for t, v in zip(batch.tag[at].tolist(), batch.value[at].tolist())])
+            assert repr(got) == repr(alone)
