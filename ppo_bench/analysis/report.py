@@ -90,7 +90,7 @@ def split_keys(text: str) -> list[str]:
 def main_sweep(args: argparse.Namespace, command: str) -> int:
     try:
         from ppo_bench.analysis.sweep import sweep_report
-    except ImportError as e:  # matplotlib, pandas, rliable are the `analysis` extra
+    except ImportError as e:  # matplotlib and pandas are the `analysis` extra
         print(f"error: {e}; install the analysis extra: pip install 'ppo-bench[analysis]'", file=sys.stderr)
         return 2
     check_inputs(args)
@@ -119,7 +119,7 @@ def main_experiment(args: argparse.Namespace, command: str) -> int:
             from ppo_bench.analysis.random_policy import load_random_scores
         else:
             from ppo_bench.analysis.implementation_matters import implementation_matters_report
-    except ImportError as e:  # matplotlib, pandas, rliable are the `analysis` extra
+    except ImportError as e:  # matplotlib and pandas are the `analysis` extra
         print(f"error: {e}; install the analysis extra: pip install 'ppo-bench[analysis]'", file=sys.stderr)
         return 2
     check_inputs(args)
@@ -167,7 +167,7 @@ def report_command(argv: list[str] | None) -> int:
         from ppo_bench.analysis.random_policy import load_random_scores
         from ppo_bench.analysis.runs import experiment_grid, find_runs, found_grid
         from ppo_bench.analysis.table1 import build_table1, read_variant, render_markdown, write_csv
-    except ImportError as e:  # matplotlib, pandas, rliable are the `analysis` extra
+    except ImportError as e:  # matplotlib and pandas are the `analysis` extra
         print(f"error: {e}; install the analysis extra: pip install 'ppo-bench[analysis]'", file=sys.stderr)
         return 2
     notes: list[str] = []

@@ -12,10 +12,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
-import warnings
 from typing import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -124,66 +122,64 @@ def stream_seed(seed: int, key: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{key}".encode()).digest()[:4], "little")
 
 
-@contextlib.contextmanager
-def bootstrap_stream(seed: int):
-    """A RandomState of ``seed`` for rliable's bootstrap, and NumPy's global generator seeded with it meanwhile:
-    rliable 1.2's StratifiedBootstrap draws its resamples from ``np.random.choice`` (the global generator), not
-    from the random_state it is given, so without this a CI depends on whatever drew from NumPy's global
-    generator before the report. The global state is restored afterwards."""
-    saved = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield np.random.RandomState(seed)
-    finally:
-        np.random.set_state(saved)
-
-
-# ---------------------------------------------------------------------------- interval estimates (rliable)
+# ---------------------------------------------------------------------------- interval estimates (rliable's)
 # Agarwal et al. 2021, "Deep RL at the Edge of the Statistical Precipice": the aggregates of a (runs × tasks) matrix
-# whose stratified-bootstrap CIs the reports give. Each is the same NumPy arithmetic as rliable 1.2's
-# aggregate_mean, aggregate_iqm (SciPy's trim_mean) and aggregate_optimality_gap, so its value is theirs to the bit
-# (tests/test_bootstrap_streams.py), without SciPy's per-call array-API dispatch: a report bootstraps 2,000
-# resamples of every group, and that dispatch took nine tenths of its time.
+# and their stratified-bootstrap percentile CIs, as rliable 1.2 computes them — to the bit (tests/test_bootstrap_
+# streams.py checks both against rliable on generated matrices) — with every resample of a group at once: rliable
+# calls the aggregates once per resample in Python, 2,000 times per group of a report.
 AGGREGATES = ("mean", "iqm", "optimality_gap")
 
 
-def mean_score(scores: np.ndarray) -> float:
-    """Agarwal et al. 2021: the mean over tasks of each task's mean over runs."""
-    return np.mean(np.mean(scores, axis=0), axis=0)
+def mean_score(scores: np.ndarray) -> np.ndarray:
+    """Agarwal et al. 2021: the mean over tasks of each task's mean over runs (of each matrix of a stack ``(..., runs,
+    tasks)``), rliable's aggregate_mean."""
+    return np.mean(np.mean(scores, axis=-2), axis=-1)
 
 
-def iqm(scores: np.ndarray) -> float:
-    """Agarwal et al. 2021: the interquartile mean, the mean of the middle half of all runs' scores (25% trimmed)."""
-    flat = np.asarray(scores).ravel()
-    low = int(0.25 * len(flat))
-    high = len(flat) - low
-    return np.mean(np.partition(flat, (low, high - 1))[low:high])
+def iqm(scores: np.ndarray) -> np.ndarray:
+    """Agarwal et al. 2021: the interquartile mean, the mean of the middle half of all runs' scores (25% trimmed;
+    rliable's aggregate_iqm, SciPy's trim_mean), of each matrix of a stack ``(..., runs, tasks)``."""
+    flat = np.asarray(scores).reshape(*np.shape(scores)[:-2], -1)
+    low = int(0.25 * flat.shape[-1])
+    high = flat.shape[-1] - low
+    return np.mean(np.partition(flat, (low, high - 1), axis=-1)[..., low:high], axis=-1)
 
 
-def optimality_gap(scores: np.ndarray, gamma: float = 1.0) -> float:
-    """Agarwal et al. 2021: how far the runs fall short of the normalised score ``gamma``, scores above it clipped."""
-    return gamma - np.mean(np.minimum(scores, gamma))
+def optimality_gap(scores: np.ndarray, gamma: float = 1.0) -> np.ndarray:
+    """Agarwal et al. 2021: how far the runs fall short of the normalised score ``gamma``, scores above it clipped
+    (of each matrix of a stack ``(..., runs, tasks)``), rliable's aggregate_optimality_gap."""
+    clipped = np.minimum(scores, gamma)
+    return gamma - np.mean(clipped.reshape(*clipped.shape[:-2], -1), axis=-1)
 
 
 def aggregates(scores: np.ndarray) -> np.ndarray:
-    return np.array([mean_score(scores), iqm(scores), optimality_gap(scores)])
+    """``AGGREGATES`` of a matrix, or of each matrix of a stack: shape (..., 3)."""
+    return np.stack([mean_score(scores), iqm(scores), optimality_gap(scores)], axis=-1)
+
+
+def stratified_resamples(scores: np.ndarray, reps: int, seed: int) -> np.ndarray:
+    """``reps`` resamples of a (runs × tasks) matrix, each task's runs drawn with replacement: the draws of rliable
+    1.2's StratifiedBootstrap (``np.random.choice`` of the runs for every cell, in one stream seeded ``seed``)."""
+    runs, tasks = scores.shape
+    rows = np.random.RandomState(seed).choice(runs, (reps, runs, tasks), replace=True)
+    return scores[rows, np.arange(tasks)]
 
 
 def interval_estimates(matrices: Mapping[Hashable, np.ndarray], reps: int, seed: int) -> dict[Hashable, dict[str, float]]:
-    """rliable's stratified-bootstrap 95% CIs (percentile) of each ``AGGREGATES`` of each group's (runs × tasks)
-    matrix: ``{group: {"mean": ..., "mean_lo": ..., "mean_hi": ..., "iqm": ..., ...}}``. Each group draws from its
-    own stream (``stream_seed`` of its name; a tuple name joined by "/"), so its CI depends on its own runs only."""
-    from rliable import library as rly
-
+    """The stratified-bootstrap 95% CIs (percentile) of each ``AGGREGATES`` of each group's (runs × tasks) matrix, as
+    rliable's get_interval_estimates gives them: ``{group: {"mean": ..., "mean_lo": ..., "mean_hi": ..., "iqm": ...,
+    ...}}``. Each group draws from its own stream (``stream_seed`` of its name; a tuple name joined by "/"), so its
+    CI depends on its own runs only — not on the other groups, their order, or NumPy's global generator."""
+    alpha = (1.0 - 0.95) / 2  # the percentiles as arch's conf_int computes them (2.5000000000000022, not 2.5)
+    percentiles = [100 * alpha, 100 * (1.0 - alpha)]
     out: dict[Hashable, dict[str, float]] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # arch's notice about RandomState, which rliable passes
-        for group, m in matrices.items():
-            name = "/".join(map(str, group)) if isinstance(group, tuple) else str(group)
-            with bootstrap_stream(stream_seed(seed, name)) as rs:
-                points, intervals = rly.get_interval_estimates({group: m}, aggregates, reps=reps, random_state=rs)
-            out[group] = {}
-            for i, agg in enumerate(AGGREGATES):
-                out[group][agg] = float(points[group][i])
-                out[group][f"{agg}_lo"], out[group][f"{agg}_hi"] = map(float, intervals[group][:, i])
+    for group, m in matrices.items():
+        m = np.asarray(m, dtype=np.float64)
+        name = "/".join(map(str, group)) if isinstance(group, tuple) else str(group)
+        point = aggregates(m)
+        resampled = aggregates(stratified_resamples(m, reps, stream_seed(seed, name)))  # (reps, 3)
+        out[group] = {}
+        for i, agg in enumerate(AGGREGATES):
+            out[group][agg] = float(point[i])
+            out[group][f"{agg}_lo"], out[group][f"{agg}_hi"] = map(float, np.percentile(resampled[:, i], percentiles))
     return out

@@ -1,6 +1,6 @@
 """Table 1 from run folders: per env × setting scores, the normalised Table-1 column, CSV and Markdown.
 
-``build_table1`` does the arithmetic (formulas in ``scores``, interval estimates by ``rliable``);
+``build_table1`` does the arithmetic (formulas in ``scores``, interval estimates by ``scores.interval_estimates``, rliable's to the bit);
 ``write_csv`` and ``render_markdown`` only format what it computed.
 """
 
@@ -143,7 +143,7 @@ def build_table1(runs: list[Run], random_scores: dict[str, float], grid: Grid, b
         for env, sd, v in zip(own.env, own.seed, own.normalized):
             m[grid.seeds.index(sd), scaled_envs.index(env)] = v
         if scaled_envs and np.isfinite(m).all():
-            matrices[setting] = m  # rliable needs every (seed, env) cell
+            matrices[setting] = m  # the stratified bootstrap needs every (seed, env) cell
         column.append({"setting": setting, "label": setting_label(objectives[setting]), "runs": len(own),
                        "runs_expected": m.size, "normalized_mean": mean_finite(own.normalized)})
     estimates = interval_estimates(matrices, reps, seed)
