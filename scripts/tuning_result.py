@@ -94,15 +94,23 @@ def main(argv=None) -> int:
         print("  " + " ".join(shlex.quote(x) for x in argv_))
     if a.plan:
         return 0
-    if subprocess.run(tune, cwd=REPO).returncode != 0:
-        print(f"error: {' '.join(tune[:4])} ... failed", file=sys.stderr)
-        return 1
+    code = subprocess.run(tune, cwd=REPO).returncode
+    if code:
+        return stopped(tune, code)
     running = [subprocess.Popen(argv_, cwd=REPO) for argv_ in compare.values()]  # one core each
-    failed = [argv_ for argv_, p in zip(compare.values(), running) if p.wait() != 0]
-    if failed:
-        print(f"error: {' '.join(failed[0][:4])} ... failed", file=sys.stderr)
-        return 1
+    for argv_, p in zip(compare.values(), running):
+        code = p.wait()
+        if code:
+            return stopped(argv_, code)
     return report(a, work, preset)
+
+
+def stopped(argv_: list[str], code: int) -> int:
+    """A step that did not finish: stopped by a signal (128 + its number; every run checkpointed, the same command
+    resumes) or failed. Its exit code is this script's."""
+    what = "was stopped by a signal; the same command resumes it" if code > 128 else "failed"
+    print(f"{'interrupted' if code > 128 else 'error'}: {' '.join(argv_[:4])} ... {what}", file=sys.stderr)
+    return code
 
 
 def final_scores(root: Path) -> dict[int, float]:
