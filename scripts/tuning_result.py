@@ -31,6 +31,7 @@ import argparse
 import json
 import math
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -121,6 +122,25 @@ def final_scores(root: Path) -> dict[int, float]:
     return out
 
 
+def command(a: argparse.Namespace) -> str:
+    """The command line that makes this result (the options that differ from the defaults spelled out)."""
+    defaults = parse_args([])
+    extra = [f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items() if k != "plan" and v != getattr(defaults, k)]
+    return " ".join(["python scripts/tuning_result.py", *extra])
+
+
+def study_summary(folder: Path) -> dict:
+    """How the study's trials ended and its best trial, read from its SQLite file."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{folder / 'study.db'}")
+    states = [t.state.name.lower() for t in study.trials]
+    return {"trials": len(states), "complete": states.count("complete"), "pruned": states.count("pruned"),
+            "failed": states.count("fail"), "best_trial": study.best_trial.number, "best_value": study.best_value,
+            "best_params": study.best_params}
+
+
 def report(a: argparse.Namespace, work: Path, preset: str) -> int:
     sys.path.insert(0, str(REPO))
     from ppo_bench.common.paths import CONF_DIR
@@ -139,11 +159,24 @@ def report(a: argparse.Namespace, work: Path, preset: str) -> int:
                                "normalised_mean": norm(float(np.mean(list(v.values()))))} for k, v in scores.items()},
               "difference_of_means": float(t.mean() - p.mean()),
               "difference_95ci": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}
+    result["study"] = study_summary(work / "study")
+    result["command"] = command(a)
     out = REPO / "results" / f"tuning_{env_id}"
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    figures = []
+    for name in ("history.png", "importances.png"):  # Optuna's figures, written by ppo-bench-tune beside the study
+        if (work / "study" / name).is_file():
+            figures.append(out.with_name(f"{out.name}_{name}"))
+            shutil.copyfile(work / "study" / name, figures[-1])
+    st = result["study"]
     lines = [f"# Tuned PPO-clip against the paper's settings on {env_id}", "",
-             f"Tuned by `ppo-bench-tune`: {a.trials} trials × seeds {a.tune_seeds} × {a.budget} steps; compared at "
-             f"{a.compare_budget} steps on seeds {FRESH_SEEDS} (none tuned on).", "",
+             f"Made by `{result['command']}` (in a checkout of ppo-bench; it resumes where it stopped).", "",
+             f"Tuned by `ppo-bench-tune`: {a.trials} trials × seeds {a.tune_seeds} × {a.budget} steps "
+             f"({st['complete']} complete, {st['pruned']} pruned by the median pruner; the best, trial {st['best_trial']}, "
+             f"scored {st['best_value']:.3f} normalised); compared at {a.compare_budget} steps on seeds {FRESH_SEEDS} "
+             "(none tuned on).", "",
+             "The tuned preset (conf/preset/" + preset + ".yaml):", "", "```yaml",
+             result["tuning"]["preset"].rstrip(), "```", "",
              "| setting | " + " | ".join(f"seed {s}" for s in FRESH_SEEDS) + " | mean ± std | normalised |",
              "|---" * (len(FRESH_SEEDS) + 3) + "|"]
     for k, v in result["settings"].items():
@@ -151,6 +184,7 @@ def report(a: argparse.Namespace, work: Path, preset: str) -> int:
                      + f" | {v['mean']:.1f} ± {v['std']:.1f} | {v['normalised_mean']:.2f} |")
     lo, hi = result["difference_95ci"]
     lines += ["", f"Tuned − paper: {result['difference_of_means']:.1f} (bootstrap 95% interval [{lo:.1f}, {hi:.1f}])."]
+    lines += ["", *(f"![{f.stem}]({f.name})" for f in figures)] if figures else []
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
