@@ -5,8 +5,10 @@ import subprocess
 import sys
 
 import pytest
+from omegaconf import OmegaConf
 
 from ppo_bench.common.errors import ConfigError
+from ppo_bench.common.paths import LLM_CONF_DIR
 from ppo_bench.llm.harness import models
 from ppo_bench.llm.launch import validate
 from ppo_bench.llm.launch import build_trainer
@@ -20,6 +22,19 @@ def test_default_config_composes_and_validates(llm_cfg):
     ref = llm_cfg("+experiment=grpo_addition")
     validate(ref)
     assert ref.max_wall_s == 2700 and ref.model.freeze_embeddings
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in LLM_CONF_DIR.joinpath("experiment").glob("*.yaml")))
+def test_every_experiment_composes_and_validates(llm_cfg, experiment):
+    validate(llm_cfg(f"+experiment={experiment}"))
+
+
+def test_the_first_run_is_the_reference_run_shortened(llm_cfg):
+    first, ref = llm_cfg("+experiment=first_run"), llm_cfg("+experiment=grpo_addition")
+    assert first.algo.steps == 6 and first.algo.lr_schedule == "constant" and first.run_name == "first_run/seed0"
+    for key in ("model", "task.name", "algo.lr", "algo.num_generations", "algo.max_completion_length", "algo.truncated",
+                "algo.beta", "algo.temperature", "torch_threads"):
+        assert OmegaConf.select(first, key) == OmegaConf.select(ref, key), key
 
 
 @pytest.mark.parametrize(
