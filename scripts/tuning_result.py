@@ -159,15 +159,15 @@ def report(a: argparse.Namespace, work: Path, preset: str) -> int:
                                "normalised_mean": norm(float(np.mean(list(v.values()))))} for k, v in scores.items()},
               "difference_of_means": float(t.mean() - p.mean()),
               "difference_95ci": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}
-    result["study"] = study_summary(work / "study")
+    result["study"] = study_summary(work / a.env / "study")
     result["command"] = command(a)
     out = REPO / "results" / f"tuning_{env_id}"
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     figures = []
     for name in ("history.png", "importances.png"):  # Optuna's figures, written by ppo-bench-tune beside the study
-        if (work / "study" / name).is_file():
+        if (work / a.env / "study" / name).is_file():
             figures.append(out.with_name(f"{out.name}_{name}"))
-            shutil.copyfile(work / "study" / name, figures[-1])
+            shutil.copyfile(work / a.env / "study" / name, figures[-1])
     st = result["study"]
     lines = [f"# Tuned PPO-clip against the paper's settings on {env_id}", "",
              f"Made by `{result['command']}` (in a checkout of ppo-bench; it resumes where it stopped).", "",
