@@ -7,6 +7,7 @@ Three steps, each a ppo-bench command that resumes where a killed one stopped (t
    --preset tuned_<env>`` (the space conf/tune/ppo.yaml: step size, ε, λ, γ, entropy);
 2. compare: ``ppo-bench env=<env> total_timesteps=<compare budget> population.seeds=[100,...,104]`` once with
    ``preset=tuned_<env>``, once without (the paper's settings), each one population of five runs;
+   and again at the tuning budget (``--also-at``), where the trials were scored;
 3. report: each setting's final scores (mean return of the last 100 episodes) per seed, mean ± std, normalised as
    Table 1 (random policy 0, baselines' PPO2 at 1M steps 1), and a bootstrap 95% interval of the difference of
    means, to ``results/tuning_<env>.json`` and ``.md``.
@@ -60,6 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--env", default="hopper", help="an env group option of a Table-1 task (default hopper)")
     ap.add_argument("--budget", type=int, default=300_000, help="steps per tuning run (default 300000)")
     ap.add_argument("--compare-budget", type=int, default=1_000_000, help="steps per comparison run (default 1M, the paper's)")
+    ap.add_argument("--also-at", default="tuning", help="comparison budgets besides --compare-budget, comma-separated: "
+                    "'tuning' (the default) is --budget, the budget the trials were scored at; 'none' for none")
     ap.add_argument("--trials", type=int, default=64, help="trials (default 64)")
     ap.add_argument("--batch", type=int, default=16, help="trials per population (default 16)")
     ap.add_argument("--tune-seeds", default="0,1", help="seeds of every trial (default 0,1)")
@@ -70,7 +73,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def steps(a: argparse.Namespace) -> tuple[float, float]:
     tune = a.trials * len(a.tune_seeds.split(",")) * a.budget * (2 / 3)  # the median pruner: about a third saved
-    return tune, 2 * len(FRESH_SEEDS) * a.compare_budget
+    return tune, 2 * len(FRESH_SEEDS) * sum(budgets(a))
+
+
+def budgets(a: argparse.Namespace) -> list[int]:
+    """The comparison's budgets: --compare-budget first, then --also-at's."""
+    extra = [] if a.also_at == "none" else [a.budget if b == "tuning" else int(b) for b in a.also_at.split(",")]
+    return list(dict.fromkeys([a.compare_budget, *extra]))
+
+
+def folder(name: str, budget: int, a: argparse.Namespace) -> str:
+    """A comparison's run folder under <workdir>/<env>: 'tuned', 'paper' at --compare-budget, 'tuned_<steps>' else."""
+    return name if budget == a.compare_budget else f"{name}_{budget}"
 
 
 def main(argv=None) -> int:
@@ -82,9 +96,9 @@ def main(argv=None) -> int:
     tune = [py, "-m", "ppo_bench.tune", str(work / a.env / "study"), f"env={a.env}", f"total_timesteps={a.budget}",
             "progress=never", "--trials", str(a.trials), "--batch", str(a.batch), "--seeds", a.tune_seeds,
             "--preset", preset]
-    compare = {name: [py, "-m", "ppo_bench", f"env={a.env}", f"total_timesteps={a.compare_budget}", seeds,
-                      "progress=never", "resume=auto", f"run_root={work / a.env / name}", *extra]
-               for name, extra in (("tuned", [f"preset={preset}"]), ("paper", []))}
+    compare = {(name, b): [py, "-m", "ppo_bench", f"env={a.env}", f"total_timesteps={b}", seeds, "progress=never",
+                           "resume=auto", f"run_root={work / a.env / folder(name, b, a)}", *extra]
+               for b in budgets(a) for name, extra in (("tuned", [f"preset={preset}"]), ("paper", []))}
     tune_steps, compare_steps = steps(a)
     sps, physics = population_sps()
     print(f"plan: tune {tune_steps / 1e6:.1f}M steps (~{tune_steps / sps / 60:.0f} min), compare "
@@ -98,11 +112,13 @@ def main(argv=None) -> int:
     code = subprocess.run(tune, cwd=REPO).returncode
     if code:
         return stopped(tune, code)
-    running = [subprocess.Popen(argv_, cwd=REPO) for argv_ in compare.values()]  # one core each
-    for argv_, p in zip(compare.values(), running):
-        code = p.wait()
-        if code:
-            return stopped(argv_, code)
+    pairs = list(compare.values())
+    for k in range(0, len(pairs), 2):  # tuned and paper at one budget at once, one core each
+        running = [subprocess.Popen(argv_, cwd=REPO) for argv_ in pairs[k:k + 2]]
+        for argv_, p in zip(pairs[k:k + 2], running):
+            code = p.wait()
+            if code:
+                return stopped(argv_, code)
     return report(a, work, preset)
 
 
@@ -141,6 +157,20 @@ def study_summary(folder: Path) -> dict:
             "best_params": study.best_params}
 
 
+def comparison(root: Path, budget: int, a: argparse.Namespace, norm) -> dict:
+    """The tuned and the paper's settings at one budget: each seed's final score, mean ± std, normalised, and a
+    bootstrap 95% interval of the difference of the means."""
+    scores = {name: final_scores(root / folder(name, budget, a)) for name in ("tuned", "paper")}
+    rng = np.random.default_rng(0)
+    t, p = (np.array(list(scores[k].values())) for k in ("tuned", "paper"))
+    boot = [rng.choice(t, len(t)).mean() - rng.choice(p, len(p)).mean() for _ in range(10_000)]
+    return {"budget": budget,
+            "settings": {k: {"scores": v, "mean": float(np.mean(list(v.values()))), "std": float(np.std(list(v.values()))),
+                             "normalised_mean": norm(float(np.mean(list(v.values()))))} for k, v in scores.items()},
+            "difference_of_means": float(t.mean() - p.mean()),
+            "difference_95ci": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}
+
+
 def report(a: argparse.Namespace, work: Path, preset: str) -> int:
     sys.path.insert(0, str(REPO))
     from ppo_bench.common.paths import CONF_DIR
@@ -148,17 +178,10 @@ def report(a: argparse.Namespace, work: Path, preset: str) -> int:
 
     env_id = compose([f"env={a.env}", "run_root=."]).env.id
     norm = normalisers([env_id], {})[env_id]
-    scores = {name: final_scores(work / a.env / name) for name in ("tuned", "paper")}
-    rng = np.random.default_rng(0)
-    t, p = (np.array(list(scores[k].values())) for k in ("tuned", "paper"))
-    boot = [rng.choice(t, len(t)).mean() - rng.choice(p, len(p)).mean() for _ in range(10_000)]
     result = {"env": env_id, "tuning": {"budget": a.budget, "trials": a.trials, "batch": a.batch,
                                         "seeds": a.tune_seeds, "preset": (CONF_DIR / "preset" / f"{preset}.yaml").read_text()},
-              "compare_budget": a.compare_budget, "fresh_seeds": FRESH_SEEDS, "normalisation": norm.describe(),
-              "settings": {k: {"scores": v, "mean": float(np.mean(list(v.values()))), "std": float(np.std(list(v.values()))),
-                               "normalised_mean": norm(float(np.mean(list(v.values()))))} for k, v in scores.items()},
-              "difference_of_means": float(t.mean() - p.mean()),
-              "difference_95ci": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}
+              "fresh_seeds": FRESH_SEEDS, "normalisation": norm.describe(),
+              "comparisons": [comparison(work / a.env, b, a, norm) for b in budgets(a)]}
     result["study"] = study_summary(work / a.env / "study")
     result["command"] = command(a)
     out = REPO / "results" / f"tuning_{env_id}"
@@ -173,17 +196,21 @@ def report(a: argparse.Namespace, work: Path, preset: str) -> int:
              f"Made by `{result['command']}` (in a checkout of ppo-bench; it resumes where it stopped).", "",
              f"Tuned by `ppo-bench-tune`: {a.trials} trials × seeds {a.tune_seeds} × {a.budget} steps "
              f"({st['complete']} complete, {st['pruned']} pruned by the median pruner; the best, trial {st['best_trial']}, "
-             f"scored {st['best_value']:.3f} normalised); compared at {a.compare_budget} steps on seeds {FRESH_SEEDS} "
-             "(none tuned on).", "",
+             f"scored {st['best_value']:.3f} normalised); compared at {' and '.join(map(str, budgets(a)))} steps on seeds "
+             f"{FRESH_SEEDS} (none tuned on).", "",
              "The tuned preset (conf/preset/" + preset + ".yaml):", "", "```yaml",
              result["tuning"]["preset"].rstrip(), "```", "",
-             "| setting | " + " | ".join(f"seed {s}" for s in FRESH_SEEDS) + " | mean ± std | normalised |",
-             "|---" * (len(FRESH_SEEDS) + 3) + "|"]
-    for k, v in result["settings"].items():
-        lines.append(f"| {k} | " + " | ".join(f"{v['scores'].get(s, math.nan):.1f}" for s in FRESH_SEEDS)
-                     + f" | {v['mean']:.1f} ± {v['std']:.1f} | {v['normalised_mean']:.2f} |")
-    lo, hi = result["difference_95ci"]
-    lines += ["", f"Tuned − paper: {result['difference_of_means']:.1f} (bootstrap 95% interval [{lo:.1f}, {hi:.1f}])."]
+             "| steps | setting | " + " | ".join(f"seed {s}" for s in FRESH_SEEDS) + " | mean ± std | normalised |",
+             "|---" * (len(FRESH_SEEDS) + 4) + "|"]
+    for c in result["comparisons"]:
+        for k, v in c["settings"].items():
+            lines.append(f"| {c['budget']:,} | {k} | " + " | ".join(f"{v['scores'].get(s, math.nan):.1f}" for s in FRESH_SEEDS)
+                         + f" | {v['mean']:.1f} ± {v['std']:.1f} | {v['normalised_mean']:.2f} |")
+    lines.append("")
+    for c in result["comparisons"]:
+        lo, hi = c["difference_95ci"]
+        lines.append(f"Tuned − paper at {c['budget']:,} steps: {c['difference_of_means']:.1f} (bootstrap 95% interval "
+                     f"[{lo:.1f}, {hi:.1f}]).")
     lines += ["", *(f"![{f.stem}]({f.name})" for f in figures)] if figures else []
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
