@@ -6,7 +6,8 @@ from pathlib import Path
 from mkdocs.structure.files import File
 
 REPO = Path(__file__).resolve().parents[1]
-FIGURES = ["figure3.png", "learning_curves.png", "table1_scores.png", "report_example/curves.png"]
+FIGURES = ["figure3.png", "learning_curves.png", "table1_scores.png", "report_example/curves.png",
+           "tuning_Hopper-v5_history.png", "tuning_Hopper-v5_importances.png"]
 
 
 def on_files(files, config):
