@@ -231,8 +231,6 @@ def masked_crc32c(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> n
 # each a field-1 ``tag`` (string) and a field-2 ``simple_value`` (float). Written and read here without building a
 # message per point; any other record goes through tensorboard's own Event class.
 _WALL_TIME, _STEP, _SUMMARY, _VALUE, _TAG, _SIMPLE_VALUE = 0x09, 0x10, 0x2A, 0x0A, 0x0A, 0x15
-_unpack_double, _unpack_float = struct.Struct("<d").unpack_from, struct.Struct("<f").unpack_from
-_INT64 = 1 << 64
 
 
 def varint_bytes(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
