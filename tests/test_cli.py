@@ -189,3 +189,37 @@ def test_a_wrapped_unwritable_file_is_one_line_and_a_plain_bug_is_not():
             raise ValueError("a bug") from e
     except ValueError as bug:
         assert hydra_error_line(bug) is None
+
+
+def console_scripts() -> dict[str, str]:
+    """pyproject.toml's [project.scripts]: command -> "module:function"."""
+    import tomllib
+
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+def run_script(entry: str, *args: str, stdout=subprocess.PIPE, prelude: str = "") -> subprocess.Popen:
+    module, function = entry.split(":")
+    code = f"import sys; {prelude}sys.argv = ['x', *{list(args)!r}]; from {module} import {function}; sys.exit({function}())"
+    return subprocess.Popen([sys.executable, "-c", code], stdout=stdout, stderr=subprocess.PIPE, cwd=REPO, text=True)
+
+
+@pytest.mark.parametrize("command", sorted(console_scripts()))
+def test_a_reader_that_stops_reading_gets_no_traceback(command):
+    """`<command> --version | head -c0`: the reader gone before the command writes is a quiet exit (0 or 1, as
+    Python's own EPIPE exit), never a traceback; --help too for ppo-bench, whose help Hydra prints."""
+    for args in (["--version"], ["--help"]) if command == "ppo-bench" else (["--version"],):
+        p = run_script(console_scripts()[command], *args)
+        p.stdout.close()  # before the command has written anything: its first write meets a pipe with no reader
+        err = p.stderr.read()
+        assert p.wait(timeout=300) in (0, 1) and err == "", (command, args, err)
+
+
+def test_help_and_version_answer_without_the_engine():
+    """ppo-bench --help and --version import neither torch nor MuJoCo (they answer in about a second)."""
+    report = ("import atexit; atexit.register(lambda: print('heavy:', sorted(m for m in ('torch', 'mujoco') "
+              "if m in sys.modules), file=sys.stderr)); ")
+    for args in (["--help"], ["--version"]):
+        p = run_script(console_scripts()["ppo-bench"], *args, prelude=report)
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0 and out and err.strip() == "heavy: []", (args, err)

@@ -9,7 +9,7 @@ import torch
 
 from ppo_bench.common.preemption import Interrupted, StopRequest
 from ppo_bench.rl.engine.trainer import CHECKPOINT, PopulationTrainer
-from ppo_bench.rl.cli import train_from_config
+from ppo_bench.rl.launch import train_from_config
 
 # a short population: 8 iterations of 128 steps, no periodic checkpoint before the end
 SHORT = ["env=cartpole", "algo.num_steps=128", "algo.minibatch_size=32", "algo.epochs=2", "total_timesteps=1024",

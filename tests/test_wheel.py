@@ -1,6 +1,7 @@
 """The wheel works anywhere: it holds the config trees and the random policy's scores as files, and, installed into
 a fresh virtual environment outside the checkout (torch first, as the Makefile does), it trains, reports, evaluates
-and exports a run from another folder, and both command lines print their help and ppo-bench's version.
+and exports a run from another folder, and both command lines print their help and ppo-bench's version; the extras
+the package names in its messages are declared in it.
 
 The installation takes about a minute (torch's wheel is on the machine, the rest comes through pip's cache); pip is
 told not to byte-compile what it installs, which would take longer than everything the test runs: the commands write
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -71,6 +73,22 @@ def test_wheel_holds_configs_and_random_scores_as_files(wheel):
                 assert z.read(name) == f.read_bytes(), name
 
 
+def test_wheel_declares_the_extras_the_package_asks_for(wheel):
+    """Each extra that an error message tells a wheel user to install (``pip install 'ppo-bench[onnx]'``) is declared
+    in the wheel with what the code imports for it; the installed test above installs only ``analysis``."""
+    with zipfile.ZipFile(wheel) as z:
+        (meta,) = [n for n in z.namelist() if n.endswith(".dist-info/METADATA")]
+        lines = z.read(meta).decode().splitlines()
+    extras = {line.split(": ", 1)[1] for line in lines if line.startswith("Provides-Extra: ")}
+    requires = [line.split(": ", 1)[1] for line in lines if line.startswith("Requires-Dist: ")]
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (REPO / "ppo_bench").rglob("*.py"))
+    asked = set(re.findall(r"pip install 'ppo-bench\[(\w+)\]'", source))
+    assert asked and asked <= extras, asked - extras
+    for extra, module in (("onnx", "onnxscript"), ("onnx", "onnxruntime"), ("analysis", "matplotlib"),
+                          ("llm", "transformers"), ("llm", "gguf"), ("lora", "peft")):
+        assert any(r.startswith(module) and f'extra == "{extra}"' in r for r in requires), (extra, module, requires)
+
+
 def test_installed_wheel_works_from_another_folder(wheel, tmp_path):
     assert not tmp_path.resolve().is_relative_to(REPO)
     venv, work = tmp_path / "venv", tmp_path / "elsewhere"
@@ -79,7 +97,7 @@ def test_installed_wheel_works_from_another_folder(wheel, tmp_path):
     bin_ = venv / "bin"
     pip = [bin_ / "python", "-m", "pip", "install", "-q", "--no-compile"]
     run([*pip, TORCH], cwd=work)
-    run([*pip, f"{wheel}[analysis,onnx]"], cwd=work)
+    run([*pip, f"{wheel}[analysis]"], cwd=work)
     # bytecode written on first import, as in a user's venv: each of the commands below would otherwise compile torch
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "HYDRA_FULL_ERROR", "PYTHONDONTWRITEBYTECODE")}
@@ -100,12 +118,13 @@ def test_installed_wheel_works_from_another_folder(wheel, tmp_path):
     out = run(["ppo-bench-eval", run_dir, "--episodes", "2", "--json", "eval.json"], work, env)
     (summary,) = json.loads((work / "eval.json").read_text())
     assert summary["episodes"] == 2 and summary["env"] == "InvertedPendulum-v5"
-    run(["ppo-bench-eval", run_dir, "--export", "policy.onnx"], work, env)
-    check = ("import numpy as np, onnxruntime as ort\n"
+    # exported (TorchScript; the ONNX path, the same command with another suffix, is tests/test_export.py's)
+    run(["ppo-bench-eval", run_dir, "--export", "policy.pt"], work, env)
+    check = ("import numpy as np, torch\n"
              "from ppo_bench import load_policy\n"
              f"policy = load_policy({str(run_dir)!r})\n"
              "obs = np.random.default_rng(0).normal(size=(5, 4))\n"
-             "a = ort.InferenceSession('policy.onnx').run(None, {'obs': obs})[0]\n"
+             "a = torch.jit.load('policy.pt')(torch.as_tensor(obs, dtype=torch.float32)).numpy()\n"
              "np.testing.assert_allclose(a, policy.act(obs), rtol=1e-5, atol=1e-6)\n"
              "print(a.shape)\n")
     assert run(["python", "-c", check], work, env).strip() == "(5, 1)"

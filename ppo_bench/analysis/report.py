@@ -15,7 +15,6 @@ import shlex
 import sys
 from pathlib import Path
 
-from ppo_bench import __version__
 from ppo_bench.common.errors import (ConfigError, OneLineArgumentParser, as_line, check_writable, run_command,
                                      user_error_line)
 from ppo_bench.analysis.scores import BEST_READINGS, SCORE_EPISODES, TAG_TAIL
@@ -59,7 +58,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--variant", action="append", default=[], metavar="LABEL=CSV",
                     help="Table 1: an earlier sweep's table1.csv shown beside this one as a column LABEL, on this "
                          "sweep's scale (repeatable), e.g. 'annealed step size=results/table1_annealed/table1.csv'")
-    ap.add_argument("--version", action="version", version=f"ppo-bench {__version__}")
     ap.add_argument("--out-dir", default=None, help="folder for the outputs (default: <first RUN_ROOT>/report; "
                                                     "the committed results/ only when named)")
     for name, default in [("csv", "table1.csv"), ("md", "table1.md"), ("curves", "learning_curves.png"),

@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import errno
 import os
+import select
 import sys
 from typing import Callable, Iterator
 
@@ -35,7 +36,14 @@ class RunsFailed(RuntimeError):
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
-    """argparse whose usage errors are ConfigErrors, so that a command reports them in its one line (exit code 2)."""
+    """argparse whose usage errors are ConfigErrors, so that a command reports them in its one line (exit code 2),
+    and whose ``--version`` prints ppo-bench's version, as every command of ppo-bench does."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from ppo_bench import __version__
+
+        self.add_argument("--version", action="version", version=f"ppo-bench {__version__}")
 
     def error(self, message):
         raise ConfigError(message)
@@ -102,11 +110,38 @@ def user_error_line(ex: BaseException, default_action: str | None = None) -> str
     return None
 
 
+def output_closed(ex: BaseException) -> bool:
+    """Whether ``ex`` is the reader of this process's stdout having gone away (``ppo-bench --help | head -3``). If
+    so, stdout is pointed at /dev/null, as the Python documentation advises (``signal``, "Note on SIGPIPE"), so that
+    the interpreter's last flush at exit does not fail again; the command then ends quietly with exit code 1, as
+    Python does on EPIPE. A broken pipe of anything else (stdout still writable) is not this."""
+    if not isinstance(ex, BrokenPipeError):
+        return False
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # stdout replaced by an object without a descriptor
+        return False
+    if hasattr(select, "poll"):  # the write end of a pipe whose reader closed it polls as an error
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        if not any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0)):
+            return False
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    return True
+
+
+EXIT_OUTPUT_CLOSED = 1
+
+
 def run_command(main: Callable[[], int | None]) -> int:
-    """Run a command's body: its exit code, or for an error a user caused its one line on stderr and exit code 2."""
+    """Run a command's body: its exit code, or for an error a user caused its one line on stderr and exit code 2
+    (for its output's reader gone, nothing more and exit code 1: ``output_closed``)."""
     try:
         return main() or 0
     except Exception as ex:  # noqa: BLE001 — only a user's error is caught; a bug is raised again
+        if output_closed(ex):
+            return EXIT_OUTPUT_CLOSED
         line = user_error_line(ex)
         if line is None:
             raise

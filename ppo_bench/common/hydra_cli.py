@@ -22,7 +22,7 @@ import re
 import sys
 from typing import Callable
 
-from ppo_bench.common.errors import ConfigError, RunsFailed, as_line, user_error_line
+from ppo_bench.common.errors import EXIT_OUTPUT_CLOSED, ConfigError, RunsFailed, as_line, output_closed, user_error_line
 from ppo_bench.common.slurm import launch_failure_line
 
 
@@ -130,13 +130,13 @@ def run_hydra_app(app: Callable[[], None], argv: list[str] | None = None) -> Non
     """Run a ``@hydra.main`` function; a user-caused error is one line, exit code 2; a launch whose runs
     failed (``RunsFailed``) is one line, exit code 1. ``--version`` prints ppo-bench's version."""
     argv = sys.argv[1:] if argv is None else argv
-    if "--version" in argv:  # ppo-bench's version, where Hydra's own flag would print Hydra's
-        from ppo_bench import __version__
-
-        print(f"ppo-bench {__version__}")
-        return
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:
+        if "--version" in argv:  # ppo-bench's version, where Hydra's own flag would print Hydra's
+            from ppo_bench import __version__
+
+            print(f"ppo-bench {__version__}", flush=True)
+            return
         check_argv(argv)
         os.environ["HYDRA_FULL_ERROR"] = "1"
         app()
@@ -146,6 +146,8 @@ def run_hydra_app(app: Callable[[], None], argv: list[str] | None = None) -> Non
         print(f"error: {ex}", file=sys.stderr, flush=True)
         sys.exit(1)
     except Exception as ex:
+        if output_closed(ex):  # `ppo-bench --help | head`: the reader has what it wanted
+            sys.exit(EXIT_OUTPUT_CLOSED)
         failed_job = None if full_error else launch_failure_line(ex)  # a Slurm job that ended without a result
         if failed_job is not None:
             print(f"error: {failed_job}", file=sys.stderr, flush=True)

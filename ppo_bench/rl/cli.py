@@ -12,7 +12,9 @@ from ppo_bench.common.errors import RunsFailed
 from ppo_bench.common.hydra_cli import RENAMED, exit_on_user_error, run_hydra_app
 from ppo_bench.common.paths import CONF_DIR
 from ppo_bench.common.preemption import Interrupted
-from ppo_bench.rl.launch import population_specs, resume_command, train_from_config  # noqa: F401 — the API
+from ppo_bench.rl.engine.config import register_configs
+
+register_configs()  # the schema Hydra composes ppo-bench's configs against: all that --help needs
 
 RENAMED["ppo"] = ("PPO's settings ppo.* are algo.* since ppo-bench 0.2 (algo.lr, algo.epochs, ...: conf/algo/ppo.yaml) "
                   "and the budget ppo.total_timesteps is total_timesteps")
@@ -29,6 +31,9 @@ def report(summary: dict[str, dict], run_root: str) -> None:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def app(cfg: DictConfig) -> float:
     """Train the runs the config names; returns their mean score, the value a Hydra sweeper (Optuna's) maximises."""
+    # the engine (torch, MuJoCo) is imported only to train: --help and --version answer in a second without it
+    from ppo_bench.rl.launch import resume_command, train_from_config
+
     try:
         summary = train_from_config(cfg)
     except Interrupted as e:

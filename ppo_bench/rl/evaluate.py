@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ppo_bench import __version__
 from ppo_bench.common.errors import ConfigError, OneLineArgumentParser, check_writable, run_command
 from ppo_bench.common.run_folder import CHECKPOINT, PREVIOUS, has_checkpoint
 
@@ -130,7 +129,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     ap.add_argument("--export", metavar="PATH", help="write the run's acting policy and stop: TorchScript "
                                                      "(PATH ending in .pt) or ONNX (.onnx)")
-    ap.add_argument("--version", action="version", version=f"ppo-bench {__version__}")
     args = ap.parse_args(argv)
     for key in ("episodes", "video_episodes"):
         if getattr(args, key) < 1:

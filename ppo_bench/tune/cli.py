@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ppo_bench.common.errors import ConfigError
+from ppo_bench.common.errors import ConfigError, OneLineArgumentParser
 from ppo_bench.common.paths import CONF_DIR
 
 EXAMPLES = """examples:
@@ -18,7 +18,7 @@ Open the trials in TensorBoard (HParams) with: tensorboard --logdir <study>/tria
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
+    ap = OneLineArgumentParser(
         prog="ppo-bench-tune", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Search hyperparameters with Optuna: each batch of trials (a trial: one setting at every seed on "
                     "every environment) trains as one population; a pruner stops hopeless trials at their periodic "
@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     def error(message: str):
         raise ConfigError(f"{message} (see --help)")
 
-    ap.error = error  # type: ignore[method-assign]  # one line, exit code 2, not argparse's usage block
+    ap.error = error  # type: ignore[method-assign]  # its one line names --help
     return ap.parse_intermixed_args(argv)
 
 

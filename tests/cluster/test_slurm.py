@@ -21,7 +21,7 @@ from hydra import compose, initialize_config_dir
 
 from ppo_bench.common.paths import CONF_DIR
 from ppo_bench.common.tblog import event_files, read_scalars
-from ppo_bench.rl.cli import train_from_config
+from ppo_bench.rl.launch import train_from_config
 from ppo_bench.rl.engine.trainer import TIMING_KEYS
 
 T = 256  # experiment=table1_smoke's rollout: 256 steps an iteration (about 0.15 s on one core)

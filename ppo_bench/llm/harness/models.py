@@ -10,6 +10,8 @@ Sources (``model.name``):
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib.util
 import os
 from pathlib import Path
@@ -146,14 +148,26 @@ def load_tokenizer(mcfg):
     return tok
 
 
+@functools.lru_cache(maxsize=4)
+def _model_config(path: str, gguf_file: str | None, stamp: tuple[int, int] | None):
+    """The model's config, read once per file and version (``stamp``: the GGUF's size and mtime): from a GGUF, every
+    read parses the whole file's metadata (seconds, its 49k-token vocabulary among it)."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(path, **({"gguf_file": gguf_file} if gguf_file else {}))
+
+
+def model_config(path: str, kw: dict):
+    gguf_file = kw.get("gguf_file")
+    st = (Path(path) / gguf_file).stat() if gguf_file else None
+    return copy.deepcopy(_model_config(path, gguf_file, (st.st_size, st.st_mtime_ns) if st else None))
+
+
 def context_length(mcfg) -> int:
     """The longest sequence (prompt + completion) the model accepts, read without loading weights."""
     if mcfg.name == "tiny":
         return mcfg.tiny_context
-    path, kw = _source(mcfg)
-    from transformers import AutoConfig
-
-    conf = AutoConfig.from_pretrained(path, **kw)
+    conf = model_config(*_source(mcfg))
     return int(getattr(conf, "max_position_embeddings", None) or 2**31 - 1)
 
 
@@ -192,7 +206,7 @@ def load_model(mcfg, tokenizer, device: torch.device, dtype: torch.dtype, seed: 
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kw)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, config=model_config(path, kw), **kw)
         quantizer = getattr(model, "hf_quantizer", None)
         if quantizer is not None and all(p.dtype.is_floating_point for p in model.parameters()):
             # transformers dequantised the GGUF into plain float weights but still marks the model as

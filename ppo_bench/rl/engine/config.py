@@ -21,7 +21,7 @@ from ppo_bench.common.errors import ConfigError
 from ppo_bench.common.hydra_cli import check_declared_keys
 from ppo_bench.common.identity import flatten, unflatten
 from ppo_bench.common.paths import CONF_DIR
-from ppo_bench.rl.engine.envs import check_env_id
+from ppo_bench.rl.engine.env_ids import check_env_id
 from ppo_bench.rl.engine.registry import get_algorithm
 
 

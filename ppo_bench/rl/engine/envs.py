@@ -12,8 +12,6 @@ data), so a resumed run continues bit for bit.
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from typing import Any, Sequence
 
 import gymnasium as gym
@@ -24,32 +22,6 @@ from gymnasium.wrappers import TimeLimit
 
 from ppo_bench.common.errors import ConfigError
 from ppo_bench.rl.engine.vec_mujoco import BatchedMujocoVectorEnv, fast_path_supported
-
-
-def registered_id(env_id: str) -> str:
-    """The registered id of ``env_id``, importing its module first when it names one: Gymnasium's
-    ``module:id`` form (``my_pkg.envs:MyEnv-v0``), whose module registers the environment as it is imported,
-    as ``gymnasium.make`` does. A module that cannot be found is a ConfigError naming it."""
-    if ":" not in env_id:
-        return env_id
-    module, env_name = env_id.split(":", 1)
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name and (module == e.name or module.startswith(e.name + ".")):
-            raise ConfigError(f"env.id={env_id!r}: no module named {module!r} to import (is its package installed, "
-                              "or its folder on PYTHONPATH?)") from None
-        raise
-    return env_name
-
-
-def check_env_id(env_id: str, presets: Sequence[str] = ()) -> None:
-    if registered_id(env_id) in gym.registry:
-        return
-    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    presets_txt = f" Presets: env={'|'.join(presets)}." if presets else ""
-    raise ConfigError(f"env.id={env_id!r} is not a registered Gymnasium id{hint}.{presets_txt}")
 
 
 class ActionSpace:
