@@ -20,6 +20,7 @@ import sys
 from typing import Callable, Iterator
 
 EXIT_USER_ERROR = 2
+EXIT_OUTPUT_CLOSED = 1  # the reader of stdout went away (output_closed): Python's own exit code on EPIPE
 
 
 class ConfigError(ValueError):
@@ -129,9 +130,6 @@ def output_closed(ex: BaseException) -> bool:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, fd)
     return True
-
-
-EXIT_OUTPUT_CLOSED = 1
 
 
 def run_command(main: Callable[[], int | None]) -> int:
