@@ -236,7 +236,10 @@ class Comparison:
                   f"task.n_eval={CALIBRATION_N_EVAL}"]
         else:
             every = (self.budget_s or 60.0) / (self.periodic_evals + 1)
-            o += [f"run_name={self.name}/{key}/seed{seed}", *([] if self.own_schedule else ["algo.steps=100000"]),
+            # no final evaluation by the harness but where it is the figure read (a reward model's pair accuracy):
+            # ppo-bench-llm-eval scores the same greedy answers on the same problems, and more
+            o += [*([] if algo == "reward_model" else ["eval.after=false"]),
+                  f"run_name={self.name}/{key}/seed{seed}", *([] if self.own_schedule else ["algo.steps=100000"]),
                   f"max_wall_s={max(remaining_s or 0.0, 1e-3):.3f}",  # a budget spent before the run starts leaves it no step
                   f"eval.every_s={every:.3f}"]
         if self.model == "tiny":
@@ -397,9 +400,10 @@ def calibrate_and_size(c: Comparison) -> dict:
     rows = {k: r for k, (r, _) in zip(c.methods, done)}
     first = next(k for k in c.methods if c.catalogue[k].reward_model is None) if any(
         c.catalogue[k].reward_model is None for k in c.methods) else c.methods[0]
-    t_eval = time.perf_counter()
-    evaluate_method(c, rows[first], None, n=CALIBRATION_N_EVAL, tag=f"calibration_{first}")
-    eval_pp = (time.perf_counter() - t_eval) / CALIBRATION_N_EVAL
+    res = evaluate_method(c, rows[first], None, n=CALIBRATION_N_EVAL, tag=f"calibration_{first}")
+    # (an evaluation written before its parts were recorded: all of it counted per problem, an overestimate)
+    parts = res.get("seconds_by_part") or {"loading": 0.0, "reference": 0.0, "policy": res["seconds"]}
+    eval_pp, reference_pp = parts["policy"] / CALIBRATION_N_EVAL, parts["reference"] / CALIBRATION_N_EVAL
     calibration = {}
     for k, r in rows.items():
         own = r["run_wall_s"] - r["setup_s"]
@@ -414,10 +418,11 @@ def calibrate_and_size(c: Comparison) -> dict:
     pairs_s = max((m["seconds"] for m in c.pairs.values()), default=0.0) if c.uses_pairs else 0.0
     plan = size_budget(calibration, min_updates=c.min_updates, margin=c.margin, rm_min_steps=c.rm_min_steps,
                        seeds=len(c.seeds), jobs=c.jobs, periodic_evals=c.periodic_evals, periodic_n=50, n_eval=n_eval,
-                       greedy_s_per_problem=greedy_pp, eval_s_per_problem=eval_pp,
-                       calibration_s=time.perf_counter() - t, pairs_s=pairs_s)
+                       greedy_s_per_problem=greedy_pp, eval_s_per_problem=eval_pp, eval_fixed_s=parts["loading"],
+                       reference_s_per_problem=reference_pp, calibration_s=time.perf_counter() - t, pairs_s=pairs_s)
     plan.update({"settings": settings, "calibration": calibration, "greedy_s_per_problem": greedy_pp,
-                 "eval_s_per_problem": eval_pp, "calibration_s": round(time.perf_counter() - t, 1)})
+                 "eval_s_per_problem": eval_pp, "eval_fixed_s": parts["loading"], "reference_s_per_problem": reference_pp,
+                 "calibration_s": round(time.perf_counter() - t, 1)})
     atomic_write_text(c.work / "sizing.json", json.dumps(plan, indent=2) + "\n")
     return plan
 
@@ -678,7 +683,8 @@ def plot(c: Comparison, rows: list[dict], agg: dict[str, dict], reference_correc
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for i, key in enumerate(c.methods):
         colour = plt.cm.tab10(i % 10)
-        mine = [r for r in rows if r["method"] == key and r.get("evaluation") and r.get("curve")]
+        mine = [r for r in rows if r["method"] == key and r.get("evaluation")]  # a run too short for a periodic
+        # evaluation still has its line: from the start to its final evaluation
         for j, r in enumerate(mine):
             n_sub = r["periodic_n"]
             points = [(0.0, subset_accuracy(reference_correct, n_sub))] if reference_correct else []

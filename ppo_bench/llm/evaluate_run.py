@@ -210,7 +210,9 @@ def evaluate_run(run_dir: str | Path, *, n: int | None = None, pairs_file: str |
                 "n": len(examples), **{k: v for k, v in gen.items() if k != "eos_ids"}, "answer_template": answer_template,
                 "pairs": pairs_source, "dtype": str(dtype), "device": dev.type, "eos_id": eos_id,
                 "_correct": task.accuracy_reward()}
+    t_loaded = time.perf_counter()
     ref = reference_side(reference, tok, examples, prompts, answer_rows, file_pairs, settings, gen, autocast, reference_cache)
+    t_reference = time.perf_counter()
 
     policy, head, step = load_trained(folder, weights, reference, tok, dev)
     rm = None
@@ -221,6 +223,7 @@ def evaluate_run(run_dir: str | Path, *, n: int | None = None, pairs_file: str |
     elif rm_path:
         rm = load_reward_model(rm_path, tok, dev, dtype)
 
+    t_policy = time.perf_counter()
     summary = read_json(folder / "summary.json") or {}
     ref_greedy = ref["greedy"]
     out: dict = {
@@ -288,7 +291,12 @@ def evaluate_run(run_dir: str | Path, *, n: int | None = None, pairs_file: str |
         out["reward_model"] = figures
     out["settings"] = {"kl_samples": kl_samples, "seed": seed, "device": dev.type, "dtype": str(dtype),
                        "torch_threads": torch.get_num_threads(), **{k: v for k, v in gen.items() if k != "eos_ids"}}
-    out["seconds"] = round(time.perf_counter() - t0, 1)
+    t_end = time.perf_counter()
+    out["seconds"] = round(t_end - t0, 1)
+    # loading (tokenizer, models, the run's weights), the reference's side (0 when read from --reference-cache), and the
+    # figures of the run's own model: what an evaluation of another run of the same model costs is the first and last
+    out["seconds_by_part"] = {"loading": round((t_loaded - t0) + (t_policy - t_reference), 2),
+                              "reference": round(t_reference - t_loaded, 2), "policy": round(t_end - t_policy, 2)}
     out["written"] = time.strftime("%Y-%m-%d %H:%M:%S")
     return out
 

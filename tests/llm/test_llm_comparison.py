@@ -120,13 +120,16 @@ def test_size_budget_by_hand():
            "dpo": {"step_s": 25.0, "update_rate": 1.0, "setup_s": 30.0, "warmup_steps": 0, "pairs_s": 130.0},
            "rlhf": {"step_s": 27.0, "update_rate": 1.0, "setup_s": 0.0, "warmup_steps": 0, "pairs_s": 130.0, "rm_step_s": 23.0}}
     s = size_budget(cal, min_updates=20, margin=1.15, rm_min_steps=5, seeds=3, jobs=2, periodic_evals=3, periodic_n=50,
-                    n_eval=200, greedy_s_per_problem=0.2, eval_s_per_problem=0.5, calibration_s=600.0, pairs_s=130.0)
+                    n_eval=200, greedy_s_per_problem=0.2, eval_s_per_problem=0.5, eval_fixed_s=12.0,
+                    reference_s_per_problem=0.3, calibration_s=600.0, pairs_s=130.0)
     # needs: PPO (20 + 5) × 24 = 600; GRPO 25 steps × 30 = 750; DPO 130 + 30 + 500 = 660; RLHF 130 + 5 × 23 + 540 = 785
     assert {k: v["need_s"] for k, v in s["needs"].items()} == {"ppo": 600.0, "grpo": 750.0, "dpo": 660.0, "rlhf": 785.0}
     assert s["bottleneck"] == "rlhf" and s["budget_s"] == pytest.approx(1.15 * 785)
     assert s["rm_share"] == pytest.approx(245 / 785)
-    evals = 3 * 50 * 0.2 + 200 * (0.2 + 0.5)  # 170 s per run
-    assert s["total_s"] == pytest.approx(600 + 2 * 130 + 3 * 4 * (1.15 * 785 + evals) / 2)
+    evals = 3 * 50 * 0.2 + 12 + 200 * 0.5  # 142 s per run: periodic greedy, then ppo-bench-llm-eval's loading and figures
+    assert s["evaluation_s_per_run"] == pytest.approx(evals)
+    reference = 200 * 0.3  # once per seed
+    assert s["total_s"] == pytest.approx(600 + 2 * 130 + 3 * (4 * (1.15 * 785 + evals) + reference) / 2)
 
 
 def test_intervals_against_scipy():

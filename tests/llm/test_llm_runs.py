@@ -49,3 +49,21 @@ def test_a_preference_file_that_is_not_utf8_is_one_line_with_exit_code_2(tmp_pat
                         f"algo.data_file={bad}"], capture_output=True, text=True, timeout=300)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and "not UTF-8" in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("algo", ["grpo", "dpo"])
+def test_eval_after_false_skips_the_final_evaluation_and_reports_no_after(llm_cfg, algo):
+    """eval.after=false (a run that ppo-bench-llm-eval evaluates anyway): no evaluation at the last step, so nothing is
+    reported as "after" — neither the accuracy nor DPO's training-pair figures of an earlier evaluation."""
+    cfg = [*TINY, f"algo={algo}", "algo.steps=3", "eval.every=2", "checkpoint_every=1"]
+    if algo == "dpo":
+        cfg = [c for c in cfg if not c.startswith(("algo.max_completion", "algo.prompts", "algo.num_gen"))]
+        cfg += ["algo.batch_size=2", "algo.num_prompts=4", "algo.num_samples=2"]
+    run = build_trainer(llm_cfg(*cfg, "eval.after=false"))
+    summary = run.train()
+    assert summary["steps"] == 3 and [e["step"] for e in summary["evals"]] == [0, 2]
+    assert summary["acc_before"] is not None and summary["acc_after"] is None and run.final_eval() is None
+    if algo == "dpo":
+        assert summary["train_pairs_before"] is not None and summary["train_pairs_after"] is None
+    again = build_trainer(llm_cfg(*cfg)).train()  # the default evaluates the finished run's last step
+    assert again["steps"] == 3 and again["acc_after"] is not None and [e["step"] for e in again["evals"]] == [0, 2, 3]

@@ -71,6 +71,7 @@ class EvalConfig:
     max_new_tokens: int = 64  # greedy budget, the same before and after training
     periodic_n: int = 0  # held-out problems scored by the evaluations during training (0 = all; before/after always use all)
     before: bool = True
+    after: bool = True  # all n_eval problems when the run ends (false: a run that ppo-bench-llm-eval evaluates anyway)
     every_s: Optional[float] = None  # also evaluate when this many seconds of wall_s passed since the last evaluation
     in_wall: bool = True  # periodic evaluations count in wall_s and max_wall_s (false: a budget that measuring does not spend)
 
@@ -109,7 +110,7 @@ class LLMConfig:
 # max_wall_s (setup_in_wall and eval.in_wall decide what that budget counts) continues under a larger one.
 NOT_IDENTITY = ("run_root", "run_name", "resume", "progress", "checkpoint_every", "save_model", "log_completions",
                 "torch_threads", "model.gguf_cache", "eval.every", "eval.every_s", "eval.periodic_n", "eval.batch_size",
-                "eval.before", "eval.in_wall", "max_wall_s", "setup_in_wall", "algo.steps", "algo.run_tag", "extensions")
+                "eval.before", "eval.after", "eval.in_wall", "max_wall_s", "setup_in_wall", "algo.steps", "algo.run_tag", "extensions")
 
 
 def register_configs() -> None:

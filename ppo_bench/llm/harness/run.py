@@ -248,10 +248,17 @@ class LMRun:
 
     # ---- the loop ----------------------------------------------------------------------------
 
+    def final_eval(self) -> dict | None:
+        """The evaluation of every held-out problem at the run's last step; None where there is none (eval.after=false,
+        or a run stopped before it)."""
+        last = max(self.evals, key=lambda e: e["step"]) if self.evals else None
+        return last if last and last["step"] == self.step and last.get("final") else None
+
     def summary(self) -> dict:
         done = max(self.step, 1)
         before = next((e for e in self.evals if e["step"] == 0), None)
         after = max(self.evals, key=lambda e: e["step"]) if self.evals else None
+        final = self.final_eval()
         s = {
             "algo": self.algorithm.label,
             "model": self.cfg.model.name,
@@ -262,7 +269,7 @@ class LMRun:
             "eval_s": round(self.eval_s, 1),
             "n_eval": after["n"] if after else len(self.eval_examples),
             "acc_before": before["accuracy"] if before else None,
-            "acc_after": after["accuracy"] if after and after["step"] == self.step and after.get("final") else None,
+            "acc_after": final["accuracy"] if final else None,
             "stopped_by": "max_wall_s" if self.step < self.a.steps else "steps",
             "seconds_per_step": {k.removesuffix("_s"): round(v / done, 3) for k, v in self.times.items()}
             | {"total": round(sum(self.times.values()) / done, 3)},
@@ -333,7 +340,7 @@ class LMRun:
                 if bar is not None:
                     bar.set_postfix_str(self.algorithm.progress_postfix(metrics), refresh=False)
                     bar.update(1)
-            if not any(e["step"] == self.step and e.get("final") for e in self.evals):
+            if cfg.eval.after and not any(e["step"] == self.step and e.get("final") for e in self.evals):
                 with self.phase("evaluation"):
                     self.log_eval(log, self.evaluate(final=True))
                 with self.phase("checkpoint"):

@@ -207,7 +207,7 @@ class DPOTrainer(LMAlgorithm):
     def summary_extra(self, s: dict) -> None:
         evals = self.run.evals
         first = next((e for e in evals if e["step"] == 0), None)
-        last = max(evals, key=lambda e: e["step"]) if evals else None
+        last = self.run.final_eval()  # "after": at the last step, not the last periodic evaluation
         s["pairs"] = self.pair_stats
         s["train_pairs_before"] = first.get("pairs") if first else None
         s["train_pairs_after"] = last.get("pairs") if last else None

@@ -193,7 +193,7 @@ class KTOTrainer(LMAlgorithm):
     def summary_extra(self, s: dict) -> None:
         evals = self.run.evals
         first = next((e for e in evals if e["step"] == 0), None)
-        last = max(evals, key=lambda e: e["step"]) if evals else None
+        last = self.run.final_eval()  # "after": at the last step, not the last periodic evaluation
         s["pairs"] = self.pair_stats
         s["examples"] = {"desirable": int(self.desirable.sum()), "undesirable": int((~self.desirable).sum())}
         s["train_examples_before"] = first.get("examples") if first else None
