@@ -158,6 +158,8 @@ def _model_config(path: str, gguf_file: str | None, stamp: tuple[int, int] | Non
 
 
 def model_config(path: str, kw: dict):
+    """The config of the model at ``path`` (``kw``: ``_source``'s, a GGUF file's name among them), a copy of the one
+    read once, so that a caller may change it; passed to ``from_pretrained``, which would otherwise read it again."""
     gguf_file = kw.get("gguf_file")
     st = (Path(path) / gguf_file).stat() if gguf_file else None
     return copy.deepcopy(_model_config(path, gguf_file, (st.st_size, st.st_mtime_ns) if st else None))
