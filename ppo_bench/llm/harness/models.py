@@ -10,6 +10,7 @@ Sources (``model.name``):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import importlib.util
@@ -198,6 +199,22 @@ def tiny_model(tokenizer, hidden: int = 64, layers: int = 2, heads: int = 4, con
         return LlamaForCausalLM(conf)
 
 
+@contextlib.contextmanager
+def gguf_name_maps_built_once():
+    """While transformers loads a GGUF: ``gguf.get_tensor_name_map(arch, n_blocks)``, which transformers calls afresh
+    for every module of the model (397 times for SmolLM2-135M, about 14 s of building the same table), answers from
+    a cache. The function is pure and transformers only reads the table it returns; transformers looks it up on the
+    ``gguf`` module at each call, so where it stops doing so this changes nothing."""
+    import gguf
+
+    original = gguf.get_tensor_name_map
+    gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(original)
+    try:
+        yield
+    finally:
+        gguf.get_tensor_name_map = original
+
+
 def load_model(mcfg, tokenizer, device: torch.device, dtype: torch.dtype, seed: int = 0, trainable: bool = True):
     """The policy (trainable) or a frozen copy of its starting point (the reference model)."""
     if mcfg.name == "tiny":
@@ -208,7 +225,8 @@ def load_model(mcfg, tokenizer, device: torch.device, dtype: torch.dtype, seed: 
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, config=model_config(path, kw), **kw)
+        with gguf_name_maps_built_once() if "gguf_file" in kw else contextlib.nullcontext():
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, config=model_config(path, kw), **kw)
         quantizer = getattr(model, "hf_quantizer", None)
         if quantizer is not None and all(p.dtype.is_floating_point for p in model.parameters()):
             # transformers dequantised the GGUF into plain float weights but still marks the model as
