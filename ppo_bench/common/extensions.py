@@ -24,20 +24,22 @@ def import_extensions(names: Iterable[str] = ()) -> list[str]:
     imported. A module that cannot be found is a ConfigError naming it; an error raised inside it is its own."""
     done = []
     for ep in entry_points(group=ENTRY_POINTS):
-        done.append(_import(ep.value.split(":")[0], f"the entry point {ep.name!r} of group {ENTRY_POINTS}"))
+        done.append(import_named(ep.value.split(":")[0], f"the entry point {ep.name!r} of group {ENTRY_POINTS}"))
     for name in names:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"extensions={list(names)} must be a list of module names, e.g. [my_pkg.algos]")
-        done.append(_import(name, "extensions"))
+        done.append(import_named(name, "extensions"))
     return done
 
 
-def _import(module: str, where: str) -> str:
+def import_named(module: str, where: str, to: str = "") -> str:
+    """Import a module a user named (``where``: the option that named it): that module missing is a ConfigError in
+    one line; a module missing inside it is the module's own bug and is raised as it is."""
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as e:
         if e.name and (module == e.name or module.startswith(e.name + ".")):
-            raise ConfigError(f"{where}: no module named {module!r} (is its package installed, or its folder on "
+            raise ConfigError(f"{where}: no module named {module!r}{to} (is its package installed, or its folder on "
                               "PYTHONPATH?)") from None
         raise
     return module

@@ -7,12 +7,12 @@ and ``ppo-bench --help``, import neither.
 from __future__ import annotations
 
 import difflib
-import importlib
 from typing import Sequence
 
 import gymnasium as gym
 
 from ppo_bench.common.errors import ConfigError
+from ppo_bench.common.extensions import import_named
 
 
 def registered_id(env_id: str) -> str:
@@ -22,13 +22,7 @@ def registered_id(env_id: str) -> str:
     if ":" not in env_id:
         return env_id
     module, env_name = env_id.split(":", 1)
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name and (module == e.name or module.startswith(e.name + ".")):
-            raise ConfigError(f"env.id={env_id!r}: no module named {module!r} to import (is its package installed, "
-                              "or its folder on PYTHONPATH?)") from None
-        raise
+    import_named(module, f"env.id={env_id!r}", to=" to import")
     return env_name
 
 
