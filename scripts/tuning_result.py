@@ -161,12 +161,14 @@ def comparison(root: Path, budget: int, a: argparse.Namespace, norm) -> dict:
     """The tuned and the paper's settings at one budget: each seed's final score, mean ± std, normalised, and a
     bootstrap 95% interval of the difference of the means."""
     scores = {name: final_scores(root / folder(name, budget, a)) for name in ("tuned", "paper")}
+    values = {k: np.array(list(v.values())) for k, v in scores.items()}
+    means = {k: float(v.mean()) for k, v in values.items()}
     rng = np.random.default_rng(0)
-    t, p = (np.array(list(scores[k].values())) for k in ("tuned", "paper"))
+    t, p = values["tuned"], values["paper"]
     boot = [rng.choice(t, len(t)).mean() - rng.choice(p, len(p)).mean() for _ in range(10_000)]
     return {"budget": budget,
-            "settings": {k: {"scores": v, "mean": float(np.mean(list(v.values()))), "std": float(np.std(list(v.values()))),
-                             "normalised_mean": norm(float(np.mean(list(v.values()))))} for k, v in scores.items()},
+            "settings": {k: {"scores": v, "mean": means[k], "std": float(values[k].std()), "normalised_mean": norm(means[k])}
+                         for k, v in scores.items()},
             "difference_of_means": float(t.mean() - p.mean()),
             "difference_95ci": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}
 
